@@ -1,0 +1,150 @@
+"""Sequence log-probs of a causal LM over a packed, prefix-shared batch.
+
+``PackedLogProbModel`` wraps a Hugging Face causal LM (optionally PEFT-wrapped). Its forward runs
+the decoder body once over the packed rows with the layout's attention mask and position ids,
+gathers the hidden states that predict response tokens, and applies the LM head to those only,
+in chunks. Wrapping it in one ``nn.Module`` lets DDP/FSDP (through ``accelerate``) see one
+forward, so gradient synchronisation works as for any model.
+
+``plain_sequence_logps`` is the reference implementation the fast path is tested against: one
+ordinary forward per prompt + response, full logits, ``log_softmax``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from prefalign.engine.layout import PackedBatch, pack
+from prefalign.engine.logprobs import DEFAULT_CHUNK_TOKENS, token_logprobs, token_statistics
+from prefalign.engine.masks import dense_mask, flex_block_mask
+
+
+@dataclass
+class SequenceLogps:
+    """Log-probs of every (example, response) of a batch.
+
+    ``logps`` and ``lengths`` are [E, K]: summed log-probs and token counts of response k of
+    example e (0 where an example has fewer than K responses). ``token_logps`` is flat over all
+    response tokens with ``sequence_index`` = e * K + k; ``stats`` holds optional per-token
+    statistics aligned with it.
+    """
+
+    logps: torch.Tensor
+    lengths: torch.Tensor
+    token_logps: torch.Tensor
+    sequence_index: torch.Tensor
+    stats: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def padded(self, values: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-token ``values`` (default: token log-probs) as [E, K, T] plus a bool mask."""
+        values = self.token_logps if values is None else values
+        e, k = self.lengths.shape
+        width = int(self.lengths.max()) if self.lengths.numel() else 0
+        counts = self.lengths.reshape(-1)
+        starts = torch.cumsum(counts, 0) - counts
+        pos = torch.arange(values.shape[0], device=values.device) - starts[self.sequence_index]
+        out = values.new_zeros(e * k, width)
+        mask = torch.zeros(e * k, width, dtype=torch.bool, device=values.device)
+        out = out.index_put((self.sequence_index, pos), values)
+        mask[self.sequence_index, pos] = True
+        return out.view(e, k, width), mask.view(e, k, width)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The transformers model under a PEFT wrapper (adapters stay active: they live in place)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+def head_transform(config) -> tuple[float, float | None]:
+    """(logit scale, final softcap) that a model family applies after its LM head."""
+    scale = 1.0
+    if getattr(config, "logit_scale", None):  # Cohere multiplies logits
+        scale = float(config.logit_scale)
+    if getattr(config, "logits_scaling", None):  # Granite divides them
+        scale = 1.0 / float(config.logits_scaling)
+    softcap = getattr(config, "final_logit_softcapping", None) or None  # Gemma 2/3
+    return scale, softcap
+
+
+class PackedLogProbModel(nn.Module):
+    """Computes response log-probs for packed, prefix-shared batches with a chunked LM head."""
+
+    def __init__(self, model: nn.Module, *, chunk_tokens: int = DEFAULT_CHUNK_TOKENS):
+        super().__init__()
+        self.model = model
+        self.chunk_tokens = chunk_tokens
+
+    @property
+    def config(self):
+        return _unwrap(self.model).config
+
+    def _attention_mask(self, batch: PackedBatch):
+        impl = getattr(self.config, "_attn_implementation", None) or "eager"
+        if impl == "flex_attention":
+            return flex_block_mask(batch.segment_ids, batch.branch_ids)
+        if impl in ("sdpa", "eager"):
+            dtype = next(self.model.parameters()).dtype
+            return dense_mask(batch.segment_ids, batch.branch_ids, attn_implementation=impl,
+                              dtype=dtype if dtype.is_floating_point else torch.float32)
+        raise ValueError(
+            f"attention implementation {impl!r} cannot take the block-diagonal prefix-sharing "
+            "mask; load the model with attn_implementation='sdpa' (CPU/GPU) or "
+            "'flex_attention' (GPU)")
+
+    def forward(self, batch: PackedBatch, stats: Sequence[str] = (), topk: int = 10) -> SequenceLogps:
+        base = _unwrap(self.model)
+        body, head = base.get_decoder(), base.get_output_embeddings()
+        out = body(input_ids=batch.input_ids, position_ids=batch.position_ids,
+                   attention_mask=self._attention_mask(batch), use_cache=False)
+        hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+        hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.source_index)
+        scale, softcap = head_transform(base.config)
+        bias = getattr(head, "bias", None)
+        token_logps = token_logprobs(hidden, head.weight, batch.target_ids, bias=bias,
+                                     chunk_tokens=self.chunk_tokens, logit_scale=scale,
+                                     softcap=softcap)
+        extra = {}
+        if stats:
+            extra = token_statistics(hidden.detach(), head.weight.detach(), set(stats),
+                                     bias=None if bias is None else bias.detach(),
+                                     chunk_tokens=self.chunk_tokens, logit_scale=scale,
+                                     softcap=softcap, topk=topk)
+        e, k = batch.num_examples, batch.num_responses
+        sums = token_logps.new_zeros(e * k).index_add(0, batch.sequence_index, token_logps)
+        return SequenceLogps(logps=sums.view(e, k), lengths=batch.response_lengths,
+                             token_logps=token_logps, sequence_index=batch.sequence_index,
+                             stats=extra)
+
+
+def plain_sequence_logps(model: nn.Module, examples: Sequence) -> torch.Tensor:
+    """[E, K] summed response log-probs, one ordinary forward per prompt + response.
+
+    The slow, obviously-correct path: full logits over every position, ``log_softmax``, gather.
+    """
+    device = next(model.parameters()).device
+    num_responses = max(len(ex.responses) for ex in examples)
+    rows = []
+    for ex in examples:
+        row = []
+        for resp in ex.responses:
+            ids = torch.tensor([list(ex.prompt_ids) + list(resp)], device=device)
+            logits = model(input_ids=ids, use_cache=False).logits.float()
+            p = len(ex.prompt_ids)
+            logp = torch.log_softmax(logits[0, p - 1:-1], dim=-1)
+            row.append(logp.gather(1, ids[0, p:, None]).sum())
+        row += [torch.zeros((), device=device)] * (num_responses - len(row))
+        rows.append(torch.stack(row))
+    return torch.stack(rows)
+
+
+def sequence_logps(model: PackedLogProbModel, examples: Sequence, *, pad_token_id: int = 0,
+                   row_capacity: int | None = None, stats: Sequence[str] = ()) -> SequenceLogps:
+    """Pack ``examples`` and run the fast path (a convenience for callers outside training)."""
+    device = next(model.parameters()).device
+    batch = pack(examples, pad_token_id=pad_token_id, row_capacity=row_capacity).to(device)
+    return model(batch, stats=stats)

@@ -1,0 +1,160 @@
+"""Prefix-shared, packed layout of a batch of examples.
+
+One example = one prompt and K responses (a pair: K=2; unpaired/SFT: K=1; a ranked list: K).
+It becomes one run of tokens ``[prompt | response_0 | response_1 | ...]``: the prompt is computed
+once, each response attends to the prompt and to itself only, and each response's positions
+restart right after the prompt, so every response sees exactly what a separate
+``prompt + response`` forward would show it. Several examples are packed into one row
+(block-diagonal attention), so padding is near zero.
+
+Each token gets a *segment* (which example of the row; -1 for padding) and a *branch*
+(0 = prompt, r + 1 = response r). Attention is allowed from query q to key k iff
+``segment[q] == segment[k] and k <= q and branch[k] in (0, branch[q])``.
+
+Response token j of response r is predicted from the hidden state one place before it in its own
+view of the sequence: the last prompt token for j = 0, response token j - 1 otherwise. The layout
+records those *source positions* so the LM head runs on them only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+
+@dataclass
+class PackedBatch:
+    """Tensors for one forward pass over a packed, prefix-shared batch.
+
+    Row-level tensors are [rows, length]. Token-level response tensors are flat over every
+    response token of the batch, ordered example by example, response by response.
+    """
+
+    input_ids: torch.Tensor  # [R, L] long
+    position_ids: torch.Tensor  # [R, L] long
+    segment_ids: torch.Tensor  # [R, L] long, -1 = padding
+    branch_ids: torch.Tensor  # [R, L] long, 0 = prompt, r + 1 = response r
+    source_index: torch.Tensor  # [N] long: flat index (row * L + col) of each predicting state
+    target_ids: torch.Tensor  # [N] long: the response token predicted there
+    sequence_index: torch.Tensor  # [N] long: which (example, response) sequence the token is in
+    num_examples: int
+    num_responses: int  # K: responses per example (shorter lists are padded, see response_mask)
+    response_lengths: torch.Tensor  # [E, K] long (0 where an example has fewer responses)
+    prompt_lengths: torch.Tensor  # [E] long
+
+    @property
+    def response_mask(self) -> torch.Tensor:
+        """[E, K] bool: which (example, response) slots hold a real response."""
+        return self.response_lengths > 0
+
+    @property
+    def num_tokens(self) -> int:
+        """Real (non-padding) tokens in the batch."""
+        return int((self.segment_ids >= 0).sum())
+
+    def to(self, device) -> "PackedBatch":
+        moved = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        for name, value in moved.items():
+            if isinstance(value, torch.Tensor):
+                moved[name] = value.to(device, non_blocking=True)
+        return PackedBatch(**moved)
+
+
+def plan_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """Assign items to rows of at most ``capacity`` tokens: first-fit decreasing.
+
+    An item longer than ``capacity`` gets a row of its own. Returns the item indices of each row,
+    rows in order of first use, items in a row in their original order (deterministic).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    rows: list[list[int]] = []
+    free: list[int] = []
+    for i in order:
+        for r, room in enumerate(free):
+            if lengths[i] <= room:
+                rows[r].append(i)
+                free[r] -= lengths[i]
+                break
+        else:
+            rows.append([i])
+            free.append(capacity - lengths[i])
+    return [sorted(row) for row in rows]
+
+
+def pack(examples: Sequence, *, pad_token_id: int = 0, row_capacity: int | None = None,
+         pad_to_multiple_of: int = 1) -> PackedBatch:
+    """Lay out ``examples`` (objects with ``prompt_ids`` and ``responses``) as a PackedBatch.
+
+    ``row_capacity`` bounds the tokens per row; by default it is the longest example, so packing
+    never makes attention rows longer than the longest example needs.
+    """
+    if not examples:
+        raise ValueError("cannot pack an empty batch")
+    num_responses = max(len(ex.responses) for ex in examples)
+    lengths = []
+    for e, ex in enumerate(examples):
+        if len(ex.prompt_ids) == 0:
+            raise ValueError(
+                f"example {getattr(ex, 'index', e)} has an empty prompt: the first response token "
+                "needs at least one prompt token (a BOS or chat-template token) to be predicted from")
+        if any(len(r) == 0 for r in ex.responses):
+            raise ValueError(f"example {getattr(ex, 'index', e)} has an empty response")
+        lengths.append(len(ex.prompt_ids) + sum(len(r) for r in ex.responses))
+    capacity = max(row_capacity or 0, max(lengths))
+    rows = plan_rows(lengths, capacity)
+    width = max(sum(lengths[i] for i in row) for row in rows)
+    width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
+
+    num_rows = len(rows)
+    input_ids = torch.full((num_rows, width), pad_token_id, dtype=torch.long)
+    position_ids = torch.zeros((num_rows, width), dtype=torch.long)
+    segment_ids = torch.full((num_rows, width), -1, dtype=torch.long)
+    branch_ids = torch.zeros((num_rows, width), dtype=torch.long)
+    response_lengths = torch.zeros((len(examples), num_responses), dtype=torch.long)
+    prompt_lengths = torch.tensor([len(ex.prompt_ids) for ex in examples], dtype=torch.long)
+
+    # Token-level lists are filled per example, then concatenated in example order.
+    per_example_tokens: list[tuple[list[int], list[int], list[int]] | None] = [None] * len(examples)
+    for r, row in enumerate(rows):
+        col = 0
+        for slot, e in enumerate(row):
+            ex = examples[e]
+            prompt = list(ex.prompt_ids)
+            p = len(prompt)
+            input_ids[r, col:col + p] = torch.tensor(prompt)
+            position_ids[r, col:col + p] = torch.arange(p)
+            segment_ids[r, col:col + p] = slot
+            sources, targets, seqs = [], [], []
+            start = col + p
+            last_prompt = r * width + col + p - 1
+            for k, resp in enumerate(ex.responses):
+                n = len(resp)
+                input_ids[r, start:start + n] = torch.tensor(list(resp))
+                position_ids[r, start:start + n] = torch.arange(p, p + n)
+                segment_ids[r, start:start + n] = slot
+                branch_ids[r, start:start + n] = k + 1
+                response_lengths[e, k] = n
+                flat = r * width + start
+                sources.append(last_prompt)
+                sources.extend(range(flat, flat + n - 1))
+                targets.extend(resp)
+                seqs.extend([e * num_responses + k] * n)
+                start += n
+            per_example_tokens[e] = (sources, targets, seqs)
+            col = start
+        # Padding keeps distinct, increasing positions (harmless, and avoids degenerate masks).
+        if col < width:
+            position_ids[r, col:] = torch.arange(width - col)
+
+    sources = [s for tok in per_example_tokens for s in tok[0]]
+    targets = [t for tok in per_example_tokens for t in tok[1]]
+    seqs = [q for tok in per_example_tokens for q in tok[2]]
+    return PackedBatch(
+        input_ids=input_ids, position_ids=position_ids, segment_ids=segment_ids,
+        branch_ids=branch_ids, source_index=torch.tensor(sources, dtype=torch.long),
+        target_ids=torch.tensor(targets, dtype=torch.long),
+        sequence_index=torch.tensor(seqs, dtype=torch.long), num_examples=len(examples),
+        num_responses=num_responses, response_lengths=response_lengths,
+        prompt_lengths=prompt_lengths)

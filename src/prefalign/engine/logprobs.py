@@ -1,0 +1,124 @@
+"""Token log-probs from hidden states, with the LM head applied in chunks.
+
+The [tokens x vocab] logits of a batch never exist at once: the forward keeps one chunk of
+logits at a time and saves only the log-sum-exp per token; the backward recomputes each chunk's
+logits (one extra head matmul) to form ``d logp / d logits = onehot - softmax``. The head runs
+only on the positions that predict response tokens.
+
+Optional per-token statistics (no gradient) come from the same chunks for free:
+``log_sum_p2`` = log Σ_v p(v)² (WPO's weight), ``entropy``, and ``topk_mass``/``topk_entropy``
+for the likelihood over-optimisation diagnostics.
+"""
+
+from __future__ import annotations
+
+import torch
+
+DEFAULT_CHUNK_TOKENS = 1024
+
+
+def _logits(hidden, weight, bias, scale, softcap):
+    """Head logits in float32 for one chunk; returns (logits, tanh term for the softcap)."""
+    logits = hidden @ weight.t()
+    if bias is not None:
+        logits = logits + bias
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    if scale != 1.0:
+        logits = logits * scale
+    if softcap:
+        squashed = torch.tanh(logits / softcap)
+        return softcap * squashed, squashed
+    return logits, None
+
+
+def _stats(logits, logp_all, want, topk):
+    out = {}
+    probs = logp_all.exp()
+    if "log_sum_p2" in want:
+        out["log_sum_p2"] = torch.logsumexp(2 * logp_all, dim=-1)
+    if "entropy" in want:
+        out["entropy"] = -(probs * logp_all).sum(-1)
+    if "topk_mass" in want or "topk_entropy" in want:
+        top_logp = logp_all.topk(topk, dim=-1).values
+        mass = top_logp.exp().sum(-1)
+        out["topk_mass"] = mass
+        # entropy of the renormalised top-k distribution
+        renorm = top_logp - mass.log()[:, None]
+        out["topk_entropy"] = -(renorm.exp() * renorm).sum(-1)
+    return {k: v for k, v in out.items() if k in want}
+
+
+class _ChunkedTokenLogProbs(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets, chunk, scale, softcap):
+        n = hidden.shape[0]
+        out_dtype = torch.promote_types(hidden.dtype, torch.float32)
+        token_logps = hidden.new_empty(n, dtype=out_dtype)
+        lse = hidden.new_empty(n, dtype=out_dtype)
+        for s in range(0, n, chunk):
+            logits, _ = _logits(hidden[s:s + chunk], weight, bias, scale, softcap)
+            lse[s:s + chunk] = torch.logsumexp(logits, dim=-1)
+            picked = logits.gather(1, targets[s:s + chunk, None]).squeeze(1)
+            token_logps[s:s + chunk] = picked - lse[s:s + chunk]
+        ctx.save_for_backward(hidden, weight, bias, targets, lse)
+        ctx.chunk, ctx.scale, ctx.softcap = chunk, scale, softcap
+        return token_logps
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        hidden, weight, bias, targets, lse = ctx.saved_tensors
+        chunk, scale, softcap = ctx.chunk, ctx.scale, ctx.softcap
+        need_h, need_w, need_b = ctx.needs_input_grad[:3]
+        grad_h = torch.empty_like(hidden) if need_h else None
+        acc = lse.dtype  # accumulate weight gradients in at least float32
+        grad_w = torch.zeros_like(weight, dtype=acc) if need_w else None
+        grad_b = torch.zeros_like(bias, dtype=acc) if (need_b and bias is not None) else None
+        grad_out = grad_out.to(acc)
+        for s in range(0, hidden.shape[0], chunk):
+            h = hidden[s:s + chunk]
+            g = grad_out[s:s + chunk]
+            logits, squashed = _logits(h, weight, bias, scale, softcap)
+            # d logp_t / d logits = onehot(t) - softmax
+            dlogits = torch.exp(logits - lse[s:s + chunk, None]).mul_(-g[:, None])
+            dlogits.scatter_add_(1, targets[s:s + chunk, None], g[:, None])
+            if softcap:
+                dlogits.mul_(1 - squashed * squashed)
+            if scale != 1.0:
+                dlogits.mul_(scale)
+            dlogits = dlogits.to(weight.dtype)
+            if need_h:
+                grad_h[s:s + chunk] = dlogits @ weight
+            if need_w:
+                grad_w.addmm_(dlogits.t().to(acc), h.to(acc))
+            if grad_b is not None:
+                grad_b += dlogits.to(acc).sum(0)
+        if grad_w is not None:
+            grad_w = grad_w.to(weight.dtype)
+        if grad_b is not None:
+            grad_b = grad_b.to(bias.dtype)
+        return grad_h, grad_w, grad_b, None, None, None, None
+
+
+def token_logprobs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, *,
+                   bias: torch.Tensor | None = None, chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+                   logit_scale: float = 1.0, softcap: float | None = None) -> torch.Tensor:
+    """log p(target | hidden) for each row of ``hidden`` [N, H]; differentiable, chunked."""
+    if hidden.shape[0] == 0:
+        return hidden.new_zeros(0, dtype=torch.promote_types(hidden.dtype, torch.float32))
+    return _ChunkedTokenLogProbs.apply(hidden, weight, bias, targets, int(chunk_tokens),
+                                       float(logit_scale), softcap)
+
+
+@torch.no_grad()
+def token_statistics(hidden: torch.Tensor, weight: torch.Tensor, want: set[str], *,
+                     bias: torch.Tensor | None = None, chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+                     logit_scale: float = 1.0, softcap: float | None = None,
+                     topk: int = 10) -> dict[str, torch.Tensor]:
+    """Per-token distribution statistics (no gradient), computed chunk by chunk."""
+    parts: dict[str, list[torch.Tensor]] = {name: [] for name in want}
+    for s in range(0, hidden.shape[0], chunk_tokens):
+        logits, _ = _logits(hidden[s:s + chunk_tokens], weight, bias, logit_scale, softcap)
+        logp_all = torch.log_softmax(logits, dim=-1)
+        for name, value in _stats(logits, logp_all, want, min(topk, logits.shape[-1])).items():
+            parts[name].append(value)
+    return {name: torch.cat(v) if v else hidden.new_zeros(0) for name, v in parts.items()}

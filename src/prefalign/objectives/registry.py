@@ -1,0 +1,200 @@
+"""The objectives registry: one record per objective, looked up by name or alias.
+
+Every objective registers itself with :func:`register`, giving the metadata a user (and the
+training engine) needs before calling it: whether it needs a reference model, what shape of
+data it trains on, its hyperparameters with defaults and ranges, the extra named tensors it
+needs, and the paper it comes from. Dispatch (``compute*``) looks entries up here; nothing
+switches on names with if/elif.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+SHAPES = ("pairwise", "unpaired", "listwise", "sft")
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """One hyperparameter of an objective: name (TRL's where TRL has one), default, meaning."""
+
+    name: str
+    default: Any
+    description: str
+    typical: str = ""
+    choices: tuple | None = None
+
+    def check(self, objective: str, value: Any) -> Any:
+        """Return ``value`` if it is acceptable for this hyperparameter, else raise ValueError."""
+        if self.choices is not None:
+            if value not in self.choices:
+                raise ValueError(
+                    f"objective {objective!r}: hyperparameter {self.name}={value!r} is not one of "
+                    f"{', '.join(map(repr, self.choices))}"
+                )
+            return value
+        if isinstance(self.default, bool):
+            if not isinstance(value, bool):
+                raise ValueError(
+                    f"objective {objective!r}: hyperparameter {self.name} must be True or False, "
+                    f"got {value!r}"
+                )
+            return value
+        if isinstance(self.default, (int, float)) or self.default is None:
+            if value is None and self.default is None:
+                return value
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(
+                    f"objective {objective!r}: hyperparameter {self.name} must be a number, "
+                    f"got {value!r}"
+                )
+            return float(value)
+        return value
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A registered objective and everything needed to call it correctly.
+
+    Attributes:
+        name: canonical name (TRL's ``loss_type`` where TRL has the method).
+        formula: the loss in plain math, per example.
+        paper: title of the paper that introduced it.
+        needs_reference: True when reference-model log-probs are required.
+        shape: "pairwise", "unpaired", "listwise" or "sft".
+        hyperparameters: every accepted hyperparameter with its default.
+        inputs: extra named tensors that must be passed (beyond the log-probs, the
+            reference log-probs and the lengths).
+        optional_inputs: extra named tensors that may be passed.
+        needs_lengths: True when response lengths (token counts) are required.
+        aliases: other accepted names.
+        trl_name: the TRL ``loss_type`` with the same semantics, if any.
+        summary: one line saying what it is.
+        notes: where papers and TRL differ, which variant is the default and why.
+        fn: the loss function ``fn(batch, **hyperparameters) -> Tensor[batch]``.
+        modifiers: names of generic pairwise modifiers (``ld_alpha``, ``use_weighting``, …)
+            included in ``hyperparameters``; the dispatcher applies them, not ``fn``.
+    """
+
+    name: str
+    formula: str
+    paper: str
+    needs_reference: bool
+    shape: str
+    hyperparameters: tuple[Hyperparameter, ...]
+    inputs: frozenset[str] = frozenset()
+    optional_inputs: frozenset[str] = frozenset()
+    needs_lengths: bool = False
+    aliases: tuple[str, ...] = ()
+    trl_name: str | None = None
+    summary: str = ""
+    notes: str = ""
+    fn: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
+    modifiers: tuple[str, ...] = ()
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """Hyperparameter defaults as a dict."""
+        return {h.name: h.default for h in self.hyperparameters}
+
+    def hyperparameter(self, name: str) -> Hyperparameter:
+        for h in self.hyperparameters:
+            if h.name == name:
+                return h
+        raise KeyError(name)
+
+
+_REGISTRY: dict[str, Objective] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def _normalize(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+def register(objective: Objective) -> Objective:
+    """Add an objective to the registry; names and aliases must be unique."""
+    if objective.shape not in SHAPES:
+        raise ValueError(f"objective {objective.name!r}: shape must be one of {SHAPES}")
+    for key in (objective.name, *objective.aliases):
+        key = _normalize(key)
+        if key in _ALIASES:
+            raise ValueError(f"objective name {key!r} is registered twice")
+        _ALIASES[key] = objective.name
+    _REGISTRY[objective.name] = objective
+    return objective
+
+
+def objective(fn: Callable[..., Any] | None = None, /, **metadata: Any):
+    """Decorator form of :func:`register`: ``@objective(name=..., formula=..., ...)``."""
+
+    def wrap(f: Callable[..., Any]) -> Callable[..., Any]:
+        register(Objective(fn=f, **metadata))
+        return f
+
+    return wrap if fn is None else wrap(fn)
+
+
+def _ensure_loaded() -> None:
+    # Importing the modules registers their objectives; done lazily to avoid import cycles.
+    from . import listwise, pairwise, pairwise_variants, reference_free, token_level, unpaired  # noqa: F401
+
+
+def get(name: str) -> Objective:
+    """Return the registry entry for ``name`` (canonical name or alias).
+
+    Raises ValueError naming close matches when the name is unknown.
+    """
+    _ensure_loaded()
+    key = _normalize(str(name))
+    if key in _ALIASES:
+        return _REGISTRY[_ALIASES[key]]
+    close = difflib.get_close_matches(key, list(_ALIASES), n=5, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    raise ValueError(
+        f"unknown objective {name!r}.{hint} Run `prefalign objectives` or call "
+        f"prefalign.objectives.available() to list all {len(_REGISTRY)} objectives."
+    )
+
+
+def available() -> list[Objective]:
+    """All registered objectives, sorted by data shape then name."""
+    _ensure_loaded()
+    order = {s: i for i, s in enumerate(SHAPES)}
+    return sorted(_REGISTRY.values(), key=lambda o: (order[o.shape], o.name))
+
+
+def _format_value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def table_text() -> str:
+    """A printable table of every objective: name, reference, shape, hyperparameters, paper."""
+    rows = []
+    for o in available():
+        own = [h for h in o.hyperparameters if h.name not in o.modifiers or h.default not in (None, False)]
+        hp = ", ".join(f"{h.name}={_format_value(h.default)}" for h in own) or "-"
+        extra = sorted(o.inputs)
+        if o.needs_lengths:
+            extra.insert(0, "lengths")
+        name = o.name + (f" ({', '.join(o.aliases)})" if o.aliases else "")
+        rows.append((name, "yes" if o.needs_reference else "no", o.shape, hp, ", ".join(extra) or "-", o.paper))
+    header = ("name (aliases)", "ref", "shape", "hyperparameters (defaults)", "needs", "paper")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+
+    def line(r: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1]
+
+    out = [line(header), line(tuple("-" * w for w in widths) + ("-" * 5,))]
+    out += [line(r) for r in rows]
+    out.append("")
+    out.append(
+        "Every pairwise objective also accepts the modifiers ld_alpha (LD-DPO, needs per-token "
+        "log-probs) and use_weighting (WPO, needs per-token log-probs and log sum p^2), except "
+        "where the table says otherwise. See docs/objectives.md."
+    )
+    return "\n".join(out)
