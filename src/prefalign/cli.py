@@ -26,6 +26,94 @@ def _cmd_tiny_model(args: argparse.Namespace) -> int:
     return 0
 
 
+# Flags that map straight onto TrainConfig fields (flag name -> field, type).
+_TRAIN_FLAGS = [
+    ("--model", "model", str), ("--data", "data", str), ("--objective", "objective", str),
+    ("--output", "output", str), ("--ref-model", "ref_model", str),
+    ("--reference", "reference", str), ("--eval-data", "eval_data", str),
+    ("--batch-size", "batch_size", int), ("--grad-accum", "grad_accum", int),
+    ("--lr", "lr", float), ("--epochs", "epochs", float), ("--max-steps", "max_steps", int),
+    ("--max-length", "max_length", int), ("--max-prompt-length", "max_prompt_length", int),
+    ("--truncation", "truncation", str), ("--on-error", "on_error", str),
+    ("--seed", "seed", int), ("--warmup-steps", "warmup_steps", int),
+    ("--warmup-ratio", "warmup_ratio", float), ("--scheduler", "scheduler", str),
+    ("--weight-decay", "weight_decay", float), ("--max-grad-norm", "max_grad_norm", float),
+    ("--dtype", "dtype", str), ("--attn-implementation", "attn_implementation", str),
+    ("--chunk-tokens", "chunk_tokens", int), ("--row-tokens", "row_tokens", int),
+    ("--lora-r", "lora_r", int), ("--lora-alpha", "lora_alpha", int),
+    ("--lora-dropout", "lora_dropout", float), ("--save-steps", "save_steps", int),
+    ("--eval-steps", "eval_steps", int), ("--logging-steps", "logging_steps", int),
+    ("--cache-dir", "cache_dir", str),
+]
+_TRAIN_SWITCHES = [
+    ("--lora", "lora"), ("--qlora", "qlora"), ("--merge-lora", "merge_lora"), ("--bf16", "bf16"),
+    ("--gradient-checkpointing", "gradient_checkpointing"),
+    ("--trust-remote-code", "trust_remote_code"),
+]
+# Objective hyperparameters with a flag of their own (TRL's names); others go through --set.
+_OBJECTIVE_FLAGS = [("--beta", "beta"), ("--label-smoothing", "label_smoothing"),
+                    ("--simpo-gamma", "simpo_gamma"), ("--ld-alpha", "ld_alpha"),
+                    ("--rpo-alpha", "rpo_alpha")]
+
+
+def _parse_value(text: str):
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from prefalign.train import TrainConfig, train
+
+    overrides = {field: getattr(args, field) for _, field, _ in _TRAIN_FLAGS}
+    for _, field in _TRAIN_SWITCHES:
+        if getattr(args, field):
+            overrides[field] = True
+    if args.no_reference:
+        overrides["reference"] = "none"
+    if args.no_progress:
+        overrides["progress"] = False
+    if args.report_to:
+        overrides["report_to"] = args.report_to.split(",")
+    cfg = TrainConfig.from_sources(args.config, **overrides)
+    extra = dict(cfg.objective_args)
+    for flag, name in _OBJECTIVE_FLAGS:
+        value = getattr(args, name)
+        if value is not None:
+            extra[name] = value
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        extra[key.strip().replace("-", "_")] = _parse_value(value)
+    cfg.objective_args = extra
+    missing = [f for f in ("model", "data") if not getattr(cfg, f)]
+    if missing:
+        raise SystemExit(f"prefalign train: --{missing[0]} is required (or set it in --config)")
+    result = train(cfg)
+    print(f"trained {result.steps} steps; model in {result.output_dir / 'model'}; "
+          f"metrics in {result.output_dir / 'metrics.jsonl'}")
+    return 0
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a policy with a DPO-family objective")
+    p.add_argument("--config", help="YAML file of TrainConfig options; flags override it")
+    for flag, field, typ in _TRAIN_FLAGS:
+        p.add_argument(flag, dest=field, type=typ, default=None)
+    for flag, field in _TRAIN_SWITCHES:
+        p.add_argument(flag, dest=field, action="store_true")
+    p.add_argument("--no-reference", action="store_true",
+                   help="train without a reference model (reference-free objectives only)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--report-to", help="comma-separated trackers: tensorboard,wandb")
+    for flag, name in _OBJECTIVE_FLAGS:
+        p.add_argument(flag, dest=name, type=float, default=None)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="any objective hyperparameter, e.g. --set f_divergence_type=js_divergence")
+    p.set_defaults(func=_cmd_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="prefalign",
@@ -50,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Commands defined in other modules add themselves here (keeps this file a thin index).
-_COMMAND_REGISTRARS: list = []
+_COMMAND_REGISTRARS: list = [_add_train]
 
 
 def main(argv: list[str] | None = None) -> int:

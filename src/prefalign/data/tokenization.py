@@ -1,0 +1,204 @@
+"""Tokenize records with exact prompt/response boundaries.
+
+The prompt ids are exactly what generation feeds the model: the rendered prompt tokenized on its
+own (`tokenize_prompt`). The response ids are exactly what the model must predict after them, so
+that ``decode(prompt_ids + response_ids)`` is the full rendered text:
+
+1. tokenize prompt + response together; if the prompt ids are a prefix, the rest is the response;
+2. otherwise (BPE merged across the boundary, e.g. "the" + "re" -> "there"), tokenize the response
+   on its own (or after a newline anchor, for SentencePiece-style prefix spaces) and keep the first
+   candidate whose concatenation decodes to the same text as the joint tokenization;
+3. if none does, raise `TokenizationError` naming the record. Nothing is guessed or only warned.
+
+Special tokens: rendered chat-template text is tokenized with ``add_special_tokens=False`` (the
+template writes its own BOS, as `apply_chat_template` does for generation), so BOS is never doubled.
+Plain text gets the tokenizer's BOS once, only if the tokenizer adds one, and an EOS token after
+each response.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .errors import Location, TokenizationError
+from .records import PairRecord, RankedRecord, Record, Text, UnpairedRecord, is_conversational
+from .render import render_prompt, split_render
+from .truncate import check_limits, fit
+from .validate import validate_record
+
+log = logging.getLogger("prefalign.data")
+
+
+@dataclass
+class TokenizedExample:
+    prompt_ids: list[int]
+    responses: list[list[int]]      # pairwise: [chosen, rejected]; unpaired: [completion]; ranked: K completions
+    kind: str                       # "pairwise" | "unpaired" | "ranked" | "sft"
+    label: bool | None = None       # unpaired
+    scores: list[float] | None = None   # ranked (and pairwise: [score_chosen, score_rejected] if given)
+    margin: float | None = None     # pairwise
+    index: int = 0                  # position of the source record, for caching and reporting
+
+
+@dataclass
+class TokenizeReport:
+    """What `tokenize_records` kept, cut and dropped, and how boundaries were found."""
+
+    records: int = 0
+    examples: int = 0
+    policy: str = "keep_start"
+    max_length: int | None = None
+    max_prompt_length: int | None = None
+    truncated: int = 0               # rows with anything cut
+    prompt_truncated: int = 0        # rows whose prompt was cut
+    responses_truncated: int = 0     # rows with at least one response cut
+    dropped: Counter = field(default_factory=Counter)   # reason -> rows
+    identical_after_truncation: int = 0  # rows whose responses became identical token lists
+    boundary_retokenized: int = 0    # responses tokenized apart because BPE merged the boundary
+
+    @property
+    def n_dropped(self) -> int:
+        return sum(self.dropped.values())
+
+    def summary(self) -> str:
+        text = f"tokenized {self.records} records into {self.examples} examples"
+        limits = ", ".join(f"{k}={v}" for k, v in (("max_length", self.max_length),
+                           ("max_prompt_length", self.max_prompt_length)) if v is not None)
+        if self.truncated:
+            text += (f"; truncated {self.truncated} ({self.policy}, {limits}: prompt cut in "
+                     f"{self.prompt_truncated}, responses cut in {self.responses_truncated})")
+        if self.dropped:
+            reasons = ", ".join(f"{r}: {n}" for r, n in self.dropped.most_common())
+            text += f"; dropped {self.n_dropped} ({self.policy}, {limits}: {reasons})"
+        if self.identical_after_truncation:
+            text += (f"; {self.identical_after_truncation} rows have identical responses after "
+                     "truncation (no preference signal left; raise max_length)")
+        if self.boundary_retokenized:
+            text += (f"; {self.boundary_retokenized} responses tokenized apart from their prompt "
+                     "(token merges across the boundary)")
+        return text
+
+
+class _Encoder:
+    """Tokenizer calls used here, with the tokenizer's BOS/EOS behaviour worked out once."""
+
+    def __init__(self, tokenizer):
+        self.tok = tokenizer
+        self.bos = tokenizer.bos_token_id
+        self.eos = tokenizer.eos_token_id
+        probe = "a"
+        with_special = tokenizer(probe, add_special_tokens=True)["input_ids"]
+        plain = tokenizer(probe, add_special_tokens=False)["input_ids"]
+        self.adds_bos = (self.bos is not None and with_special[:1] == [self.bos]
+                         and plain[:1] != [self.bos])
+
+    def encode(self, texts: list[str]) -> list[list[int]]:
+        return self.tok(texts, add_special_tokens=False)["input_ids"]
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tok.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    def prompt_ids(self, prompt: Text, prompt_text: str) -> list[int]:
+        ids = self.encode([prompt_text])[0]
+        if not is_conversational(prompt) and self.adds_bos and ids[:1] != [self.bos]:
+            ids = [self.bos, *ids]
+        return ids
+
+
+def tokenize_prompt(prompt: Text, tokenizer, system: str | None = None) -> list[int]:
+    """The token ids generation feeds the model for ``prompt`` (template and BOS applied once)."""
+    enc = _Encoder(tokenizer)
+    return enc.prompt_ids(prompt, render_prompt(prompt, tokenizer, system))
+
+
+def _split(enc: _Encoder, prompt_body: list[int], prompt_text: str, response_text: str,
+           index: int) -> tuple[list[int], bool]:
+    """Response ids such that decode(prompt_body + ids) == decode(tokenize(prompt + response))."""
+    joint = enc.encode([prompt_text + response_text])[0]
+    if joint[:len(prompt_body)] == prompt_body:
+        return joint[len(prompt_body):], False
+    target = enc.decode(joint)
+    alone, anchor, anchored = enc.encode([response_text, "\n", "\n" + response_text])
+    candidates = [alone]
+    if anchored[:len(anchor)] == anchor:
+        candidates.append(anchored[len(anchor):])
+    for ids in candidates:
+        if ids and enc.decode(prompt_body + ids) == target:
+            return ids, True
+    raise TokenizationError(
+        f"record {index}: no exact token boundary between the prompt and the response; the "
+        f"prompt ends {prompt_text[-30:]!r} and the response starts {response_text[:30]!r}, and "
+        "neither the joint tokenization nor the response tokenized alone decodes back to the "
+        f"full text with {type(enc.tok).__name__}")
+
+
+def tokenize_record(record: Record, tokenizer, *, index: int = 0, system: str | None = None,
+                    _enc: _Encoder | None = None) -> tuple[TokenizedExample, int]:
+    """Tokenize one record without truncation; returns the example and how many responses
+    needed the boundary fallback. ``system`` is used when the record has none of its own."""
+    enc = _enc or _Encoder(tokenizer)
+    system = record.system or system
+    prompt_text = render_prompt(record.prompt, tokenizer, system)
+    prompt_ids = enc.prompt_ids(record.prompt, prompt_text)
+    body = enc.encode([prompt_text])[0]
+    responses, fallbacks = [], 0
+    for response in record.responses:
+        _, response_text, append_eos = split_render(record.prompt, response, tokenizer, system)
+        ids, fell_back = _split(enc, body, prompt_text, response_text, index)
+        responses.append([*ids, enc.eos] if append_eos else ids)
+        fallbacks += fell_back
+    example = TokenizedExample(prompt_ids, responses, record.kind, index=index)
+    if isinstance(record, PairRecord):
+        example.margin = record.margin
+        if record.score_chosen is not None:
+            example.scores = [record.score_chosen, record.score_rejected]
+    elif isinstance(record, UnpairedRecord):
+        example.label = record.label
+    elif isinstance(record, RankedRecord):
+        example.scores = list(record.scores)
+    return example, fallbacks
+
+
+def tokenize_records(records: Sequence[Record], tokenizer, *, max_length: int | None = None,
+                     truncation: str = "keep_start", max_prompt_length: int | None = None,
+                     system: str | None = None) -> tuple[list[TokenizedExample], TokenizeReport]:
+    """Validate, tokenize and fit ``records``; returns the examples and a `TokenizeReport`.
+
+    ``max_length`` bounds prompt + each response; ``truncation`` is ``keep_start``,
+    ``truncate_prompt_left`` or ``drop`` (see `prefalign.data.truncate`). ``system`` is a default
+    system prompt for records without one. ``example.index`` is the record's position in
+    ``records``, also for the rows kept after drops.
+    """
+    check_limits(max_length, truncation, max_prompt_length)
+    enc = _Encoder(tokenizer)
+    report = TokenizeReport(policy=truncation, max_length=max_length,
+                            max_prompt_length=max_prompt_length)
+    examples = []
+    for index, record in enumerate(records):
+        report.records += 1
+        record = validate_record(record, Location("records", row=index))
+        example, fallbacks = tokenize_record(record, tokenizer, index=index, system=system,
+                                             _enc=enc)
+        report.boundary_retokenized += fallbacks
+        result = fit(example.prompt_ids, example.responses, max_length=max_length,
+                     policy=truncation, max_prompt_length=max_prompt_length,
+                     bos_token_id=enc.bos)
+        if result.dropped:
+            report.dropped[result.dropped] += 1
+            continue
+        if result.truncated:
+            report.truncated += 1
+            report.prompt_truncated += result.prompt_cut
+            report.responses_truncated += result.responses_cut
+            example.prompt_ids, example.responses = result.prompt_ids, result.responses
+            if len(example.responses) > 1 and len(set(map(tuple, example.responses))) < len(
+                    example.responses):
+                report.identical_after_truncation += 1
+        examples.append(example)
+    report.examples = len(examples)
+    if report.truncated or report.dropped or report.identical_after_truncation:
+        log.warning("%s", report.summary())
+    return examples, report

@@ -1,0 +1,174 @@
+"""Reference-model log-probs: cached once on disk, a frozen copy every step, or the policy with
+its LoRA adapters disabled.
+
+The default, ``CachedReference``, runs one batched no-grad pass over the whole data set before
+training (the reference model is then freed) and stores the [examples, K] summed log-probs in a
+safetensors file keyed by the reference model, the tokenized data and the engine settings, so a
+second run with the same inputs loads it instead of recomputing. The tokenized data enters the
+key as the token ids themselves, so any change of tokenizer, chat template, truncation or data
+gives a new key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+from torch import nn
+
+from prefalign.engine.forward import PackedLogProbModel
+from prefalign.engine.layout import pack
+
+log = logging.getLogger(__name__)
+CACHE_FORMAT = 1
+
+
+def model_fingerprint(model_or_path) -> str:
+    """Identify a reference model: its files (path, size, mtime, config) or its weights."""
+    h = hashlib.sha256()
+    if isinstance(model_or_path, (str, os.PathLike)):
+        root = Path(model_or_path).resolve()
+        h.update(str(root).encode())
+        for f in sorted(root.glob("*")):
+            if f.suffix in (".safetensors", ".bin") or f.name == "config.json":
+                st = f.stat()
+                h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+        return h.hexdigest()
+    # An in-memory model: hash every parameter's bytes (fine for the sizes one passes around).
+    for name, p in model_or_path.state_dict().items():
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def data_fingerprint(examples: Sequence) -> str:
+    h = hashlib.sha256()
+    for ex in examples:
+        h.update(json.dumps([list(ex.prompt_ids), [list(r) for r in ex.responses]]).encode())
+    return h.hexdigest()
+
+
+def batches_by_tokens(examples: Sequence, max_tokens: int) -> Iterable[list[int]]:
+    """Consecutive groups of example indices with about ``max_tokens`` tokens each."""
+    group, tokens = [], 0
+    for i, ex in enumerate(examples):
+        n = len(ex.prompt_ids) + sum(len(r) for r in ex.responses)
+        if group and tokens + n > max_tokens:
+            yield group
+            group, tokens = [], 0
+        group.append(i)
+        tokens += n
+    if group:
+        yield group
+
+
+@torch.no_grad()
+def compute_all_logps(model: PackedLogProbModel, examples: Sequence, *, pad_token_id: int,
+                      max_tokens: int = 8192, progress: bool = True, desc: str = "reference log-probs"):
+    """[E, K] summed log-probs of every example, in batched no-grad passes."""
+    from tqdm.auto import tqdm
+
+    device = next(model.parameters()).device
+    k = max(len(ex.responses) for ex in examples)
+    out = torch.zeros(len(examples), k, dtype=torch.float32)
+    was_training = model.training
+    model.eval()
+    groups = list(batches_by_tokens(examples, max_tokens))
+    for group in tqdm(groups, desc=desc, disable=not progress, unit="batch"):
+        batch = pack([examples[i] for i in group], pad_token_id=pad_token_id,
+                      row_capacity=max_tokens).to(device)
+        logps = model(batch).logps.float().cpu()
+        out[group, : logps.shape[1]] = logps
+    model.train(was_training)
+    return out
+
+
+class CachedReference:
+    """Reference log-probs computed once and cached on disk; looked up by example position."""
+
+    kind = "cache"
+
+    def __init__(self, logps: torch.Tensor, path: Path | None = None, reused: bool = False):
+        self.logps = logps
+        self.path = path
+        self.reused = reused
+
+    @classmethod
+    def build(cls, load_model, model_id, examples: Sequence, *, cache_dir: str | os.PathLike,
+              pad_token_id: int, settings: dict, max_tokens: int = 8192,
+              progress: bool = True) -> "CachedReference":
+        """Load ``cache_dir/<key>.safetensors`` or compute it with ``load_model()`` (called only
+        on a cache miss, so a cached run never loads the reference model)."""
+        from safetensors.torch import load_file, save_file
+
+        key_src = json.dumps({"format": CACHE_FORMAT, "model": model_fingerprint(model_id),
+                              "data": data_fingerprint(examples), "settings": settings},
+                             sort_keys=True)
+        key = hashlib.sha256(key_src.encode()).hexdigest()[:24]
+        path = Path(cache_dir) / f"ref-logps-{key}.safetensors"
+        if path.exists():
+            log.info("reference log-probs: reusing %s", path)
+            return cls(load_file(path)["logps"], path, reused=True)
+        model = load_model()
+        logps = compute_all_logps(model, examples, pad_token_id=pad_token_id,
+                                  max_tokens=max_tokens, progress=progress)
+        del model
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        save_file({"logps": logps.contiguous()}, str(tmp), metadata={"key": key_src})
+        os.replace(tmp, path)
+        return cls(logps, path, reused=False)
+
+    def __call__(self, batch, indices: Sequence[int]) -> torch.Tensor:
+        return self.logps[list(indices)]
+
+
+class FrozenReference:
+    """A frozen copy of the reference model run every step (needed when the reference changes
+    during training, e.g. TR-DPO's periodic reference updates)."""
+
+    kind = "model"
+
+    def __init__(self, model: PackedLogProbModel):
+        self.model = model
+        self.model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def __call__(self, batch, indices: Sequence[int]) -> torch.Tensor:
+        return self.model(batch).logps.float()
+
+
+class AdapterDisabledReference:
+    """The policy itself with its PEFT adapters switched off: no second copy of the weights."""
+
+    kind = "adapter-disabled"
+
+    def __init__(self, policy: PackedLogProbModel):
+        self.policy = policy
+
+    @torch.no_grad()
+    def __call__(self, batch, indices: Sequence[int]) -> torch.Tensor:
+        peft_model = _find_peft(self.policy)
+        ctx = peft_model.disable_adapter() if peft_model is not None else contextlib.nullcontext()
+        was_training = self.policy.training
+        self.policy.eval()
+        with ctx:
+            out = self.policy(batch).logps.float()
+        self.policy.train(was_training)
+        return out
+
+
+def _find_peft(module: nn.Module):
+    for m in module.modules():
+        if hasattr(m, "disable_adapter") and hasattr(m, "peft_config"):
+            return m
+    raise ValueError("reference 'adapter-disabled' needs a PEFT (LoRA) policy; add --lora or "
+                     "choose --reference cache/model")

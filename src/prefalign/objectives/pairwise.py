@@ -1,0 +1,412 @@
+"""Pairwise objectives with a reference model, under TRL's ``loss_type`` names and semantics.
+
+Each function takes a :class:`PairwiseBatch` and its hyperparameters and returns the
+per-pair losses, Tensor[B], unreduced. s_w, s_l are the f-divergence scores of the
+log-ratios (``s = ρ`` by default) and Δ = s_w − s_l, exactly as TRL's step 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import params
+from .batches import PairwiseBatch
+from .common import per_token, smoothed_logistic, sorted_batch
+from .registry import Hyperparameter, objective
+
+DPO_PAPER = "Direct Preference Optimization: Your Language Model is Secretly a Reward Model"
+F_DIV = params.F_DIVERGENCE
+MODS = tuple(h.name for h in params.ALL_MODIFIERS)
+LD_MODS = tuple(h.name for h in params.LD_MODIFIERS)
+
+
+def _delta(b: PairwiseBatch, f_divergence_type: str, f_alpha_divergence_coef: float) -> Tensor:
+    s_w, s_l = b.scores(f_divergence_type, f_alpha_divergence_coef)
+    return s_w - s_l
+
+
+@objective(
+    name="sigmoid",
+    aliases=("dpo", "f_dpo"),
+    trl_name="sigmoid",
+    shape="pairwise",
+    needs_reference=True,
+    paper=DPO_PAPER,
+    formula="-log σ(β·Δ),  Δ = s_w − s_l,  s = f′-score of ρ = log π − log π_ref (s = ρ for reverse KL)",
+    summary="DPO: logistic (Bradley-Terry) loss on the implicit-reward margin; f-DPO via f_divergence_type",
+    hyperparameters=(params.beta(), *F_DIV, *params.ALL_MODIFIERS),
+    modifiers=MODS,
+    notes="f-DPO ('Beyond Reverse KL: Generalizing Direct Preference Optimization with Diverse "
+    "Divergence Constraints') is this objective with f_divergence_type != 'reverse_kl'.",
+)
+def dpo(b: PairwiseBatch, *, beta: float, f_divergence_type: str, f_alpha_divergence_coef: float) -> Tensor:
+    """DPO: −log σ(β·Δ) with Δ = s_w − s_l (s = ρ under reverse KL).
+
+    The policy is its own reward model: r = β log π/π_ref. Maximizing the Bradley-Terry
+    likelihood that the chosen response out-scores the rejected one trains the policy to
+    solve the KL-regularized reward maximization exactly, with no reward model and no
+    sampling. β sets how far from the reference the policy may move.
+    """
+    return -F.logsigmoid(beta * _delta(b, f_divergence_type, f_alpha_divergence_coef))
+
+
+@objective(
+    name="hinge",
+    aliases=("slic",),
+    trl_name="hinge",
+    shape="pairwise",
+    needs_reference=True,
+    paper="SLiC-HF: Sequence Likelihood Calibration with Human Feedback",
+    formula="max(0, 1 − β·Δ)",
+    summary="SLiC / RSO hinge loss on the implicit-reward margin",
+    hyperparameters=(params.beta(description="inverse margin: the hinge is satisfied once Δ ≥ 1/β"), *F_DIV, *params.ALL_MODIFIERS),
+    modifiers=MODS,
+)
+def hinge(b: PairwiseBatch, *, beta: float, f_divergence_type: str, f_alpha_divergence_coef: float) -> Tensor:
+    """Hinge (SLiC calibration): max(0, 1 − β·Δ).
+
+    Instead of pushing the margin up forever like the logistic loss, the hinge stops once
+    the chosen response beats the rejected one by 1/β nats of log-ratio: pairs already
+    ranked with enough margin contribute nothing.
+    """
+    return torch.relu(1.0 - beta * _delta(b, f_divergence_type, f_alpha_divergence_coef))
+
+
+@objective(
+    name="ipo",
+    trl_name="ipo",
+    shape="pairwise",
+    needs_reference=True,
+    paper="A General Theoretical Paradigm to Understand Learning from Human Preferences",
+    formula="(s_w/|y_w| − s_l/|y_l| − 1/(2β))²   (ipo_normalize=False: (s_w − s_l − 1/(2β))²)",
+    summary="IPO: squared regression of the log-ratio margin onto 1/(2β)",
+    hyperparameters=(
+        params.beta(description="the paper's τ: the target margin is 1/(2β)"),
+        Hyperparameter(
+            "ipo_normalize",
+            True,
+            "divide each score by its response length before the margin (TRL); False = the paper's unnormalized form",
+        ),
+        *F_DIV,
+        *params.ALL_MODIFIERS,
+    ),
+    needs_lengths=True,
+    modifiers=MODS,
+    notes="TRL divides the scores by the response lengths (default here, ipo_normalize=True); "
+    "the IPO paper does not (ipo_normalize=False). Lengths are required only when normalizing.",
+)
+def ipo(b: PairwiseBatch, *, beta: float, ipo_normalize: bool, f_divergence_type: str, f_alpha_divergence_coef: float) -> Tensor:
+    """IPO: (s_w/|y_w| − s_l/|y_l| − 1/(2β))² (TRL), or unnormalized (paper).
+
+    DPO's logistic loss keeps rewarding larger margins even when preferences are
+    deterministic, so it can drift arbitrarily far from the reference. IPO regresses the
+    margin to a finite target 1/(2β), which keeps the KL regularization effective.
+    """
+    s_w, s_l = b.scores(f_divergence_type, f_alpha_divergence_coef)
+    if ipo_normalize:
+        len_w, len_l = b.lengths()
+        s_w, s_l = per_token(s_w, len_w), per_token(s_l, len_l)
+    return (s_w - s_l - 1.0 / (2.0 * beta)) ** 2
+
+
+@objective(
+    name="robust",
+    aliases=("robust_dpo", "rdpo"),
+    trl_name="robust",
+    shape="pairwise",
+    needs_reference=True,
+    paper="Provably Robust DPO: Aligning Language Models with Noisy Feedback",
+    formula="[−(1−ε) log σ(β·Δ) + ε log σ(−β·Δ)] / (1 − 2ε),  ε = label_smoothing < 1/2",
+    summary="rDPO: unbiased DPO loss under random label flips with rate ε",
+    hyperparameters=(params.beta(), params.label_smoothing(0.0, typical="0-0.4 (must be < 0.5)"), *F_DIV, *params.ALL_MODIFIERS),
+    modifiers=MODS,
+)
+def robust(
+    b: PairwiseBatch, *, beta: float, label_smoothing: float, f_divergence_type: str, f_alpha_divergence_coef: float
+) -> Tensor:
+    """Robust DPO: [−(1−ε) log σ(βΔ) + ε log σ(−βΔ)] / (1 − 2ε).
+
+    If each label is flipped with probability ε, this loss equals, in expectation over the
+    flips, the DPO loss on the clean labels: the noise is removed on average rather than
+    smoothed over (compare cDPO). ε = 0 is DPO.
+    """
+    eps = label_smoothing
+    if not 0.0 <= eps < 0.5:
+        raise ValueError(f"label_smoothing (flip rate ε) must be in [0, 0.5), got {eps}")
+    z = beta * _delta(b, f_divergence_type, f_alpha_divergence_coef)
+    return (-(1.0 - eps) * F.logsigmoid(z) + eps * F.logsigmoid(-z)) / (1.0 - 2.0 * eps)
+
+
+@objective(
+    name="exo_pair",
+    aliases=("exo",),
+    trl_name="exo_pair",
+    shape="pairwise",
+    needs_reference=True,
+    paper="Towards Efficient Exact Optimization of Language Model Alignment",
+    formula="σ(βΔ)·(log σ(βΔ) − log(1−ε)) + σ(−βΔ)·(log σ(−βΔ) − log ε)",
+    summary="EXO: reverse KL between the model's pair preference and the (smoothed) label",
+    hyperparameters=(
+        params.beta(),
+        params.label_smoothing(1e-3, "smoothing ε of the target distribution; must be > 0", "1e-3 (paper)"),
+        *F_DIV,
+        *params.ALL_MODIFIERS,
+    ),
+    modifiers=MODS,
+    notes="TRL's default label_smoothing is 0, which TRL rejects for exo_pair; here the default is "
+    "the paper's 1e-3. ε = 0 raises an error.",
+)
+def exo_pair(
+    b: PairwiseBatch, *, beta: float, label_smoothing: float, f_divergence_type: str, f_alpha_divergence_coef: float
+) -> Tensor:
+    """EXO (pair form): KL(q_θ ‖ p_ε) between the model's preference q and the label p.
+
+    DPO minimizes the forward KL to the preference distribution, which is mean-seeking;
+    EXO minimizes the reverse KL, which is mode-seeking and recovers the RLHF optimum
+    exactly. The target puts 1−ε on the chosen response and ε on the rejected.
+    """
+    eps = label_smoothing
+    if not 0.0 < eps < 1.0:
+        raise ValueError(f"label_smoothing ε must be in (0, 1) for EXO (the paper suggests 1e-3), got {eps}")
+    z = beta * _delta(b, f_divergence_type, f_alpha_divergence_coef)
+    log_qw, log_ql = F.logsigmoid(z), F.logsigmoid(-z)
+    return torch.sigmoid(z) * (log_qw - math.log1p(-eps)) + torch.sigmoid(-z) * (log_ql - math.log(eps))
+
+
+@objective(
+    name="nca_pair",
+    aliases=("nca",),
+    trl_name="nca_pair",
+    shape="pairwise",
+    needs_reference=True,
+    paper="Noise Contrastive Alignment of Language Models with Explicit Rewards",
+    formula="−log σ(β s_w) − ½ log σ(−β s_w) − ½ log σ(−β s_l)",
+    summary="NCA: noise-contrastive loss on absolute rewards; keeps the chosen likelihood from falling",
+    hyperparameters=(params.beta(), *F_DIV, *params.ALL_MODIFIERS),
+    modifiers=MODS,
+)
+def nca_pair(b: PairwiseBatch, *, beta: float, f_divergence_type: str, f_alpha_divergence_coef: float) -> Tensor:
+    """NCA (pair form): −log σ(βs_w) − ½ log σ(−βs_w) − ½ log σ(−βs_l).
+
+    DPO only sees the reward difference, so both likelihoods may fall together. NCA
+    scores each response's absolute reward against noise, which optimizes the chosen
+    response's likelihood directly and prevents it from decreasing.
+    """
+    s_w, s_l = b.scores(f_divergence_type, f_alpha_divergence_coef)
+    rw, rl = beta * s_w, beta * s_l
+    return -F.logsigmoid(rw) - 0.5 * F.logsigmoid(-rw) - 0.5 * F.logsigmoid(-rl)
+
+
+@objective(
+    name="bco_pair",
+    trl_name="bco_pair",
+    shape="pairwise",
+    needs_reference=True,
+    paper="Binary Classifier Optimization for Large Language Model Alignment",
+    formula="−log σ(β s_w − δ) − log σ(−(β s_l − δ)),  δ = delta input or 0",
+    summary="BCO on pairs: a binary classifier whose logit is the implicit reward",
+    hyperparameters=(params.beta(), *F_DIV, *params.ALL_MODIFIERS),
+    optional_inputs=frozenset({"delta"}),
+    modifiers=MODS,
+    notes="TRL >= 0.29 has no reward shift (δ = 0, the default here). The paper (and TRL <= 0.28) "
+    "subtracts δ, the running mean of the rewards: pass delta= (e.g. from RunningMoments).",
+)
+def bco_pair(b: PairwiseBatch, *, beta: float, f_divergence_type: str, f_alpha_divergence_coef: float) -> Tensor:
+    """BCO (pair form): −log σ(βs_w − δ) − log σ(−(βs_l − δ)).
+
+    Chosen responses are positives and rejected ones negatives of a binary classifier
+    whose logit is the implicit reward; minimizing this cross-entropy bounds the DPO loss
+    from above. δ shifts the decision boundary to the running mean reward (paper).
+    """
+    s_w, s_l = b.scores(f_divergence_type, f_alpha_divergence_coef)
+    delta = b.extras.get("delta")
+    delta = 0.0 if delta is None else torch.as_tensor(delta, dtype=s_w.dtype).detach()
+    return -F.logsigmoid(beta * s_w - delta) - F.logsigmoid(-(beta * s_l - delta))
+
+
+@objective(
+    name="sppo_hard",
+    aliases=("sppo",),
+    trl_name="sppo_hard",
+    shape="pairwise",
+    needs_reference=True,
+    paper="Self-Play Preference Optimization for Language Model Alignment",
+    formula="(s_w − 1/(2β))² + (s_l + 1/(2β))²",
+    summary="SPPO with hard (0/1) win probabilities: regress each log-ratio to ±1/(2β)",
+    hyperparameters=(params.beta(), *F_DIV, *params.ALL_MODIFIERS),
+    modifiers=MODS,
+)
+def sppo_hard(b: PairwiseBatch, *, beta: float, f_divergence_type: str, f_alpha_divergence_coef: float) -> Tensor:
+    """SPPO (hard labels): (s_w − 1/(2β))² + (s_l + 1/(2β))².
+
+    SPPO approximates the Nash equilibrium of a two-player preference game by regressing
+    each response's log-ratio onto its (centered) win probability; with hard labels the
+    winner's target is +1/(2β) and the loser's −1/(2β).
+    """
+    s_w, s_l = b.scores(f_divergence_type, f_alpha_divergence_coef)
+    half = 0.5 / beta
+    return (s_w - half) ** 2 + (s_l + half) ** 2
+
+
+_AOT_NOTE = (
+    "Losses are per position of the batch-sorted vectors, not per input pair (their mean is "
+    "the AOT loss). Uses raw log-probs and ignores f_divergence_type, as TRL. Not combinable "
+    "with use_weighting."
+)
+
+
+@objective(
+    name="aot",
+    trl_name="aot",
+    shape="pairwise",
+    needs_reference=True,
+    paper="Distributional Preference Alignment of LLMs via Optimal Transport",
+    formula="δ = sort_batch(π_w − π_l) − sort_batch(ref_w − ref_l);  −(1−ε) log σ(βδ) − ε log σ(−βδ)",
+    summary="AOT (paired): first-order stochastic dominance of chosen over rejected log-ratio margins",
+    hyperparameters=(params.beta(), params.label_smoothing(), *params.LD_MODIFIERS),
+    modifiers=LD_MODS,
+    notes=_AOT_NOTE,
+)
+def aot(b: PairwiseBatch, *, beta: float, label_smoothing: float) -> Tensor:
+    """AOT (paired): smoothed logistic loss on sorted policy vs. sorted reference margins.
+
+    AOT asks for distributional, not pointwise, dominance: the distribution of the
+    policy's chosen-minus-rejected margins should dominate the reference's. In one
+    dimension the optimal transport plan is the sorted matching, so both margin vectors
+    are sorted over the batch and compared position by position.
+    """
+    margin = sorted_batch(b.policy_chosen_logps - b.policy_rejected_logps)
+    ref_margin = sorted_batch(b.ref_chosen_logps - b.ref_rejected_logps)
+    return smoothed_logistic(beta * (margin - ref_margin), label_smoothing)
+
+
+@objective(
+    name="aot_unpaired",
+    trl_name="aot_unpaired",
+    shape="pairwise",
+    needs_reference=True,
+    paper="Distributional Preference Alignment of LLMs via Optimal Transport",
+    formula="δ = sort_batch(ρ_w) − sort_batch(ρ_l);  −(1−ε) log σ(βδ) − ε log σ(−βδ)",
+    summary="AOT (unpaired): chosen log-ratios should stochastically dominate rejected ones",
+    hyperparameters=(params.beta(), params.label_smoothing(), *params.LD_MODIFIERS),
+    modifiers=LD_MODS,
+    notes=_AOT_NOTE,
+)
+def aot_unpaired(b: PairwiseBatch, *, beta: float, label_smoothing: float) -> Tensor:
+    """AOT (unpaired): smoothed logistic loss on sorted ρ_w vs. sorted ρ_l.
+
+    The distribution of rewards of chosen responses should dominate that of rejected
+    responses; pairing is not needed, so chosen and rejected log-ratios are each sorted
+    over the batch and matched quantile to quantile.
+    """
+    rho_w, rho_l = b.logratios()
+    return smoothed_logistic(beta * (sorted_batch(rho_w) - sorted_batch(rho_l)), label_smoothing)
+
+
+APO_PAPER = (
+    "Anchored Preference Optimization and Contrastive Revisions: Addressing Underspecification in Alignment"
+)
+
+
+@objective(
+    name="apo_zero",
+    trl_name="apo_zero",
+    shape="pairwise",
+    needs_reference=True,
+    paper=APO_PAPER,
+    formula="(1 − σ(β ρ_w)) + σ(β ρ_l)",
+    summary="APO-zero: push chosen likelihood up and rejected down (chosen better than the model)",
+    hyperparameters=(params.beta(), *params.ALL_MODIFIERS),
+    modifiers=MODS,
+    notes="Uses raw log-ratios ρ (not f-divergence scores), as TRL.",
+)
+def apo_zero(b: PairwiseBatch, *, beta: float) -> Tensor:
+    """APO-zero: (1 − σ(βρ_w)) + σ(βρ_l).
+
+    Anchored objectives say which way each likelihood should move, not just the margin.
+    Use when chosen outputs are better than the model's own: raise the chosen likelihood
+    and lower the rejected one, each anchored at the reference.
+    """
+    rho_w, rho_l = b.logratios()
+    return (1.0 - torch.sigmoid(beta * rho_w)) + torch.sigmoid(beta * rho_l)
+
+
+@objective(
+    name="apo_down",
+    trl_name="apo_down",
+    shape="pairwise",
+    needs_reference=True,
+    paper=APO_PAPER,
+    formula="σ(β ρ_w) + (1 − σ(β Δ))",
+    summary="APO-down: lower both likelihoods, the rejected more (model better than chosen)",
+    hyperparameters=(params.beta(), *F_DIV, *params.ALL_MODIFIERS),
+    modifiers=MODS,
+    notes="The first term uses the raw log-ratio ρ_w and the second the f-divergence margin Δ, as TRL.",
+)
+def apo_down(b: PairwiseBatch, *, beta: float, f_divergence_type: str, f_alpha_divergence_coef: float) -> Tensor:
+    """APO-down: σ(βρ_w) + (1 − σ(βΔ)).
+
+    Use when the model already beats the chosen outputs: lower the chosen likelihood
+    while still widening the chosen-over-rejected margin, so the rejected falls faster.
+    """
+    rho_w, _ = b.logratios()
+    return torch.sigmoid(beta * rho_w) + (1.0 - torch.sigmoid(beta * _delta(b, f_divergence_type, f_alpha_divergence_coef)))
+
+
+@objective(
+    name="discopop",
+    trl_name="discopop",
+    shape="pairwise",
+    needs_reference=True,
+    paper="Discovering Preference Optimization Algorithms with and for Large Language Models",
+    formula="z = βΔ, m = σ(z/τ);  (1 − m)·(−log σ(z)) + m·exp(−z)",
+    summary="DiscoPOP: log-ratio-modulated blend of logistic and exponential losses (LLM-discovered)",
+    hyperparameters=(
+        params.beta(),
+        Hyperparameter("discopop_tau", 0.05, "temperature τ of the modulation σ(βΔ/τ)", "0.01-0.1"),
+        *F_DIV,
+        *params.ALL_MODIFIERS,
+    ),
+    modifiers=MODS,
+)
+def discopop(
+    b: PairwiseBatch, *, beta: float, discopop_tau: float, f_divergence_type: str, f_alpha_divergence_coef: float
+) -> Tensor:
+    """DiscoPOP (log-ratio modulated loss): (1 − σ(z/τ))·(−log σ(z)) + σ(z/τ)·exp(−z).
+
+    Found by an LLM-driven search over loss functions: a sigmoid gate on the margin
+    blends the logistic (DPO) loss, used for poorly ranked pairs, with an exponential
+    loss, used once the pair is ranked correctly.
+    """
+    z = beta * _delta(b, f_divergence_type, f_alpha_divergence_coef)
+    m = torch.sigmoid(z / discopop_tau)
+    return (1.0 - m) * (-F.logsigmoid(z)) + m * torch.exp(-z)
+
+
+@objective(
+    name="sigmoid_norm",
+    aliases=("ln_dpo", "dpo_norm"),
+    trl_name="sigmoid_norm",
+    shape="pairwise",
+    needs_reference=True,
+    needs_lengths=True,
+    paper="The Hitchhiker's Guide to Human Alignment with *PO",
+    formula="−log σ(β·(s_w/|y_w| − s_l/|y_l|))",
+    summary="LN-DPO: DPO on length-normalized log-ratios",
+    hyperparameters=(params.beta(), *F_DIV, *params.ALL_MODIFIERS),
+    modifiers=MODS,
+)
+def sigmoid_norm(b: PairwiseBatch, *, beta: float, f_divergence_type: str, f_alpha_divergence_coef: float) -> Tensor:
+    """Length-normalized DPO: −log σ(β(s_w/|y_w| − s_l/|y_l|)).
+
+    Summed log-ratios grow with length, so DPO can raise the margin just by favoring
+    longer responses. Dividing each log-ratio by its length compares per-token rewards
+    and gives more concise outputs at similar quality.
+    """
+    s_w, s_l = b.scores(f_divergence_type, f_alpha_divergence_coef)
+    len_w, len_l = b.lengths()
+    return -F.logsigmoid(beta * (per_token(s_w, len_w) - per_token(s_l, len_l)))

@@ -1,0 +1,63 @@
+"""Hyperparameter specs shared by several objectives (declared once, composed per entry)."""
+
+from __future__ import annotations
+
+from .common import F_DIVERGENCES
+from .registry import Hyperparameter
+
+
+def beta(default: float = 0.1, description: str = "", typical: str = "0.01-0.5") -> Hyperparameter:
+    """β, the inverse temperature on the implicit reward (strength of the reference tie)."""
+    return Hyperparameter(
+        "beta",
+        default,
+        description or "scale of the implicit reward β·(log π − log π_ref); larger keeps the policy nearer the reference",
+        typical,
+    )
+
+
+def label_smoothing(default: float = 0.0, description: str = "", typical: str = "0-0.2") -> Hyperparameter:
+    return Hyperparameter(
+        "label_smoothing",
+        default,
+        description or "assumed probability ε that a preference label is flipped",
+        typical,
+    )
+
+
+F_DIVERGENCE = (
+    Hyperparameter(
+        "f_divergence_type",
+        "reverse_kl",
+        "divergence to the reference (f-DPO): turns log-ratios into f′ scores",
+        "reverse_kl = DPO",
+        choices=F_DIVERGENCES,
+    ),
+    Hyperparameter(
+        "f_alpha_divergence_coef",
+        0.5,
+        "α of the alpha divergence (used only when f_divergence_type='alpha_divergence'); α→1 is reverse KL",
+        "0-1",
+    ),
+)
+
+LD_ALPHA = Hyperparameter(
+    "ld_alpha",
+    None,
+    "LD-DPO: weight of the tokens past the shorter response's length (None = off); "
+    "needs per-token log-probs",
+    "0.1-0.9 (tuned per model in the paper)",
+)
+LD_APPLY_TO_REFERENCE = Hyperparameter(
+    "ld_apply_to_reference",
+    True,
+    "LD-DPO: also rebuild the reference log-probs (paper and TRL >= 0.29); False = policy only (TRL <= 0.28)",
+)
+USE_WEIGHTING = Hyperparameter(
+    "use_weighting",
+    False,
+    "WPO: multiply each pair's loss by w_w·w_l (no gradient); needs per-token log-probs and log Σp²",
+)
+
+LD_MODIFIERS = (LD_ALPHA, LD_APPLY_TO_REFERENCE)
+ALL_MODIFIERS = (*LD_MODIFIERS, USE_WEIGHTING)

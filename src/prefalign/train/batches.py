@@ -1,0 +1,54 @@
+"""Which examples go into which micro-batch, on which process, at which step.
+
+The order is a pure function of (seed, epoch), so a resumed run sees exactly the batches an
+uninterrupted run would have seen, and N processes together see exactly the global batches one
+process would (each takes its slice of every micro-batch).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    num_examples: int
+    batch_size: int  # per process, per micro-batch
+    grad_accum: int
+    world_size: int
+    seed: int
+    drop_last: bool = False
+
+    @property
+    def global_batch(self) -> int:
+        return self.batch_size * self.grad_accum * self.world_size
+
+    @property
+    def steps_per_epoch(self) -> int:
+        if self.drop_last:
+            return max(1, self.num_examples // self.global_batch)
+        return max(1, math.ceil(self.num_examples / self.global_batch))
+
+    def epoch_order(self, epoch: int) -> list[int]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(self.num_examples, generator=g).tolist()
+
+    def step_examples(self, step: int) -> list[int]:
+        """Example indices of optimizer step ``step`` (0-based), all processes together."""
+        epoch, within = divmod(step, self.steps_per_epoch)
+        order = self.epoch_order(epoch)
+        return order[within * self.global_batch:(within + 1) * self.global_batch]
+
+    def micro_batches(self, step: int, rank: int) -> list[list[int]]:
+        """This process's micro-batches for ``step``: grad_accum lists (some may be empty at
+        the end of an epoch)."""
+        chosen = self.step_examples(step)
+        per_micro = self.batch_size * self.world_size
+        out = []
+        for m in range(self.grad_accum):
+            micro = chosen[m * per_micro:(m + 1) * per_micro]
+            out.append(micro[rank::self.world_size])
+        return out

@@ -1,0 +1,93 @@
+"""Training data: read, validate, fit the data shape to the objective, tokenize.
+
+Shape rules (anything else fails at once with a message saying what would work):
+- pairwise objective: pairwise data;
+- unpaired objective (KTO, BCO, NPO): unpaired data, or pairwise data split into a desirable
+  chosen and an undesirable rejected example (as TRL's KTO does);
+- listwise objective (LiPO, Plackett-Luce): ranked data, or pairwise data as lists of two;
+- sft: demonstrations (prompt, completion), or the chosen side of pairwise data.
+Objectives with a KL reference point (KTO) get, for each example, a mismatched completion (the
+next example's) as a second response under the same prompt, so its log-probs come from the same
+prefix-shared forward and the reference cache covers it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from prefalign.data import load_records, tokenize_records
+
+log = logging.getLogger(__name__)
+
+KL_INPUTS = {"kl_logps", "ref_kl_logps"}
+
+
+def _needs_kl(spec) -> bool:
+    return bool(KL_INPUTS & (set(spec.inputs) | set(getattr(spec, "optional_inputs", ()))))
+
+
+def _fit_shape(examples, spec, source: str):
+    kinds = {ex.kind for ex in examples}
+    data_kind = kinds.pop() if len(kinds) == 1 else "mixed"
+    shape = spec.shape
+    if shape == "pairwise" and data_kind == "pairwise":
+        return examples
+    if shape == "unpaired" and data_kind == "unpaired":
+        return examples
+    if shape == "unpaired" and data_kind == "pairwise":
+        out = []
+        for ex in examples:
+            out.append(replace(ex, responses=[ex.responses[0]], kind="unpaired", label=True))
+            out.append(replace(ex, responses=[ex.responses[1]], kind="unpaired", label=False))
+        log.info("%s: split %d pairs into %d unpaired examples for %s", source, len(examples),
+                 len(out), spec.name)
+        return out
+    if shape == "listwise" and data_kind == "ranked":
+        return examples
+    if shape == "listwise" and data_kind == "pairwise":
+        return [replace(ex, kind="ranked", scores=list(ex.scores) if ex.scores else [1.0, 0.0])
+                for ex in examples]
+    if shape == "sft" and data_kind in ("sft", "unpaired", "pairwise"):
+        if data_kind == "unpaired" and not all(ex.label for ex in examples):
+            raise ValueError(f"{source}: objective sft trains on demonstrations; unpaired data "
+                             "with label false cannot be imitated (filter them out, or use kto)")
+        return [replace(ex, responses=[ex.responses[0]], label=True) for ex in examples]
+    hint = {
+        "pairwise": "pairwise data needs columns prompt, chosen, rejected",
+        "unpaired": "unpaired objectives take prompt, completion, label (or pairwise data)",
+        "listwise": "listwise objectives take prompt, completions, scores (or pairwise data)",
+        "sft": "sft takes prompt, completion demonstrations (or pairwise data: the chosen side)",
+    }[shape]
+    converters = ""
+    if data_kind == "ranked" and shape == "pairwise":
+        converters = (" Convert ranked lists to pairs first with prefalign.data.ranked_to_pairs "
+                      "(best-vs-worst, best-vs-each or all pairs above a score gap).")
+    raise ValueError(f"{source}: objective {spec.name!r} is {shape} but the data is {data_kind}; "
+                     f"{hint}.{converters}")
+
+
+def _add_kl_completions(examples):
+    """Response 1 of example i = completion of example i+1 (a mismatched pair, as in KTO)."""
+    n = len(examples)
+    if n < 2:
+        raise ValueError("the KL reference point of this objective needs at least 2 examples")
+    return [replace(ex, responses=[ex.responses[0], examples[(i + 1) % n].responses[0]])
+            for i, ex in enumerate(examples)]
+
+
+def prepare_examples(source, cfg, spec, tokenizer):
+    """Read ``source``, check and fit it to ``spec``, tokenize; returns (examples, report)."""
+    records, load_report = load_records(source, on_error=cfg.on_error)
+    if load_report.n_skipped:
+        log.warning("%s", load_report.summary())
+    examples, tok_report = tokenize_records(
+        records, tokenizer, max_length=cfg.max_length, truncation=cfg.truncation,
+        max_prompt_length=cfg.max_prompt_length)
+    if not examples:
+        raise ValueError(f"{source}: no usable examples ({load_report.summary()})")
+    examples = _fit_shape(examples, spec, str(source))
+    if spec.shape == "unpaired" and _needs_kl(spec):
+        examples = _add_kl_completions(examples)
+    examples = [replace(ex, index=i) for i, ex in enumerate(examples)]
+    return examples, {"load": load_report, "tokenize": tok_report}
