@@ -39,11 +39,13 @@ def render_prompt(prompt: Text, tokenizer, system: str | None = None) -> str:
     return f"{system}\n\n{prompt}" if system else prompt
 
 
-def split_render(prompt: Text, response: Text, tokenizer,
-                 system: str | None = None) -> tuple[str, str, bool]:
+def split_render(prompt: Text, response: Text, tokenizer, system: str | None = None, *,
+                 prompt_text: str | None = None) -> tuple[str, str, bool]:
     """Return ``(prompt_text, response_text, append_eos)``; the EOS *token* is appended by the
-    tokenizer step (never as text, so it cannot be split or merged)."""
-    prompt_text = render_prompt(prompt, tokenizer, system)
+    tokenizer step (never as text, so it cannot be split or merged). Pass ``prompt_text`` when
+    `render_prompt` already made it."""
+    if prompt_text is None:
+        prompt_text = render_prompt(prompt, tokenizer, system)
     if not is_conversational(prompt):
         eos = getattr(tokenizer, "eos_token", None)
         if eos is None or getattr(tokenizer, "eos_token_id", None) is None:

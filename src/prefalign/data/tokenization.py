@@ -101,17 +101,18 @@ class _Encoder:
     def decode(self, ids: list[int]) -> str:
         return self.tok.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
-    def prompt_ids(self, prompt: Text, prompt_text: str) -> list[int]:
-        ids = self.encode([prompt_text])[0]
-        if not is_conversational(prompt) and self.adds_bos and ids[:1] != [self.bos]:
-            ids = [self.bos, *ids]
-        return ids
+    def with_bos(self, prompt: Text, body: list[int]) -> list[int]:
+        """Prompt ids from the rendered prompt's ids: BOS once, for plain text only (a chat
+        template writes its own)."""
+        if not is_conversational(prompt) and self.adds_bos and body[:1] != [self.bos]:
+            return [self.bos, *body]
+        return list(body)
 
 
 def tokenize_prompt(prompt: Text, tokenizer, system: str | None = None) -> list[int]:
     """The token ids generation feeds the model for ``prompt`` (template and BOS applied once)."""
     enc = _Encoder(tokenizer)
-    return enc.prompt_ids(prompt, render_prompt(prompt, tokenizer, system))
+    return enc.with_bos(prompt, enc.encode([render_prompt(prompt, tokenizer, system)])[0])
 
 
 def _split(enc: _Encoder, prompt_body: list[int], prompt_text: str, response_text: str,
@@ -142,11 +143,12 @@ def tokenize_record(record: Record, tokenizer, *, index: int = 0, system: str | 
     enc = _enc or _Encoder(tokenizer)
     system = record.system or system
     prompt_text = render_prompt(record.prompt, tokenizer, system)
-    prompt_ids = enc.prompt_ids(record.prompt, prompt_text)
     body = enc.encode([prompt_text])[0]
+    prompt_ids = enc.with_bos(record.prompt, body)
     responses, fallbacks = [], 0
     for response in record.responses:
-        _, response_text, append_eos = split_render(record.prompt, response, tokenizer, system)
+        _, response_text, append_eos = split_render(record.prompt, response, tokenizer, system,
+                                                    prompt_text=prompt_text)
         ids, fell_back = _split(enc, body, prompt_text, response_text, index)
         responses.append([*ids, enc.eos] if append_eos else ids)
         fallbacks += fell_back

@@ -145,6 +145,9 @@ def _response(row, field, kind, where, prompt, *, value=None, name=None):
     if is_conversational(response) and response[0]["role"] != "assistant":
         _fail(where, name, f"a response must start with an assistant message, got role "
               f"{response[0]['role']!r}", "bad_message")
+    if is_conversational(response) and response[-1]["role"] != "assistant":
+        _fail(where, name, f"a response must end with an assistant message, got role "
+              f"{response[-1]['role']!r}; the model would learn to write that turn", "bad_message")
     return response
 
 

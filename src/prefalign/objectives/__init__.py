@@ -1,1 +1,76 @@
+"""Preference objectives: pure functions from sequence log-probs to per-example losses.
 
+Entry points (all return an unreduced Tensor[batch]; take ``.mean()`` yourself)::
+
+    compute(name, policy_chosen_logps, policy_rejected_logps, ref_chosen_logps=None,
+            ref_rejected_logps=None, chosen_lengths=None, rejected_lengths=None, **kwargs)
+    compute_unpaired(name, policy_logps, labels, ref_logps=None, lengths=None, **kwargs)
+    compute_listwise(name, policy_logps, ref_logps=None, scores=None, lengths=None, mask=None, **kwargs)
+    available() -> list[Objective];  get(name) -> Objective;  table_text() -> str
+
+Log-probs are summed over response tokens; lengths count response tokens. ``kwargs`` holds
+the objective's hyperparameters (``get(name).defaults``) and its extra inputs
+(``get(name).inputs`` must be passed, ``get(name).optional_inputs`` may be). Anything else
+raises a ValueError naming the objective. Names follow TRL's ``loss_type`` with TRL's
+semantics; readable aliases also work (``dpo`` = ``sigmoid``, ``slic`` = ``hinge``, …).
+
+Extra inputs, by keyword (B = batch, T = padded response length, K = list size):
+
+=========================  ==============  ===========================================================
+keyword                    shape           used by
+=========================  ==============  ===========================================================
+margin                     [B], >= 0       odpo (preference strength, e.g. score_w − score_l)
+gap_mean, gap_std          scalar          beta_dpo, optional (running mean/std of h = ρ_w − ρ_l)
+delta                      scalar          bco (optional; default batch mean reward), bco_pair (optional; default 0)
+chosen_seq_kl,             [B]             tdpo1 / tdpo2: Σ_t KL(π_ref(·|x,y_<t) ‖ π(·|x,y_<t)) per
+rejected_seq_kl                            response, with gradient through π (see sequence_kl)
+chosen_token_logps,        [B, T]          policy per-token log-probs: LD-DPO (``ld_alpha``) and WPO
+rejected_token_logps                       (``use_weighting``), on every pairwise objective
+chosen_token_mask,         [B, T] bool     True on response tokens (same layout as the token log-probs);
+rejected_token_mask                        also supply lengths when chosen/rejected_lengths are None
+ref_chosen_token_logps,    [B, T]          reference per-token log-probs: LD-DPO with a reference
+ref_rejected_token_logps                   (unless ld_apply_to_reference=False)
+chosen_token_log_sumsq,    [B, T]          WPO: log Σ_v p(v | x, y_<t)² under the policy (see
+rejected_token_log_sumsq                   log_sum_sq_probs); no gradient needed
+kl_logps, ref_kl_logps     [n]             kto: policy / reference log-probs of mismatched
+                                           prompt-completion pairs (TRL: completions shifted by one)
+kl                         scalar          kto: the KL reference point given directly (instead of the above)
+labels (argument)          [B] bool        unpaired objectives; True = desirable
+scores, mask (arguments)   [B, K]          listwise objectives: label scores (higher = better), validity
+=========================  ==============  ===========================================================
+
+Helpers for the engine and trainer: :func:`implicit_rewards`, :func:`pairwise_reward_metrics`,
+:func:`ld_sequence_logps`, :func:`ld_token_weights`, :func:`wpo_weights`,
+:func:`log_sum_sq_probs`, :func:`sequence_kl`, :func:`beta_dpo_selection`,
+:class:`RunningMoments` (BCO's δ, β-DPO's running gap statistics). See docs/objectives.md.
+"""
+
+from .dispatch import compute, compute_listwise, compute_unpaired
+from .metrics import implicit_rewards, pairwise_reward_metrics
+from .pairwise_variants import beta_dpo_selection
+from .registry import Hyperparameter, Objective, available, get, table_text
+from .state import RunningMoments
+from .token_level import ld_sequence_logps, ld_token_weights, log_sum_sq_probs, sequence_kl, wpo_log_weights, wpo_weights
+from .unpaired import kto_reference_point
+
+__all__ = [
+    "Hyperparameter",
+    "Objective",
+    "RunningMoments",
+    "available",
+    "beta_dpo_selection",
+    "compute",
+    "compute_listwise",
+    "compute_unpaired",
+    "get",
+    "implicit_rewards",
+    "kto_reference_point",
+    "ld_sequence_logps",
+    "ld_token_weights",
+    "log_sum_sq_probs",
+    "pairwise_reward_metrics",
+    "sequence_kl",
+    "table_text",
+    "wpo_log_weights",
+    "wpo_weights",
+]

@@ -135,7 +135,7 @@ def beta_dpo_selection(
 
 @objective(
     name="beta_dpo",
-    aliases=("β_dpo", "dynamic_beta_dpo"),
+    aliases=("dynamic_beta_dpo",),
     shape="pairwise",
     needs_reference=True,
     paper="β-DPO: Direct Preference Optimization with Dynamic β",

@@ -172,17 +172,39 @@ def _format_value(v: Any) -> str:
     return repr(v) if isinstance(v, str) else str(v)
 
 
+_GENERIC_MODIFIER_DEFAULTS = {"ld_alpha": None, "ld_apply_to_reference": True, "use_weighting": False}
+_TOKEN_GROUPS = (
+    ("chosen_token_log_sumsq", "token log sum p^2"),
+    ("ref_chosen_token_logps", "ref token logps"),
+    ("chosen_token_logps", "token logps+masks"),
+)
+
+
+def _needs(o: Objective) -> str:
+    names = set(o.inputs)
+    parts = ["lengths"] if o.needs_lengths else []
+    for key, label in _TOKEN_GROUPS:
+        if key in names:
+            parts.append(label)
+    token_like = {n for n in names if "_token_" in n}
+    parts += sorted(names - token_like)
+    if {"kl", "kl_logps"} <= set(o.optional_inputs):
+        parts.append("kl_logps+ref_kl_logps or kl")
+    return ", ".join(parts) or "-"
+
+
 def table_text() -> str:
-    """A printable table of every objective: name, reference, shape, hyperparameters, paper."""
+    """A printable table of every objective: name, reference, shape, hyperparameters, needs, paper."""
     rows = []
     for o in available():
-        own = [h for h in o.hyperparameters if h.name not in o.modifiers or h.default not in (None, False)]
+        own = [
+            h
+            for h in o.hyperparameters
+            if h.name not in o.modifiers or h.default != _GENERIC_MODIFIER_DEFAULTS.get(h.name)
+        ]
         hp = ", ".join(f"{h.name}={_format_value(h.default)}" for h in own) or "-"
-        extra = sorted(o.inputs)
-        if o.needs_lengths:
-            extra.insert(0, "lengths")
         name = o.name + (f" ({', '.join(o.aliases)})" if o.aliases else "")
-        rows.append((name, "yes" if o.needs_reference else "no", o.shape, hp, ", ".join(extra) or "-", o.paper))
+        rows.append((name, "yes" if o.needs_reference else "no", o.shape, hp, _needs(o), o.paper))
     header = ("name (aliases)", "ref", "shape", "hyperparameters (defaults)", "needs", "paper")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
 
@@ -191,10 +213,12 @@ def table_text() -> str:
 
     out = [line(header), line(tuple("-" * w for w in widths) + ("-" * 5,))]
     out += [line(r) for r in rows]
-    out.append("")
-    out.append(
-        "Every pairwise objective also accepts the modifiers ld_alpha (LD-DPO, needs per-token "
-        "log-probs) and use_weighting (WPO, needs per-token log-probs and log sum p^2), except "
-        "where the table says otherwise. See docs/objectives.md."
-    )
+    pairwise = [o for o in available() if o.shape == "pairwise"]
+    no_wpo = [o.name for o in pairwise if "use_weighting" not in o.modifiers]
+    out += [
+        "",
+        "Pairwise objectives also take the modifiers ld_alpha (LD-DPO; needs per-token log-probs and "
+        "masks, and the reference's) and use_weighting (WPO; needs per-token log-probs, masks and "
+        f"log sum p^2; not for {', '.join(no_wpo)}). Aliases in parentheses. See docs/objectives.md.",
+    ]
     return "\n".join(out)

@@ -78,12 +78,12 @@ def _add_kl_completions(examples):
 
 def prepare_examples(source, cfg, spec, tokenizer):
     """Read ``source``, check and fit it to ``spec``, tokenize; returns (examples, report)."""
-    records, load_report = load_records(source, on_error=cfg.on_error)
-    if load_report.n_skipped:
-        log.warning("%s", load_report.summary())
+    records, load_report = load_records(source, on_error=cfg.on_error)  # warns about skips
     examples, tok_report = tokenize_records(
         records, tokenizer, max_length=cfg.max_length, truncation=cfg.truncation,
         max_prompt_length=cfg.max_prompt_length)
+    if tok_report.truncated or sum(tok_report.dropped.values()):
+        log.warning("%s: %s", source, tok_report.summary())
     if not examples:
         raise ValueError(f"{source}: no usable examples ({load_report.summary()})")
     examples = _fit_shape(examples, spec, str(source))

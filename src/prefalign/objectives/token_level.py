@@ -1,0 +1,184 @@
+"""Objectives and helpers that need per-token statistics, not just summed log-probs.
+
+Per-token inputs (all padded, [B, T]; masked positions may hold any finite value):
+
+* ``chosen_token_logps`` / ``rejected_token_logps``: policy log p(y_t | x, y_<t).
+* ``chosen_token_mask`` / ``rejected_token_mask``: bool, True on response tokens.
+* ``ref_chosen_token_logps`` / ``ref_rejected_token_logps``: the reference's, same masks.
+* ``chosen_token_log_sumsq`` / ``rejected_token_log_sumsq``: log Σ_v p(v | x, y_<t)² under
+  the policy (see :func:`log_sum_sq_probs`), for WPO.
+
+TDPO needs the sequential KL per response, Tensor[B] (see :func:`sequence_kl`):
+``chosen_seq_kl`` / ``rejected_seq_kl`` = Σ_t KL(π_ref(·|x,y_<t) ‖ π(·|x,y_<t)).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import params
+from .batches import PairwiseBatch
+from .registry import Hyperparameter, objective
+
+LD_INPUTS = frozenset({"chosen_token_logps", "rejected_token_logps", "chosen_token_mask", "rejected_token_mask"})
+LD_REF_INPUTS = frozenset({"ref_chosen_token_logps", "ref_rejected_token_logps"})
+WPO_INPUTS = LD_INPUTS | frozenset({"chosen_token_log_sumsq", "rejected_token_log_sumsq"})
+TOKEN_INPUTS = LD_INPUTS | LD_REF_INPUTS | WPO_INPUTS
+TDPO_INPUTS = frozenset({"chosen_seq_kl", "rejected_seq_kl"})
+
+
+def _check_token_pair(values: Tensor, mask: Tensor, what: str) -> None:
+    if values.dim() != 2 or values.shape != mask.shape:
+        raise ValueError(
+            f"{what}: per-token values and mask must both be [batch, T] with the same shape, "
+            f"got {tuple(values.shape)} and {tuple(mask.shape)}"
+        )
+    if mask.dtype != torch.bool:
+        raise ValueError(f"{what}: the mask must be a bool tensor, got {mask.dtype}")
+
+
+def ld_token_weights(chosen_mask: Tensor, rejected_mask: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
+    """LD-DPO token weights [B, T]: 1 on the first min(|y_w|, |y_l|) response tokens, α after, 0 off-mask.
+
+    Positions are counted along each mask (the k-th True is response token k), so masks
+    need not start at column 0.
+    """
+    min_len = torch.minimum(chosen_mask.sum(-1), rejected_mask.sum(-1)).unsqueeze(-1)
+
+    def weights(mask: Tensor) -> Tensor:
+        position = torch.cumsum(mask.long(), dim=-1)  # 1-based index of each response token
+        w = torch.where(position <= min_len, 1.0, alpha)
+        return torch.where(mask, w, 0.0)
+
+    return weights(chosen_mask), weights(rejected_mask)
+
+
+def ld_sequence_logps(
+    chosen_token_logps: Tensor,
+    rejected_token_logps: Tensor,
+    chosen_mask: Tensor,
+    rejected_mask: Tensor,
+    alpha: float,
+) -> tuple[Tensor, Tensor]:
+    """LD-DPO sequence log-probs: Σ_{t≤ℓ} log p_t + α·Σ_{t>ℓ} log p_t with ℓ = min(|y_w|, |y_l|).
+
+    Apply to the policy and (with the same masks) to the reference. Gradients flow
+    through the token log-probs. α = 1 gives the plain sums.
+    """
+    _check_token_pair(chosen_token_logps, chosen_mask, "chosen_token_logps/chosen_token_mask")
+    _check_token_pair(rejected_token_logps, rejected_mask, "rejected_token_logps/rejected_token_mask")
+    w_c, w_r = ld_token_weights(chosen_mask, rejected_mask, alpha)
+    zero = torch.zeros((), dtype=chosen_token_logps.dtype, device=chosen_token_logps.device)
+    chosen = torch.where(chosen_mask, chosen_token_logps, zero) * w_c.to(chosen_token_logps.dtype)
+    rejected = torch.where(rejected_mask, rejected_token_logps, zero) * w_r.to(rejected_token_logps.dtype)
+    return chosen.sum(-1), rejected.sum(-1)
+
+
+def log_sum_sq_probs(logits: Tensor) -> Tensor:
+    """log Σ_v p(v)² from logits [..., V] (WPO's per-token normalizer), computed stably."""
+    return torch.logsumexp(2.0 * F.log_softmax(logits.float(), dim=-1), dim=-1)
+
+
+@torch.no_grad()
+def wpo_log_weights(token_logps: Tensor, mask: Tensor, token_log_sumsq: Tensor) -> Tensor:
+    """Per-sequence WPO log-weight: mean over response tokens of log p(y_t) − log Σ_v p(v)²."""
+    _check_token_pair(token_logps, mask, "WPO token log-probs/mask")
+    if token_log_sumsq.shape != token_logps.shape:
+        raise ValueError(
+            f"WPO: token_log_sumsq must be [batch, T] like the token log-probs, got {tuple(token_log_sumsq.shape)}"
+        )
+    adjusted = torch.where(mask, token_logps - token_log_sumsq, torch.zeros_like(token_logps))
+    return adjusted.sum(-1) / mask.sum(-1).clamp_min(1).to(token_logps.dtype)
+
+
+@torch.no_grad()
+def wpo_weights(
+    chosen_token_logps: Tensor,
+    rejected_token_logps: Tensor,
+    chosen_mask: Tensor,
+    rejected_mask: Tensor,
+    chosen_token_log_sumsq: Tensor,
+    rejected_token_log_sumsq: Tensor,
+    clamp_max: float | None = 1.0,
+) -> Tensor:
+    """WPO pair weights Tensor[B] = min(clamp_max, exp(lw_w + lw_l)), no gradient.
+
+    lw = mean_t[log p(y_t) − log Σ_v p(v)²] ("sampled alignment" form of WPO's eq. 2): how
+    likely the current policy is to produce the response, relative to how peaked its
+    next-token distributions are. clamp_max=1.0 as TRL's implementation; None disables.
+    """
+    lw = wpo_log_weights(chosen_token_logps, chosen_mask, chosen_token_log_sumsq) + wpo_log_weights(
+        rejected_token_logps, rejected_mask, rejected_token_log_sumsq
+    )
+    w = torch.exp(lw)
+    return w if clamp_max is None else w.clamp(max=clamp_max)
+
+
+def sequence_kl(policy_logits: Tensor, ref_logits: Tensor, mask: Tensor) -> Tensor:
+    """Σ_t KL(π_ref(·|x,y_<t) ‖ π(·|x,y_<t)) over response positions, Tensor[B] (TDPO's D_SeqKL).
+
+    ``policy_logits``/``ref_logits`` are [B, T, V] at the positions that predict each response
+    token (already shifted); ``mask`` [B, T] bool. Gradients flow through the policy logits.
+    """
+    ref_logp = F.log_softmax(ref_logits.float(), dim=-1)
+    pol_logp = F.log_softmax(policy_logits.float(), dim=-1)
+    per_token = (ref_logp.exp() * (ref_logp - pol_logp)).sum(-1)
+    return torch.where(mask, per_token, torch.zeros_like(per_token)).sum(-1)
+
+
+TDPO_PAPER = "Token-level Direct Preference Optimization"
+
+
+@objective(
+    name="tdpo1",
+    shape="pairwise",
+    needs_reference=True,
+    paper=TDPO_PAPER,
+    formula="−log σ(β·(h − (KL_l − KL_w))),  KL = Σ_t KL(π_ref ‖ π) per response",
+    summary="TDPO1: DPO with a token-level forward-KL margin term",
+    hyperparameters=(params.beta(), *params.LD_MODIFIERS),
+    inputs=TDPO_INPUTS,
+    modifiers=tuple(h.name for h in params.LD_MODIFIERS),
+)
+def tdpo1(b: PairwiseBatch, *, beta: float) -> Tensor:
+    """TDPO1: −log σ(β(ρ_w − ρ_l) − β(D_SeqKL(y_l) − D_SeqKL(y_w))).
+
+    Viewing generation as a token-level MDP, TDPO constrains each token's distribution
+    with a forward KL to the reference. The resulting Bradley-Terry objective subtracts
+    the difference of the two responses' sequential KLs from the DPO margin, which
+    regulates KL growth and keeps generation diverse.
+    """
+    rho_w, rho_l = b.logratios()
+    kl_w, kl_l = b.extras["chosen_seq_kl"], b.extras["rejected_seq_kl"]
+    return -F.logsigmoid(beta * ((rho_w - rho_l) - (kl_l - kl_w)))
+
+
+@objective(
+    name="tdpo2",
+    aliases=("tdpo",),
+    shape="pairwise",
+    needs_reference=True,
+    paper=TDPO_PAPER,
+    formula="−log σ(β·(h − α·(KL_l − sg(KL_w)))),  sg = stop-gradient",
+    summary="TDPO2: TDPO1 with a weighted KL term and no gradient through the chosen KL",
+    hyperparameters=(
+        params.beta(),
+        Hyperparameter("tdpo_alpha", 0.5, "α: weight of the sequential-KL margin", "0.1-1 (paper: 0.5)"),
+        *params.LD_MODIFIERS,
+    ),
+    inputs=TDPO_INPUTS,
+    modifiers=tuple(h.name for h in params.LD_MODIFIERS),
+    notes="The stop-gradient on the chosen KL follows the paper and its code.",
+)
+def tdpo2(b: PairwiseBatch, *, beta: float, tdpo_alpha: float) -> Tensor:
+    """TDPO2: −log σ(β(ρ_w − ρ_l) − αβ(D_SeqKL(y_l) − sg(D_SeqKL(y_w)))).
+
+    TDPO1's KL term can grow the chosen response's KL too; TDPO2 stops the gradient
+    through the chosen KL and weights the term by α, giving finer control over the
+    KL of the rejected response.
+    """
+    rho_w, rho_l = b.logratios()
+    kl_w, kl_l = b.extras["chosen_seq_kl"], b.extras["rejected_seq_kl"]
+    return -F.logsigmoid(beta * ((rho_w - rho_l) - tdpo_alpha * (kl_l - kl_w.detach())))

@@ -1,0 +1,102 @@
+"""The training loop: metrics contract, step-1 log-probs, reference cache, exact resume."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from prefalign.data import load_records, tokenize_records
+from prefalign.engine.forward import plain_sequence_logps
+from prefalign.train import TrainConfig, Trainer, train
+from prefalign.train.batches import BatchPlan
+
+REQUIRED = {"step", "loss", "seconds", "pairs", "tokens", "logps/chosen", "logps/rejected",
+            "rewards/accuracy", "rewards/margin"}
+
+
+def config(model, data, out, **kw):
+    base = dict(model=str(model), data=str(data), output=str(out), cache_dir=str(out.parent / "cache"),
+                batch_size=2, grad_accum=2, lr=1e-3, max_steps=3, progress=False, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def metrics(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_dpo_run_writes_metrics_and_a_loadable_model(tiny_model_dir, pair_file, tmp_path):
+    model_dir = tiny_model_dir("llama")
+    cfg = config(model_dir, pair_file, tmp_path / "run")
+    result = train(cfg)
+    lines = metrics(tmp_path / "run")
+    assert [m["step"] for m in lines] == [1, 2, 3]
+    assert REQUIRED <= set(lines[0])
+    assert lines[0]["pairs"] == 4
+    assert abs(lines[0]["loss"] - torch.log(torch.tensor(2.0)).item()) < 1e-5, "policy == reference at step 1"
+    saved = AutoModelForCausalLM.from_pretrained(result.output_dir / "model")
+    start = AutoModelForCausalLM.from_pretrained(model_dir)
+    assert not torch.equal(saved.get_output_embeddings().weight, start.get_output_embeddings().weight)
+
+    # step 1 reports the log-probs of the policy before any update
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    records, _ = load_records(pair_file)
+    examples, _ = tokenize_records(records, tok)
+    first = BatchPlan(len(examples), 2, 2, 1, cfg.seed).step_examples(0)
+    with torch.no_grad():
+        plain = plain_sequence_logps(start, [examples[i] for i in first])
+    assert lines[0]["logps/chosen"] == pytest.approx(plain[:, 0].mean().item(), rel=1e-5)
+    assert lines[0]["logps/rejected"] == pytest.approx(plain[:, 1].mean().item(), rel=1e-5)
+
+
+def test_second_run_reuses_the_reference_cache(tiny_model_dir, pair_file, tmp_path):
+    model_dir = tiny_model_dir("llama")
+    first = train(config(model_dir, pair_file, tmp_path / "a", max_steps=2))
+    second = train(config(model_dir, pair_file, tmp_path / "b", max_steps=2))
+    assert not first.reference_reused and second.reference_reused
+    assert [m["loss"] for m in metrics(tmp_path / "a")] == [m["loss"] for m in metrics(tmp_path / "b")]
+    # other tokenization settings must not hit the same cache entry
+    third = train(config(model_dir, pair_file, tmp_path / "c", max_steps=1, max_length=6))
+    assert not third.reference_reused
+
+
+def test_resume_continues_exactly(tiny_model_dir, pair_file, tmp_path, monkeypatch):
+    model_dir = tiny_model_dir("qwen2")
+    train(config(model_dir, pair_file, tmp_path / "whole", max_steps=5, save_steps=2))
+    expected = [m["loss"] for m in metrics(tmp_path / "whole")]
+
+    original = Trainer._run_step
+
+    def crash_after_three(self):
+        if self.step == 3:
+            raise KeyboardInterrupt("simulated interruption")
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "_run_step", crash_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(model_dir, pair_file, tmp_path / "cut", max_steps=5, save_steps=2))
+    assert [m["step"] for m in metrics(tmp_path / "cut")] == [1, 2, 3]
+    monkeypatch.setattr(Trainer, "_run_step", original)
+    train(config(model_dir, pair_file, tmp_path / "cut", max_steps=5, save_steps=2))
+    resumed = metrics(tmp_path / "cut")
+    assert [m["step"] for m in resumed] == [1, 2, 3, 4, 5]
+    assert [m["loss"] for m in resumed] == pytest.approx(expected, rel=1e-6, abs=1e-7)
+
+
+def test_grad_accumulation_matches_a_bigger_batch(tiny_model_dir, pair_file, tmp_path):
+    model_dir = tiny_model_dir("llama")
+    train(config(model_dir, pair_file, tmp_path / "ga", batch_size=2, grad_accum=2))
+    train(config(model_dir, pair_file, tmp_path / "big", batch_size=4, grad_accum=1))
+    a, b = metrics(tmp_path / "ga"), metrics(tmp_path / "big")
+    assert [m["loss"] for m in a] == pytest.approx([m["loss"] for m in b], rel=1e-4)
+
+
+def test_config_file_values_are_overridden_by_flags(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 0.5\nbatch_size: 7\nobjective: ipo\n")
+    cfg = TrainConfig.from_sources(str(path), lr=0.1)
+    assert (cfg.lr, cfg.batch_size, cfg.objective) == (0.1, 7, "ipo")
+    path.write_text("learning_rate: 0.5\n")
+    with pytest.raises(ValueError, match="learning_rate.*did you mean"):
+        TrainConfig.from_sources(str(path))
