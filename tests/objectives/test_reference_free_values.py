@@ -2,10 +2,11 @@
 
 import math
 
+import torch
+
 from prefalign.objectives import compute
 
 from .hand import LL, LW, PL, PW, close, logsig, t
-import torch
 
 LENS = dict(chosen_lengths=torch.tensor([LW]), rejected_lengths=torch.tensor([LL]))
 

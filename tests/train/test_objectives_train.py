@@ -17,14 +17,20 @@ NOT_TRAINABLE = {"tdpo1": "needs per-token KL against a full reference distribut
 EXTRA = {"exo_pair": {"label_smoothing": 1e-3}}
 
 
-def data_for(shape, files):
+def data_for(name, shape, files):
+    if name == "npo":  # negatives only (a forget set)
+        return files["negatives"]
     return {"pairwise": files["pair"], "unpaired": files["unpaired"], "listwise": files["ranked"],
             "sft": files["sft"]}[shape]
 
 
 @pytest.fixture
-def files(pair_file, unpaired_file, ranked_file, sft_file):
-    return {"pair": pair_file, "unpaired": unpaired_file, "ranked": ranked_file, "sft": sft_file}
+def files(pair_file, unpaired_file, ranked_file, sft_file, tmp_path):
+    negatives = tmp_path / "negatives.jsonl"
+    negatives.write_text("".join(line for line in unpaired_file.read_text().splitlines(True)
+                                 if '"label": false' in line))
+    return {"pair": pair_file, "unpaired": unpaired_file, "ranked": ranked_file, "sft": sft_file,
+            "negatives": negatives}
 
 
 TRAINABLE = [o.name for o in objectives.available() if o.name not in NOT_TRAINABLE]
@@ -34,7 +40,7 @@ TRAINABLE = [o.name for o in objectives.available() if o.name not in NOT_TRAINAB
 def test_objective_trains(name, tiny_model_dir, files, tmp_path):
     spec = objectives.get(name)
     model_dir = tiny_model_dir("llama")
-    cfg = TrainConfig(model=str(model_dir), data=str(data_for(spec.shape, files)), objective=name,
+    cfg = TrainConfig(model=str(model_dir), data=str(data_for(name, spec.shape, files)), objective=name,
                       output=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), batch_size=4,
                       lr=1e-2, max_steps=2, progress=False, objective_args=EXTRA.get(name, {}))
     result = train(cfg)

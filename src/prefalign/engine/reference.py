@@ -22,7 +22,7 @@ from typing import Iterable, Sequence
 import torch
 from torch import nn
 
-from prefalign.engine.forward import PackedLogProbModel
+from prefalign.engine.forward import PackedLogProbModel, SequenceLogps
 from prefalign.engine.layout import pack
 
 log = logging.getLogger(__name__)
@@ -70,32 +70,49 @@ def batches_by_tokens(examples: Sequence, max_tokens: int) -> Iterable[list[int]
 
 @torch.no_grad()
 def compute_all_logps(model: PackedLogProbModel, examples: Sequence, *, pad_token_id: int,
-                      max_tokens: int = 8192, progress: bool = True, desc: str = "reference log-probs"):
-    """[E, K] summed log-probs of every example, in batched no-grad passes."""
+                      max_tokens: int = 8192, progress: bool = True, desc: str = "reference log-probs",
+                      with_tokens: bool = False):
+    """[E, K] summed log-probs of every example, in batched no-grad passes.
+
+    With ``with_tokens`` also returns the per-token log-probs, flat in (example, response, token)
+    order, so token-level objectives (LD-DPO on the reference) can use a cached reference too.
+    """
     from tqdm.auto import tqdm
 
     device = next(model.parameters()).device
     k = max(len(ex.responses) for ex in examples)
     out = torch.zeros(len(examples), k, dtype=torch.float32)
+    tokens: list[torch.Tensor] = []
     was_training = model.training
     model.eval()
     groups = list(batches_by_tokens(examples, max_tokens))
     for group in tqdm(groups, desc=desc, disable=not progress, unit="batch"):
         batch = pack([examples[i] for i in group], pad_token_id=pad_token_id,
                       row_capacity=max_tokens).to(device)
-        logps = model(batch).logps.float().cpu()
-        out[group, : logps.shape[1]] = logps
+        result = model(batch)
+        out[group, : result.logps.shape[1]] = result.logps.float().cpu()
+        if with_tokens:
+            tokens.append(result.token_logps.float().cpu())
     model.train(was_training)
+    if with_tokens:
+        return out, (torch.cat(tokens) if tokens else torch.zeros(0))
     return out
 
 
 class CachedReference:
-    """Reference log-probs computed once and cached on disk; looked up by example position."""
+    """Reference log-probs computed once and cached on disk; looked up by example position.
+
+    The cache holds the summed log-probs [E, K] and the per-token log-probs (flat, with the
+    offset of each example), so a batch gets back a full ``SequenceLogps``.
+    """
 
     kind = "cache"
 
-    def __init__(self, logps: torch.Tensor, path: Path | None = None, reused: bool = False):
+    def __init__(self, logps: torch.Tensor, token_logps: torch.Tensor, token_offsets: torch.Tensor,
+                 path: Path | None = None, reused: bool = False):
         self.logps = logps
+        self.token_logps = token_logps
+        self.token_offsets = token_offsets  # [E + 1]: example e's tokens are [off[e], off[e+1])
         self.path = path
         self.reused = reused
 
@@ -112,21 +129,31 @@ class CachedReference:
                              sort_keys=True)
         key = hashlib.sha256(key_src.encode()).hexdigest()[:24]
         path = Path(cache_dir) / f"ref-logps-{key}.safetensors"
+        sizes = torch.tensor([sum(len(r) for r in ex.responses) for ex in examples])
+        offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(sizes, 0)])
         if path.exists():
             log.info("reference log-probs: reusing %s", path)
-            return cls(load_file(path)["logps"], path, reused=True)
+            stored = load_file(path)
+            return cls(stored["logps"], stored["token_logps"], offsets, path, reused=True)
         model = load_model()
-        logps = compute_all_logps(model, examples, pad_token_id=pad_token_id,
-                                  max_tokens=max_tokens, progress=progress)
+        logps, token_logps = compute_all_logps(model, examples, pad_token_id=pad_token_id,
+                                               max_tokens=max_tokens, progress=progress,
+                                               with_tokens=True)
         del model
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        save_file({"logps": logps.contiguous()}, str(tmp), metadata={"key": key_src})
+        save_file({"logps": logps.contiguous(), "token_logps": token_logps.contiguous()},
+                  str(tmp), metadata={"key": key_src})
         os.replace(tmp, path)
-        return cls(logps, path, reused=False)
+        return cls(logps, token_logps, offsets, path, reused=False)
 
-    def __call__(self, batch, indices: Sequence[int]) -> torch.Tensor:
-        return self.logps[list(indices)]
+    def __call__(self, batch, indices: Sequence[int]) -> SequenceLogps:
+        tokens = torch.cat([self.token_logps[self.token_offsets[i]:self.token_offsets[i + 1]]
+                            for i in indices])
+        device = batch.sequence_index.device
+        return SequenceLogps(logps=self.logps[list(indices)].to(device),
+                             lengths=batch.response_lengths, token_logps=tokens.to(device),
+                             sequence_index=batch.sequence_index)
 
 
 class FrozenReference:
@@ -142,8 +169,8 @@ class FrozenReference:
             p.requires_grad_(False)
 
     @torch.no_grad()
-    def __call__(self, batch, indices: Sequence[int]) -> torch.Tensor:
-        return self.model(batch).logps.float()
+    def __call__(self, batch, indices: Sequence[int]) -> SequenceLogps:
+        return self.model(batch)
 
 
 class AdapterDisabledReference:
@@ -155,13 +182,13 @@ class AdapterDisabledReference:
         self.policy = policy
 
     @torch.no_grad()
-    def __call__(self, batch, indices: Sequence[int]) -> torch.Tensor:
+    def __call__(self, batch, indices: Sequence[int]) -> SequenceLogps:
         peft_model = _find_peft(self.policy)
         ctx = peft_model.disable_adapter() if peft_model is not None else contextlib.nullcontext()
         was_training = self.policy.training
         self.policy.eval()
         with ctx:
-            out = self.policy(batch).logps.float()
+            out = self.policy(batch)
         self.policy.train(was_training)
         return out
 

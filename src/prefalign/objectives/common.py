@@ -42,7 +42,8 @@ def f_divergence_scores(logratios: Tensor, kind: str = "reverse_kl", alpha: floa
         if abs(alpha - 1.0) < 1e-6:
             return logratios
         limit = 11.0 if logratios.dtype == torch.float16 else 80.0
-        t = torch.clamp((alpha - 1.0) * logratios.float(), max=limit)
+        work = torch.promote_types(logratios.dtype, torch.float32)
+        t = torch.clamp((alpha - 1.0) * logratios.to(work), max=limit)
         return (torch.exp(t) / (alpha - 1.0)).to(logratios.dtype)
     raise ValueError(f"f_divergence_type must be one of {F_DIVERGENCES}, got {kind!r}")
 

@@ -58,11 +58,13 @@ def _split_kwargs(entry: Objective, kwargs: dict[str, Any]) -> tuple[dict[str, A
     return hps, extras
 
 
-def _as_tensor(entry: Objective, name: str, value: Any, like: Tensor | None = None) -> Tensor:
+def _as_tensor(entry: Objective, name: str, value: Any, like: Tensor | None = None, floating: bool = False) -> Tensor:
+    """``value`` as a tensor on ``like``'s device; Python numbers take ``like``'s dtype when ``floating``."""
     if isinstance(value, Tensor):
         return value
+    dtype = like.dtype if floating and like is not None and like.is_floating_point() else None
     try:
-        return torch.as_tensor(value, device=None if like is None else like.device)
+        return torch.as_tensor(value, dtype=dtype, device=None if like is None else like.device)
     except Exception as e:  # noqa: BLE001 - rewrap with the argument's name
         raise _fail(entry, f"{name} must be a tensor, got {type(value).__name__}") from e
 
@@ -83,16 +85,16 @@ def _check_lengths(entry: Objective, name: str, lengths: Tensor, shape: torch.Si
 def _check_extras(entry: Objective, extras: dict[str, Any], batch_shape: torch.Size, like: Tensor) -> None:
     for key in list(extras):
         if key in SCALAR_INPUTS:
-            t = _as_tensor(entry, key, extras[key], like)
+            t = _as_tensor(entry, key, extras[key], like, floating=True)
             if t.numel() != 1:
                 raise _fail(entry, f"{key} must be a scalar (one number), got shape {tuple(t.shape)}")
             extras[key] = t.reshape(()).to(device=like.device)
         elif key in PER_EXAMPLE_INPUTS:
-            t = _as_tensor(entry, key, extras[key], like)
+            t = _as_tensor(entry, key, extras[key], like, floating=True)
             _check_shape(entry, key, t, batch_shape)
             extras[key] = t
         elif key in TOKEN_INPUTS:
-            t = _as_tensor(entry, key, extras[key], like)
+            t = _as_tensor(entry, key, extras[key], like, floating=not key.endswith("_mask"))
             if t.dim() != 2 or t.shape[0] != batch_shape[0]:
                 raise _fail(entry, f"{key} must be [batch, T] with batch = {batch_shape[0]}, got {tuple(t.shape)}")
             extras[key] = t
@@ -143,7 +145,7 @@ def compute(
     if pc.dim() != 1:
         raise _fail(entry, f"policy_chosen_logps must be Tensor[batch] (summed log-probs), got shape {tuple(pc.shape)}")
     shape = pc.shape
-    pr = _as_tensor(entry, "policy_rejected_logps", policy_rejected_logps, pc)
+    pr = _as_tensor(entry, "policy_rejected_logps", policy_rejected_logps, pc, floating=True)
     _check_shape(entry, "policy_rejected_logps", pr, shape)
     _check_extras(entry, extras, shape, pc)
 
@@ -156,8 +158,8 @@ def compute(
                 f"needs reference-model log-probs: pass {' and '.join(missing)} (Tensor[batch], summed "
                 f"over response tokens), or use a reference-free objective ({_REF_FREE})",
             )
-        rc = _as_tensor(entry, "ref_chosen_logps", ref_chosen_logps, pc)
-        rr = _as_tensor(entry, "ref_rejected_logps", ref_rejected_logps, pc)
+        rc = _as_tensor(entry, "ref_chosen_logps", ref_chosen_logps, pc, floating=True)
+        rr = _as_tensor(entry, "ref_rejected_logps", ref_rejected_logps, pc, floating=True)
         _check_shape(entry, "ref_chosen_logps", rc, shape)
         _check_shape(entry, "ref_rejected_logps", rr, shape)
 
@@ -237,14 +239,14 @@ def compute_unpaired(
     _check_extras(entry, extras, p.shape, p)
     for key in ("kl_logps", "ref_kl_logps"):
         if key in extras:
-            extras[key] = _as_tensor(entry, key, extras[key], p)
+            extras[key] = _as_tensor(entry, key, extras[key], p, floating=True)
     if "kl_logps" in extras and "ref_kl_logps" in extras and extras["kl_logps"].shape != extras["ref_kl_logps"].shape:
         raise _fail(entry, "kl_logps and ref_kl_logps must have the same shape")
     r = None
     if entry.needs_reference:
         if ref_logps is None:
             raise _fail(entry, "needs reference-model log-probs: pass ref_logps (Tensor[batch], summed over response tokens)")
-        r = _as_tensor(entry, "ref_logps", ref_logps, p)
+        r = _as_tensor(entry, "ref_logps", ref_logps, p, floating=True)
         _check_shape(entry, "ref_logps", r, p.shape)
     ln = None if lengths is None else _check_lengths(entry, "lengths", _as_tensor(entry, "lengths", lengths, p), p.shape)
     _require(entry, extras, entry.inputs, "this objective")

@@ -112,7 +112,8 @@ def plackett_luce(b: ListwiseBatch, *, beta: float, length_normalize: bool) -> T
     probability ∝ exp(reward). With the implicit reward s = β·ρ, maximizing the
     likelihood of the labelled ranking generalizes DPO (K = 2) to full lists.
     """
-    s = _rewards(b, beta, length_normalize).float()
+    s = _rewards(b, beta, length_normalize)
+    s = s.to(torch.promote_types(s.dtype, torch.float32))
     psi = b.scores.to(s.dtype)
     order = torch.sort(torch.where(b.mask, psi, torch.full_like(psi, -math.inf)), dim=-1, descending=True, stable=True).indices
     s_sorted = torch.gather(s, -1, order)

@@ -13,7 +13,7 @@ from .batches import PairwiseBatch
 from .common import log_odds, nll, per_token, smoothed_logistic
 from .registry import Hyperparameter, objective
 
-LD_MODS = tuple(h.name for h in params.ALL_MODIFIERS)
+MODS = tuple(h.name for h in params.ALL_MODIFIERS)
 
 
 @objective(
@@ -30,7 +30,7 @@ LD_MODS = tuple(h.name for h in params.ALL_MODIFIERS)
         params.label_smoothing(),
         *params.ALL_MODIFIERS,
     ),
-    modifiers=LD_MODS,
+    modifiers=MODS,
     notes="TRL (CPOTrainer, loss_type='simpo') uses beta=0.1, simpo_gamma=0.5 as defaults; the "
     "defaults here are the SimPO paper's range (β=2, γ=1). simpo_gamma is the margin itself, "
     "not the γ/β ratio.",
@@ -61,7 +61,7 @@ def simpo(b: PairwiseBatch, *, beta: float, simpo_gamma: float, label_smoothing:
         params.label_smoothing(),
         *params.ALL_MODIFIERS,
     ),
-    modifiers=LD_MODS,
+    modifiers=MODS,
     notes="TRL's CPOTrainer (loss_type='sigmoid'). The NLL is the per-example token mean; "
     "TRL's is the batch token mean (equal when chosen lengths are equal).",
 )
@@ -89,7 +89,7 @@ def cpo(b: PairwiseBatch, *, beta: float, cpo_alpha: float, label_smoothing: flo
         params.beta(0.1, "λ: weight of the odds-ratio term (TRL calls it beta)", "0.05-1"),
         *params.ALL_MODIFIERS,
     ),
-    modifiers=LD_MODS,
+    modifiers=MODS,
     notes="TRL's ORPOTrainer names λ 'beta'. Per-example token-mean NLL.",
 )
 def orpo(b: PairwiseBatch, *, beta: float) -> Tensor:
@@ -123,7 +123,7 @@ def orpo(b: PairwiseBatch, *, beta: float) -> Tensor:
         ),
         *params.ALL_MODIFIERS,
     ),
-    modifiers=LD_MODS,
+    modifiers=MODS,
     notes="With the default log-odds score, σ(f) = p, so the alignment term is −log p_w − log(1 − p_l): "
     "raise the chosen's own likelihood and lower the rejected's, each on an absolute scale.",
 )

@@ -39,7 +39,9 @@ def _check_token_pair(values: Tensor, mask: Tensor, what: str) -> None:
         raise ValueError(f"{what}: the mask must be a bool tensor, got {mask.dtype}")
 
 
-def ld_token_weights(chosen_mask: Tensor, rejected_mask: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
+def ld_token_weights(
+    chosen_mask: Tensor, rejected_mask: Tensor, alpha: float, dtype: torch.dtype = torch.float32
+) -> tuple[Tensor, Tensor]:
     """LD-DPO token weights [B, T]: 1 on the first min(|y_w|, |y_l|) response tokens, α after, 0 off-mask.
 
     Positions are counted along each mask (the k-th True is response token k), so masks
@@ -49,8 +51,9 @@ def ld_token_weights(chosen_mask: Tensor, rejected_mask: Tensor, alpha: float) -
 
     def weights(mask: Tensor) -> Tensor:
         position = torch.cumsum(mask.long(), dim=-1)  # 1-based index of each response token
-        w = torch.where(position <= min_len, 1.0, alpha)
-        return torch.where(mask, w, 0.0)
+        one = torch.ones((), dtype=dtype, device=mask.device)
+        w = torch.where(position <= min_len, one, one * alpha)
+        return torch.where(mask, w, torch.zeros_like(w))
 
     return weights(chosen_mask), weights(rejected_mask)
 
@@ -69,16 +72,17 @@ def ld_sequence_logps(
     """
     _check_token_pair(chosen_token_logps, chosen_mask, "chosen_token_logps/chosen_token_mask")
     _check_token_pair(rejected_token_logps, rejected_mask, "rejected_token_logps/rejected_token_mask")
-    w_c, w_r = ld_token_weights(chosen_mask, rejected_mask, alpha)
+    w_c, w_r = ld_token_weights(chosen_mask, rejected_mask, alpha, chosen_token_logps.dtype)
     zero = torch.zeros((), dtype=chosen_token_logps.dtype, device=chosen_token_logps.device)
-    chosen = torch.where(chosen_mask, chosen_token_logps, zero) * w_c.to(chosen_token_logps.dtype)
+    chosen = torch.where(chosen_mask, chosen_token_logps, zero) * w_c
     rejected = torch.where(rejected_mask, rejected_token_logps, zero) * w_r.to(rejected_token_logps.dtype)
     return chosen.sum(-1), rejected.sum(-1)
 
 
 def log_sum_sq_probs(logits: Tensor) -> Tensor:
     """log Σ_v p(v)² from logits [..., V] (WPO's per-token normalizer), computed stably."""
-    return torch.logsumexp(2.0 * F.log_softmax(logits.float(), dim=-1), dim=-1)
+    work = torch.promote_types(logits.dtype, torch.float32)
+    return torch.logsumexp(2.0 * F.log_softmax(logits.to(work), dim=-1), dim=-1)
 
 
 @torch.no_grad()
@@ -122,8 +126,9 @@ def sequence_kl(policy_logits: Tensor, ref_logits: Tensor, mask: Tensor) -> Tens
     ``policy_logits``/``ref_logits`` are [B, T, V] at the positions that predict each response
     token (already shifted); ``mask`` [B, T] bool. Gradients flow through the policy logits.
     """
-    ref_logp = F.log_softmax(ref_logits.float(), dim=-1)
-    pol_logp = F.log_softmax(policy_logits.float(), dim=-1)
+    work = torch.promote_types(policy_logits.dtype, torch.float32)
+    ref_logp = F.log_softmax(ref_logits.to(work), dim=-1)
+    pol_logp = F.log_softmax(policy_logits.to(work), dim=-1)
     per_token = (ref_logp.exp() * (ref_logp - pol_logp)).sum(-1)
     return torch.where(mask, per_token, torch.zeros_like(per_token)).sum(-1)
 

@@ -23,35 +23,44 @@ class StepLoss:
     metrics: dict[str, torch.Tensor]  # per-example values to average for logging, [E] each
 
 
-def _token_inputs(spec, policy: SequenceLogps) -> dict[str, torch.Tensor]:
-    """Per-token tensors for objectives/modifiers that declare them (LD-DPO, WPO)."""
-    wanted = set(spec.inputs) | set(getattr(spec, "optional_inputs", ()))
-    out: dict[str, torch.Tensor] = {}
-    if wanted & {"chosen_token_logps", "rejected_token_logps", "chosen_mask", "rejected_mask"}:
-        padded, mask = policy.padded()
-        out.update(chosen_token_logps=padded[:, 0], rejected_token_logps=padded[:, 1],
-                   chosen_mask=mask[:, 0], rejected_mask=mask[:, 1])
-    if "log_sum_p2" in policy.stats and wanted & {"chosen_log_sum_p2", "rejected_log_sum_p2"}:
-        padded, _ = policy.padded(policy.stats["log_sum_p2"])
-        out.update(chosen_log_sum_p2=padded[:, 0], rejected_log_sum_p2=padded[:, 1])
-    return {k: v for k, v in out.items() if k in wanted}
+def _uses_tokens(spec, hyperparameters) -> bool:
+    hp = {**spec.defaults, **hyperparameters}
+    return bool(hp.get("ld_alpha") not in (None, 1.0) or hp.get("use_weighting"))
+
+
+def _token_inputs(spec, hyperparameters, policy: SequenceLogps, ref) -> dict[str, torch.Tensor]:
+    """Per-token tensors for LD-DPO (``ld_alpha``) and WPO (``use_weighting``), [E, T] each."""
+    if not _uses_tokens(spec, hyperparameters):
+        return {}
+    padded, mask = policy.padded()
+    out = dict(chosen_token_logps=padded[:, 0], rejected_token_logps=padded[:, 1],
+               chosen_token_mask=mask[:, 0], rejected_token_mask=mask[:, 1])
+    if ref is not None:
+        ref_padded, _ = ref.padded()
+        out.update(ref_chosen_token_logps=ref_padded[:, 0].to(padded.dtype),
+                   ref_rejected_token_logps=ref_padded[:, 1].to(padded.dtype))
+    if "log_sum_p2" in policy.stats:
+        sq, _ = policy.padded(policy.stats["log_sum_p2"])
+        out.update(chosen_token_log_sumsq=sq[:, 0], rejected_token_log_sumsq=sq[:, 1])
+    return out
 
 
 def needed_statistics(objective: str, hyperparameters: dict[str, Any]) -> tuple[str, ...]:
     """Per-token statistics the engine must compute for this objective (WPO's log Σp²)."""
-    if hyperparameters.get("use_weighting"):
+    spec = objectives.get(objective)
+    if {**spec.defaults, **hyperparameters}.get("use_weighting"):
         return ("log_sum_p2",)
     return ()
 
 
 def compute_step_loss(objective: str, hyperparameters: dict[str, Any], policy: SequenceLogps,
-                      ref_logps: torch.Tensor | None, examples: Sequence) -> StepLoss:
+                      reference: SequenceLogps | None, examples: Sequence) -> StepLoss:
     spec = objectives.get(objective)
     logps, lengths = policy.logps, policy.lengths.to(policy.logps.dtype)
-    ref = None if ref_logps is None else ref_logps.to(logps.device, logps.dtype)
+    ref = None if reference is None else reference.logps.to(logps.device, logps.dtype)
     beta = float(hyperparameters.get("beta", 0.1))
     if spec.shape == "pairwise":
-        extra = _token_inputs(spec, policy)
+        extra = _token_inputs(spec, hyperparameters, policy, reference)
         wanted = set(spec.inputs) | set(getattr(spec, "optional_inputs", ()))
         if "margin" in wanted:
             extra["margin"] = torch.tensor([ex.margin or 0.0 for ex in examples],

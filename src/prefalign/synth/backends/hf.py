@@ -1,0 +1,129 @@
+"""Sampling with Hugging Face ``generate``: batched, left-padded, CPU or GPU.
+
+Reproducibility: each (prompt, sample) row of a batch draws its tokens from its own
+``torch.Generator`` seeded with ``sample_seed(seed, prompt index, sample index)``. A logits
+processor applies temperature, top-k and top-p, samples each row's next token with that row's
+generator and hands ``generate`` a one-hot distribution that greedy decoding follows. So a sample
+does not depend on which other rows share its batch, on the chunking, or on where a resumed run
+starts. (Rows in a batch are left-padded together; the job keeps batches identical on resume, so
+even padding-level float differences cannot change a sample.)
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from prefalign.data.tokenization import tokenize_prompt
+
+from ..types import Completion, PromptItem, SamplingConfig
+from .base import regroup, requests
+
+
+class _RowSampler:
+    """A logits processor that samples every row with its own generator."""
+
+    def __init__(self, seeds: list[int], sampling: SamplingConfig, device):
+        self.sampling = sampling
+        self.generators = []
+        for s in seeds:
+            g = torch.Generator(device=device)
+            g.manual_seed(s)
+            self.generators.append(g)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        sp = self.sampling
+        logits = scores.float() / sp.temperature
+        if sp.top_k and sp.top_k < logits.shape[-1]:
+            kth = torch.topk(logits, sp.top_k, dim=-1).values[:, -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        if sp.top_p < 1.0:
+            sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+            probs = torch.softmax(sorted_logits, dim=-1)
+            # drop a token when the tokens before it already cover top_p (the first always stays)
+            drop = (torch.cumsum(probs, dim=-1) - probs) >= sp.top_p
+            sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+            logits = torch.full_like(logits, float("-inf")).scatter(1, order, sorted_logits)
+        probs = torch.softmax(logits, dim=-1)
+        out = torch.full_like(scores, float("-inf"))
+        for row, gen in enumerate(self.generators):
+            token = torch.multinomial(probs[row], 1, generator=gen)
+            out[row, token] = 0.0
+        return out
+
+
+class HFGenerator:
+    """Generate with a local Hugging Face causal LM (a folder or hub id already in the cache)."""
+
+    name = "hf"
+
+    def __init__(self, model: str, *, device: str | None = None, dtype: str = "auto",
+                 batch_size: int = 16, trust_remote_code: bool = False, model_obj=None,
+                 tokenizer=None):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.model_path = str(model)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.batch_size = batch_size
+        self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(
+            model, trust_remote_code=trust_remote_code)
+        if model_obj is None:
+            torch_dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16,
+                           "float16": torch.float16}[dtype]
+            model_obj = AutoModelForCausalLM.from_pretrained(
+                model, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+        self.model = model_obj.to(self.device).eval()
+        tok = self.tokenizer
+        gen_eos = self.model.generation_config.eos_token_id
+        eos = gen_eos if gen_eos is not None else tok.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
+        pad = tok.pad_token_id
+        self.pad_id = pad if pad is not None else (min(self.eos_ids) if self.eos_ids else 0)
+
+    def describe(self) -> dict:
+        return {"backend": self.name, "model": self.model_path, "device": self.device,
+                "batch_size": self.batch_size}
+
+    def generate(self, prompts: Sequence[PromptItem], n: int, sampling: SamplingConfig,
+                 seed: int = 0) -> list[list[Completion]]:
+        reqs = requests(prompts, n, seed)
+        ids = [tokenize_prompt(p.prompt, self.tokenizer, p.system) for p in prompts]
+        flat: list[Completion] = []
+        for start in range(0, len(reqs), self.batch_size):
+            batch = reqs[start:start + self.batch_size]
+            flat.extend(self._batch([ids[i] for i, _, _ in batch], [s for _, _, s in batch],
+                                    sampling))
+        return regroup(prompts, n, flat)
+
+    @torch.no_grad()
+    def _batch(self, prompt_ids: list[list[int]], seeds: list[int],
+               sampling: SamplingConfig) -> list[Completion]:
+        from transformers import LogitsProcessorList
+
+        width = max(len(p) for p in prompt_ids)
+        input_ids = torch.full((len(prompt_ids), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros_like(input_ids)
+        for row, p in enumerate(prompt_ids):
+            input_ids[row, width - len(p):] = torch.tensor(p)
+            mask[row, width - len(p):] = 1
+        kwargs = dict(max_new_tokens=sampling.max_new_tokens, do_sample=False, num_beams=1,
+                      pad_token_id=self.pad_id, eos_token_id=sorted(self.eos_ids) or None,
+                      temperature=None, top_p=None, top_k=None)
+        if sampling.temperature > 0:
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [_RowSampler(seeds, sampling, self.device)])
+        out = self.model.generate(input_ids=input_ids.to(self.device),
+                                  attention_mask=mask.to(self.device), **kwargs)
+        completions = []
+        for row, seq in enumerate(out[:, width:].tolist()):
+            finish, kept = "length", seq
+            for pos, tok in enumerate(seq):
+                if tok in self.eos_ids:
+                    finish, kept = "stop", seq[:pos]
+                    break
+            text = self.tokenizer.decode(kept, skip_special_tokens=True,
+                                         clean_up_tokenization_spaces=False)
+            completions.append(Completion(text=text, seed=seeds[row], finish_reason=finish,
+                                          num_tokens=len(kept)))
+        return completions

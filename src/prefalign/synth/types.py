@@ -1,0 +1,91 @@
+"""The values passed between the synth stages: prompts, sampling settings, completions, scores."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from prefalign.data.records import Text, is_conversational
+
+
+@dataclass
+class PromptItem:
+    """One prompt to sample from. ``index`` is its 0-based position in the prompt source and keys
+    every seed and every resume decision; ``meta`` holds the row's other columns (an ``answer``
+    or ``tests`` column for verifiers, ids, ...)."""
+
+    index: int
+    prompt: Text
+    system: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def example(self) -> dict[str, Any]:
+        """The row as a verifier sees it: ``prompt``, ``system`` and every other column."""
+        row = dict(self.meta)
+        row["prompt"] = self.prompt
+        if self.system is not None:
+            row["system"] = self.system
+        return row
+
+    def messages(self) -> list[dict[str, Any]]:
+        """The prompt as chat messages (a plain string becomes one user turn)."""
+        msgs = list(self.prompt) if is_conversational(self.prompt) else [
+            {"role": "user", "content": self.prompt}]
+        if self.system is not None:
+            msgs = [{"role": "system", "content": self.system}] + msgs
+        return msgs
+
+    def text(self) -> str:
+        """The last user turn (or the plain prompt): what a judge is shown as the question."""
+        if is_conversational(self.prompt):
+            return "\n\n".join(f"{m['role']}: {m['content']}" for m in self.prompt)
+        return self.prompt
+
+
+@dataclass
+class SamplingConfig:
+    """How to sample. ``temperature`` 0 means greedy; ``top_k`` 0 and ``top_p`` 1 mean off."""
+
+    temperature: float = 0.8
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 256
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Completion:
+    """One sampled response. ``finish_reason`` is "stop" (end of turn) or "length" (cut at
+    max_new_tokens); ``seed`` is the seed it was sampled with."""
+
+    text: str
+    seed: int
+    finish_reason: str = "stop"
+    num_tokens: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Score:
+    """A scorer's verdict on one response. ``value`` None means it could not be scored (a judge's
+    answer that did not parse, ...); ``reason`` says why a response failed or was not scored."""
+
+    value: float | None
+    reason: str | None = None
+
+
+def sample_seed(base_seed: int, prompt_index: int, sample_index: int) -> int:
+    """The seed of sample ``sample_index`` of prompt ``prompt_index``: a hash of the three, so it
+    does not depend on batching, chunking or where a resumed run starts (63-bit)."""
+    digest = hashlib.sha256(f"{base_seed}:{prompt_index}:{sample_index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def response_value(prompt: Text, text: str) -> Text:
+    """A generated text as a response record field: a chat prompt gets an assistant message."""
+    return [{"role": "assistant", "content": text}] if is_conversational(prompt) else text
