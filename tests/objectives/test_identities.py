@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from prefalign.objectives import compute, compute_listwise
+from prefalign.objectives import compute, compute_listwise, ld_sequence_logps
 
 torch.manual_seed(0)
 B = 6
@@ -108,14 +108,16 @@ def test_ld_dpo_with_alpha_one_is_dpo_on_plain_sums():
     T = 5
     ct = torch.randn(B, T, dtype=torch.float64) - 2
     rt = torch.randn(B, T, dtype=torch.float64) - 2
-    rct = torch.randn(B, T, dtype=torch.float64) - 2
-    rrt = torch.randn(B, T, dtype=torch.float64) - 2
     cm = torch.arange(T).expand(B, T) < torch.randint(1, T + 1, (B, 1))
     rm = torch.arange(T).expand(B, T) < torch.randint(1, T + 1, (B, 1))
-    sums = [(x * m).sum(-1) for x, m in ((ct, cm), (rt, rm), (rct, cm), (rrt, rm))]
-    out = compute("ld_dpo", *ARGS, ld_alpha=1.0, chosen_token_logps=ct, rejected_token_logps=rt, chosen_token_mask=cm,
-                  rejected_token_mask=rm, ref_chosen_token_logps=rct, ref_rejected_token_logps=rrt)
-    assert_same(out, compute("sigmoid", *sums))
+    c, r = ld_sequence_logps(ct, rt, cm, rm, 1.0)
+    assert_same(c, (ct * cm).sum(-1))
+    assert_same(r, (rt * rm).sum(-1))
+    # through compute, α = 1 needs no per-token inputs: the summed arguments are already the answer
+    assert_same(compute("ld_dpo", *ARGS, ld_alpha=1.0), dpo())
+    assert not torch.allclose(compute("ld_dpo", *ARGS, ld_alpha=0.5, chosen_token_logps=ct, rejected_token_logps=rt,
+                                      chosen_token_mask=cm, rejected_token_mask=rm, ref_chosen_token_logps=ct,
+                                      ref_rejected_token_logps=rt * 0.5), dpo())
 
 
 def test_bco_pair_with_zero_delta_is_default():

@@ -172,7 +172,7 @@ def compute(
 
     _require(entry, extras, entry.inputs - TOKEN_INPUTS, "this objective")
     ld_alpha = hps.get("ld_alpha")
-    if ld_alpha is not None:
+    if ld_alpha is not None and ld_alpha != 1.0:  # α = 1 is the plain sums: nothing to rebuild
         _require(entry, extras, LD_INPUTS, f"ld_alpha={ld_alpha:g} (LD-DPO)")
         masks = extras["chosen_token_mask"], extras["rejected_token_mask"]
         pc, pr = ld_sequence_logps(extras["chosen_token_logps"], extras["rejected_token_logps"], *masks, ld_alpha)

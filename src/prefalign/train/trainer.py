@@ -95,7 +95,10 @@ class Trainer:
         if unknown:
             raise ValueError(f"objective {self.spec.name!r} has no hyperparameter(s) "
                              f"{', '.join(unknown)}; it takes: {', '.join(sorted(self.spec.defaults)) or 'none'}")
+        # Several processes without a GPU (torchrun on CPU): accelerate only uses gloo when told.
+        multi_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
         self.accelerator = Accelerator(
+            cpu=multi_cpu,
             gradient_accumulation_steps=1,  # accumulation is done (and scaled) here explicitly
             mixed_precision="bf16" if cfg.bf16 else "no",
             log_with=cfg.report_to or None, project_dir=str(cfg.output_dir))
@@ -125,9 +128,11 @@ class Trainer:
         params = [p for p in self.policy.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.adam_betas,
                                       weight_decay=cfg.weight_decay)
-        scheduler = _scheduler(cfg, optimizer, self.total_steps)
-        self.policy, self.optimizer, self.scheduler = self.accelerator.prepare(
-            self.policy, optimizer, scheduler)
+        # The scheduler is not handed to accelerate: its wrapper steps the schedule once per
+        # process, which would decay the learning rate N times faster under N processes.
+        self.policy, self.optimizer = self.accelerator.prepare(self.policy, optimizer)
+        self.scheduler = _scheduler(cfg, self.optimizer, self.total_steps)
+        self.accelerator.register_for_checkpointing(self.scheduler)
         self.stats = needed_statistics(cfg.objective, self.hparams)
         self.step = 0
         self.metrics_path = cfg.output_dir / "metrics.jsonl"

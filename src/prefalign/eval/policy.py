@@ -1,0 +1,183 @@
+"""`evaluate_policy`: the diagnostics of `prefalign.eval.metrics` for a saved policy.
+
+On preference data it computes the log-prob metrics (ranking accuracy, top-k statistics and,
+with a reference, implicit rewards, likelihood displacement, idealized ranking accuracy and the
+alignment gap). On prompts it samples responses (seeded) for length statistics and, with a
+reference, KL from samples and optionally a win rate from a ``compare`` judge.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from prefalign.data import TokenizedExample, atomic_write, load_records, tokenize_records
+from prefalign.engine.forward import PackedLogProbModel
+from prefalign.eval import metrics as M
+from prefalign.eval.leakage import preference_leakage
+from prefalign.eval.logps import compute_logps
+from prefalign.eval.sampling import sample_responses
+from prefalign.eval.winrate import compare_all, win_rate
+
+log = logging.getLogger(__name__)
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def read_prompts(source: str | os.PathLike | Sequence) -> list:
+    """Prompts from a list, a ``.txt`` file (one per line) or a JSON/JSONL file of rows with a
+    ``prompt`` field (a string or chat messages) or of plain strings."""
+    if not isinstance(source, (str, os.PathLike)):
+        return list(source)
+    path = Path(source)
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".txt":
+        return [line for line in text.splitlines() if line.strip()]
+    rows = json.loads(text) if path.suffix == ".json" else [
+        (n, json.loads(line)) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if path.suffix == ".json":
+        rows = list(enumerate(rows, 1))
+    prompts = []
+    for n, row in rows:
+        if isinstance(row, str):
+            prompts.append(row)
+        elif isinstance(row, dict) and "prompt" in row:
+            prompts.append(row["prompt"])
+        else:
+            raise ValueError(f"{path}: row {n} has no 'prompt' field; each row must be a string "
+                             "or an object with a 'prompt'")
+    return prompts
+
+
+def _load(path, dtype: str, device, trust_remote_code: bool):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype],
+                                                 attn_implementation="sdpa",
+                                                 trust_remote_code=trust_remote_code)
+    return model.to(device).eval().requires_grad_(False)
+
+
+def _pair_metrics(policy, ref, examples, *, beta, pad_token_id, max_tokens, topk) -> dict:
+    pol = compute_logps(policy, examples, pad_token_id=pad_token_id, max_tokens=max_tokens,
+                        topk=topk)
+    pc, pr = pol.logps[:, 0], pol.logps[:, 1]
+    out = M.ranking_accuracy(pc, pr, chosen_lengths=pol.lengths[:, 0],
+                             rejected_lengths=pol.lengths[:, 1])
+    out.update({"logps/chosen": float(pc.mean()), "logps/rejected": float(pr.mean())})
+    out.update(M.token_stat_summary(pol.stats, pol.sequence_index, num_responses=2))
+    if ref is None:
+        return out
+    rl = compute_logps(ref, examples, pad_token_id=pad_token_id, max_tokens=max_tokens,
+                       stats=()).logps
+    rc, rr = rl[:, 0], rl[:, 1]
+    out.update(M.implicit_reward_metrics(pc, pr, rc, rr, beta=beta))
+    out.update(M.likelihood_displacement(pc, pr, rc, rr))
+    alpha = torch.tensor([M.preference_probability(torch.tensor([ex.scores[0]]),
+                                                   torch.tensor([ex.scores[1]])).item()
+                          if ex.scores else 1.0 for ex in examples], dtype=torch.float64)
+    out.update(M.idealized_ranking_accuracy(rc, rr, beta=beta, preference_prob=alpha))
+    out["alignment_gap"] = M.alignment_gap(out["idealized_ranking_accuracy"],
+                                           out["ranking_accuracy"])
+    return out
+
+
+def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
+                    ref_path: str | os.PathLike | None = None, prompts: Any = None,
+                    beta: float = 0.1, output: str | os.PathLike | None = None,
+                    max_length: int | None = None, truncation: str = "keep_start",
+                    num_samples: int = 1, max_new_tokens: int = 64, temperature: float = 1.0,
+                    top_p: float = 1.0, seed: int = 0, max_tokens: int = 8192, topk: int = 10,
+                    compare: Callable[[Any, str, str], int] | None = None,
+                    judge: Any = None, dtype: str = "float32", device: str | None = None,
+                    trust_remote_code: bool = False) -> dict:
+    """Evaluate a saved policy; returns the results dict and writes ``output/eval.json``.
+
+    ``data``: pairwise preference data (anything `load_records` reads). ``ref_path``: the
+    reference model (the metrics that need one are skipped without it). ``prompts``: a list or
+    a file (`read_prompts`) to sample ``num_samples`` responses per prompt from, seeded by
+    ``seed``. ``compare(prompt, policy_response, reference_response) -> +1/0/-1``: a judge for
+    the win rate against the reference's samples (needs ``ref_path`` and ``prompts``).
+    ``judge``: the judge model (path, name or config), checked for preference leakage.
+    """
+    from transformers import AutoTokenizer
+
+    if data is None and prompts is None:
+        raise ValueError("evaluate_policy needs preference data (data=...), prompts "
+                         "(prompts=...), or both")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    tokenizer = AutoTokenizer.from_pretrained(policy_path, trust_remote_code=trust_remote_code)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    policy_lm = _load(policy_path, dtype, device, trust_remote_code)
+    policy = PackedLogProbModel(policy_lm)
+    ref_lm = ref = None
+    if ref_path is not None:
+        ref_lm = _load(ref_path, dtype, device, trust_remote_code)
+        ref = PackedLogProbModel(ref_lm)
+    result: dict[str, Any] = {"policy": str(policy_path),
+                              "reference": None if ref_path is None else str(ref_path),
+                              "beta": beta, "seed": seed, "metrics": {}, "lengths": {},
+                              "counts": {}, "warnings": []}
+    if judge is not None:
+        result["warnings"] += [f"preference leakage: {r}"
+                               for r in preference_leakage(judge, policy_path)]
+
+    if data is not None:
+        records, load_report = load_records(data)
+        examples, tok_report = tokenize_records(records, tokenizer, max_length=max_length,
+                                                truncation=truncation)
+        pairs = [ex for ex in examples if ex.kind == "pairwise"]
+        result["counts"].update({"records": load_report.rows, "pairs": len(pairs),
+                                 "not_pairwise": len(examples) - len(pairs),
+                                 "dropped_by_tokenization": tok_report.n_dropped,
+                                 "truncated": tok_report.truncated})
+        if not pairs:
+            raise ValueError(f"{data}: no pairwise records to evaluate (found "
+                             f"{len(examples)} of another kind); log-prob metrics need "
+                             "prompt/chosen/rejected rows")
+        result["metrics"].update(_pair_metrics(policy, ref, pairs, beta=beta, pad_token_id=pad,
+                                               max_tokens=max_tokens, topk=topk))
+
+    if prompts is not None:
+        prompt_list = read_prompts(prompts)
+        if not prompt_list:
+            raise ValueError(f"{prompts}: no prompts found")
+        samples = sample_responses(policy_lm, tokenizer, prompt_list, num_samples=num_samples,
+                                   max_new_tokens=max_new_tokens, temperature=temperature,
+                                   top_p=top_p, seed=seed)
+        lengths = [len(r) for rs in samples.responses for r in rs]
+        result["lengths"]["policy"] = lengths
+        result["metrics"].update(M.length_stats(lengths, prefix="length/policy"))
+        result["samples"] = [{"prompt": p, "responses": t}
+                             for p, t in zip(prompt_list, samples.texts)]
+        result["counts"]["prompts"] = len(prompt_list)
+        if ref is not None:
+            flat = [TokenizedExample(p, [r], "sft") for p, rs in
+                    zip(samples.prompt_ids, samples.responses) for r in rs]
+            pl = compute_logps(policy, flat, pad_token_id=pad, max_tokens=max_tokens, stats=())
+            rl = compute_logps(ref, flat, pad_token_id=pad, max_tokens=max_tokens, stats=())
+            result["metrics"].update(M.kl_from_samples(pl.logps[:, 0], rl.logps[:, 0]))
+            if compare is not None:
+                ref_samples = sample_responses(ref_lm, tokenizer, prompt_list, num_samples=1,
+                                               max_new_tokens=max_new_tokens,
+                                               temperature=temperature, top_p=top_p, seed=seed)
+                result["lengths"]["reference"] = [len(rs[0]) for rs in ref_samples.responses]
+                outcomes = compare_all(compare, prompt_list, [t[0] for t in samples.texts],
+                                       [t[0] for t in ref_samples.texts])
+                result["metrics"].update({f"winrate/{k}": v
+                                          for k, v in win_rate(outcomes).items()})
+        elif compare is not None:
+            raise ValueError("a win rate needs a reference model to compare against; give "
+                             "ref_path")
+    for w in result["warnings"]:
+        log.warning(w)
+    if output is not None:
+        with atomic_write(Path(output) / "eval.json") as f:
+            json.dump(result, f, indent=2)
+    return result

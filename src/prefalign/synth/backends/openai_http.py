@@ -1,0 +1,109 @@
+"""Any OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp, OpenAI itself) via
+``POST {base_url}/chat/completions``, with the standard library only (urllib + threads).
+
+One request per sample, carrying that sample's seed, so samples are reproducible as far as the
+server honours ``seed``. At most ``concurrency`` requests are in flight; each has a ``timeout``;
+connection errors, timeouts, 408, 409, 429 and 5xx are retried up to ``max_retries`` times with
+exponential backoff (``backoff * 2**attempt`` seconds, or the server's Retry-After when larger).
+Other HTTP errors (400, 401, 404, ...) fail at once with the server's message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
+from ..types import Completion, PromptItem, SamplingConfig
+from .base import regroup, requests
+
+RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class HTTPGenerationError(RuntimeError):
+    """A request failed for good (a non-retryable status, or retries exhausted)."""
+
+
+class OpenAIHTTPGenerator:
+    name = "openai"
+
+    def __init__(self, base_url: str, model: str, *, api_key: str | None = None,
+                 api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
+                 timeout: float = 120.0, max_retries: int = 5, backoff: float = 1.0,
+                 extra_body: dict | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.api_key = api_key if api_key is not None else os.environ.get(api_key_env)
+        self.concurrency = max(1, concurrency)
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.extra_body = dict(extra_body or {})
+        self.retries = 0  # requests retried so far (for the manifest)
+
+    def describe(self) -> dict:
+        return {"backend": self.name, "base_url": self.base_url, "model": self.model,
+                "concurrency": self.concurrency, "timeout": self.timeout,
+                "max_retries": self.max_retries}
+
+    def generate(self, prompts: Sequence[PromptItem], n: int, sampling: SamplingConfig,
+                 seed: int = 0) -> list[list[Completion]]:
+        reqs = requests(prompts, n, seed)
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            flat = list(pool.map(lambda r: self._one(prompts[r[0]], r[2], sampling), reqs))
+        return regroup(prompts, n, flat)
+
+    def _body(self, prompt: PromptItem, seed: int, sampling: SamplingConfig) -> dict:
+        body = {"model": self.model, "messages": prompt.messages(), "n": 1,
+                "max_tokens": sampling.max_new_tokens, "temperature": sampling.temperature,
+                "top_p": sampling.top_p, "seed": seed % (2 ** 31)}
+        if sampling.top_k:
+            body["top_k"] = sampling.top_k  # vLLM/SGLang extension; OpenAI ignores unknown keys
+        body.update(self.extra_body)
+        return body
+
+    def _one(self, prompt: PromptItem, seed: int, sampling: SamplingConfig) -> Completion:
+        data = json.dumps(self._body(prompt, seed, sampling)).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        url = f"{self.base_url}/chat/completions"
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            wait = self.backoff * (2 ** attempt)
+            try:
+                req = urllib.request.Request(url, data=data, headers=headers, method="POST")
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    payload = json.loads(resp.read().decode("utf-8"))
+                return _completion(payload, seed, url)
+            except urllib.error.HTTPError as e:
+                detail = e.read().decode("utf-8", "replace")[:500]
+                last = f"HTTP {e.code}: {detail}"
+                if e.code not in RETRY_STATUS:
+                    raise HTTPGenerationError(f"{url}: {last}") from None
+                retry_after = e.headers.get("Retry-After") if e.headers else None
+                if retry_after and retry_after.replace(".", "", 1).isdigit():
+                    wait = max(wait, float(retry_after))
+            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
+                last = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
+            if attempt < self.max_retries:
+                self.retries += 1
+                time.sleep(wait)
+        raise HTTPGenerationError(f"{url}: giving up after {self.max_retries + 1} attempts; "
+                                  f"last error: {last}")
+
+
+def _completion(payload: dict, seed: int, url: str) -> Completion:
+    try:
+        choice = payload["choices"][0]
+        text = choice["message"]["content"] or ""
+    except (KeyError, IndexError, TypeError):
+        raise HTTPGenerationError(f"{url}: unexpected response (no choices[0].message.content): "
+                                  f"{json.dumps(payload)[:300]}") from None
+    finish = "length" if choice.get("finish_reason") == "length" else "stop"
+    tokens = (payload.get("usage") or {}).get("completion_tokens")
+    return Completion(text=text, seed=seed, finish_reason=finish, num_tokens=tokens)

@@ -1,0 +1,55 @@
+"""Sampling with vLLM (optional: ``pip install vllm``; GPU).
+
+One request per (prompt, sample) with ``SamplingParams(seed=sample_seed(...))``, so each sample
+has its own seed as in the Hugging Face back end. Prompts are tokenized with the data layer's
+``tokenize_prompt`` (chat template and BOS applied exactly once) and passed as token ids.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from prefalign.data.tokenization import tokenize_prompt
+
+from ..types import Completion, PromptItem, SamplingConfig
+from .base import regroup, requests
+
+
+class VLLMGenerator:
+    name = "vllm"
+
+    def __init__(self, model: str, *, dtype: str = "auto", gpu_memory_utilization: float = 0.85,
+                 tensor_parallel_size: int = 1, trust_remote_code: bool = False, **engine_args):
+        try:
+            from vllm import LLM
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ImportError("the vllm back end needs vLLM: pip install vllm (GPU only); or use "
+                              "--backend hf, or --backend openai with a running vLLM server") from e
+        self.model_path = str(model)
+        self.llm = LLM(model=self.model_path, dtype=dtype, seed=0,
+                       gpu_memory_utilization=gpu_memory_utilization,
+                       tensor_parallel_size=tensor_parallel_size,
+                       trust_remote_code=trust_remote_code, **engine_args)
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def describe(self) -> dict:
+        return {"backend": self.name, "model": self.model_path}
+
+    def generate(self, prompts: Sequence[PromptItem], n: int, sampling: SamplingConfig,
+                 seed: int = 0) -> list[list[Completion]]:  # pragma: no cover - needs a GPU
+        from vllm import SamplingParams
+
+        reqs = requests(prompts, n, seed)
+        ids = [tokenize_prompt(p.prompt, self.tokenizer, p.system) for p in prompts]
+        inputs = [{"prompt_token_ids": ids[i]} for i, _, _ in reqs]
+        params = [SamplingParams(n=1, seed=s, temperature=sampling.temperature,
+                                 top_p=sampling.top_p, top_k=sampling.top_k or -1,
+                                 max_tokens=sampling.max_new_tokens) for _, _, s in reqs]
+        outputs = self.llm.generate(inputs, params, use_tqdm=False)
+        flat = []
+        for (_, _, s), out in zip(reqs, outputs):
+            o = out.outputs[0]
+            flat.append(Completion(text=o.text, seed=s,
+                                   finish_reason="length" if o.finish_reason == "length" else "stop",
+                                   num_tokens=len(o.token_ids)))
+        return regroup(prompts, n, flat)

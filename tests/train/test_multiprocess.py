@@ -1,0 +1,41 @@
+"""Two CPU processes (gloo, through torchrun) give the losses of one process at the same global
+batch."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+
+def run_cli(args, nproc, env_extra=None):
+    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    env.update(env_extra or {})
+    if nproc == 1:
+        cmd = [sys.executable, "-m", "prefalign.cli", "train", *args]
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc_per_node={nproc}", "-m", "prefalign.cli", "train", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_at_the_same_global_batch(tiny_model_dir, pair_file, tmp_path):
+    if shutil.which("torchrun") is None and not os.path.exists(sys.executable):
+        pytest.skip("torchrun not available")
+    model = str(tiny_model_dir("llama"))
+    common = ["--model", model, "--data", str(pair_file), "--objective", "sigmoid", "--lr", "1e-2",
+              "--max-steps", "3", "--seed", "5", "--no-progress", "--cache-dir", str(tmp_path / "cache")]
+    run_cli(common + ["--batch-size", "4", "--output", str(tmp_path / "one")], 1)
+    run_cli(common + ["--batch-size", "2", "--output", str(tmp_path / "two")], 2)
+    read = lambda d: [json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+    one, two = read("one"), read("two")
+    assert [m["pairs"] for m in two] == [4, 4, 4]
+    for a, b in zip(one, two):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4, abs=1e-6)
+        assert b["logps/chosen"] == pytest.approx(a["logps/chosen"], rel=1e-5)
+        assert b["tokens"] == a["tokens"]
+    assert one[-1]["loss"] != pytest.approx(one[0]["loss"], rel=1e-6), "training moved the loss"
