@@ -104,3 +104,10 @@ def test_frozen_reference_model_gives_the_cached_losses(tiny_model_dir, pair_fil
         train(cfg)
         runs[kind] = [json.loads(x)["loss"] for x in (tmp_path / kind / "metrics.jsonl").read_text().splitlines()]
     assert runs["cache"] == pytest.approx(runs["model"], rel=1e-5)
+
+
+def test_token_kl_objectives_are_refused_before_loading(pair_file, tmp_path):
+    cfg = TrainConfig(model=str(tmp_path / "does-not-exist"), data=str(pair_file), objective="tdpo2",
+                      output=str(tmp_path / "r"), progress=False)
+    with pytest.raises(ValueError, match="per-token KL"):
+        train(cfg)

@@ -3,8 +3,8 @@
 "Preference Leakage: A Contamination Problem in LLM-as-a-judge" finds judges favour students
 related to them in three ways: the same model, an inheritance relationship (one was trained from
 the other), and the same model family. We detect what the config files can tell: the same path,
-the same ``_name_or_path``, one's ``_name_or_path`` naming the other, and the same
-``model_type``.
+one's config ``_name_or_path`` (the model it was loaded or trained from) naming the other,
+both naming the same origin, and the same ``model_type``.
 """
 
 from __future__ import annotations
@@ -21,29 +21,31 @@ class PreferenceLeakageWarning(UserWarning):
 
 
 def _describe(model: Any) -> dict:
-    """{'path', 'name', 'model_type'} of a path, a config dict, a config or a model."""
-    info = {"path": None, "name": None, "model_type": None}
+    """{'id', 'origin', 'model_type'}: what the model is (a resolved folder or a name), the
+    model it was loaded or trained from (its config's ``_name_or_path``), and its family."""
+    info = {"id": None, "origin": None, "model_type": None}
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
-        info["path"] = str(path.resolve()) if path.exists() else str(model)
-        info["name"] = str(model)
         cfg_file = path / "config.json"
         if cfg_file.is_file():
+            info["id"] = str(path.resolve())
             cfg = json.loads(cfg_file.read_text())
             info["model_type"] = cfg.get("model_type")
-            info["name"] = cfg.get("_name_or_path") or info["name"]
+            info["origin"] = cfg.get("_name_or_path") or None
+        else:
+            info["id"] = str(model)          # a hub name
         return info
     cfg = getattr(model, "config", model)
     get = cfg.get if isinstance(cfg, dict) else (lambda k: getattr(cfg, k, None))
     info["model_type"] = get("model_type")
-    info["name"] = get("_name_or_path") or get("name_or_path")
+    info["id"] = get("_name_or_path") or get("name_or_path") or None
     return info
 
 
 def _same(a: str | None, b: str | None) -> bool:
     if not a or not b:
         return False
-    norm = lambda s: os.path.normpath(str(s)).rstrip("/").lower()
+    norm = lambda s: os.path.normpath(str(s)).lower()
     return norm(a) == norm(b)
 
 
@@ -55,12 +57,13 @@ def preference_leakage(judge: Any, policy: Any, *, warn: bool = True) -> list[st
     """
     j, p = _describe(judge), _describe(policy)
     reasons = []
-    if _same(j["path"], p["path"]) or _same(j["name"], p["name"]):
-        reasons.append("same model: the judge and the policy are one model "
-                       f"({j['name'] or j['path']})")
-    elif (_same(p["name"], j["path"]) or _same(j["name"], p["path"])):
-        reasons.append("inheritance: one model's config names the other as its origin "
-                       f"(judge {j['name']!r}, policy {p['name']!r})")
+    if _same(j["id"], p["id"]):
+        reasons.append(f"same model: the judge and the policy are one model ({j['id']})")
+    elif _same(p["origin"], j["id"]) or _same(j["origin"], p["id"]):
+        reasons.append("inheritance: one was trained or loaded from the other "
+                       f"(judge {j['id']!r}, policy {p['id']!r})")
+    elif _same(j["origin"], p["origin"]):
+        reasons.append(f"inheritance: both come from {j['origin']!r}")
     if j["model_type"] and j["model_type"] == p["model_type"]:
         reasons.append(f"same model family: both are {j['model_type']!r}")
     if warn:

@@ -58,7 +58,7 @@ def compute_step_loss(objective: str, hyperparameters: dict[str, Any], policy: S
     spec = objectives.get(objective)
     logps, lengths = policy.logps, policy.lengths.to(policy.logps.dtype)
     ref = None if reference is None else reference.logps.to(logps.device, logps.dtype)
-    beta = float(hyperparameters.get("beta", 0.1))
+    beta = float({**spec.defaults, **hyperparameters}.get("beta") or 0.1)
     if spec.shape == "pairwise":
         extra = _token_inputs(spec, hyperparameters, policy, reference)
         wanted = set(spec.inputs) | set(getattr(spec, "optional_inputs", ()))

@@ -91,6 +91,10 @@ class Trainer:
         self.cfg = cfg
         self.spec = objectives.get(cfg.objective)
         self.hparams = dict(cfg.objective_args)
+        if {"chosen_seq_kl", "rejected_seq_kl"} & set(self.spec.inputs):
+            raise ValueError(f"objective {self.spec.name!r} needs the per-token KL between the full "
+                             "reference and policy distributions, which the trainer does not supply "
+                             "yet; use sigmoid, ipo or another sequence-level objective")
         unknown = sorted(set(self.hparams) - set(self.spec.defaults))
         if unknown:
             raise ValueError(f"objective {self.spec.name!r} has no hyperparameter(s) "

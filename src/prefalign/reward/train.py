@@ -1,0 +1,125 @@
+"""Train and evaluate Bradley-Terry reward models on pairwise preference data."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from prefalign.data import atomic_write, load_records, tokenize_records
+from prefalign.reward.loss import bradley_terry_loss
+from prefalign.reward.model import RewardModel, load_reward_model, rewards_of
+
+log = logging.getLogger(__name__)
+
+
+def load_pairs(data: Any, tokenizer, *, max_length: int | None = None,
+               truncation: str = "keep_start") -> tuple[list, dict]:
+    """Tokenized pairwise examples of ``data`` and counts of what was kept."""
+    records, load_report = load_records(data)
+    examples, tok_report = tokenize_records(records, tokenizer, max_length=max_length,
+                                            truncation=truncation)
+    pairs = [ex for ex in examples if ex.kind == "pairwise"]
+    if not pairs:
+        raise ValueError(f"{data}: no pairwise records (prompt/chosen/rejected) found; a "
+                         "Bradley-Terry reward model trains on pairs")
+    counts = {"records": load_report.rows, "pairs": len(pairs),
+              "not_pairwise": len(examples) - len(pairs),
+              "dropped_by_tokenization": tok_report.n_dropped, "truncated": tok_report.truncated}
+    return pairs, counts
+
+
+def _pair_rewards(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    seqs = [list(ex.prompt_ids) + list(ex.responses[0]) for ex in batch] + \
+           [list(ex.prompt_ids) + list(ex.responses[1]) for ex in batch]
+    r = rewards_of(model, seqs)
+    return r[:len(batch)], r[len(batch):]
+
+
+def train_reward_model(model_path: str | os.PathLike, data: Any, output: str | os.PathLike, *,
+                       lr: float = 1e-5, epochs: float = 1.0, max_steps: int | None = None,
+                       batch_size: int = 8, max_length: int | None = 1024,
+                       use_margin: bool = True, center_rewards_coefficient: float | None = None,
+                       weight_decay: float = 0.0, max_grad_norm: float | None = 1.0,
+                       seed: int = 0, device: str | None = None,
+                       trust_remote_code: bool = False) -> dict:
+    """Train a scalar-head reward model from a causal LM (or RM) checkpoint at ``model_path``.
+
+    Loss: `bradley_terry_loss` with the data's ``margin`` column when ``use_margin`` and
+    ``center_rewards_coefficient``. Writes the model and tokenizer to ``output`` (safetensors),
+    ``output/metrics.jsonl`` (one line per step: step, loss, accuracy, margin, seconds) and
+    ``output/train_args.json``. Returns the final summary.
+    """
+    torch.manual_seed(seed)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model, tokenizer = load_reward_model(model_path, trust_remote_code=trust_remote_code,
+                                         device=device)
+    pairs, counts = load_pairs(data, tokenizer, max_length=max_length)
+    steps_per_epoch = math.ceil(len(pairs) / batch_size)
+    total = max_steps if max_steps is not None else max(1, math.ceil(epochs * steps_per_epoch))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    order: list[int] = []
+    model.train()
+    start = time.time()
+    last: dict = {}
+    with open(out / "metrics.jsonl", "w", encoding="utf-8") as mf:
+        for step in range(1, total + 1):
+            if len(order) < batch_size:
+                fresh = list(range(len(pairs)))
+                rng.shuffle(fresh)
+                order += fresh
+            batch = [pairs[i] for i in order[:batch_size]]
+            del order[:batch_size]
+            r_c, r_r = _pair_rewards(model, batch)
+            margin = None
+            if use_margin and any(ex.margin is not None for ex in batch):
+                margin = torch.tensor([ex.margin or 0.0 for ex in batch], device=r_c.device)
+            loss = bradley_terry_loss(r_c, r_r, margin=margin,
+                                      center_rewards_coefficient=center_rewards_coefficient)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                model.parameters(), max_grad_norm if max_grad_norm else float("inf"))
+            opt.step()
+            last = {"step": step, "loss": loss.item(),
+                    "accuracy": (r_c > r_r).float().mean().item(),
+                    "margin": (r_c - r_r).mean().item(), "reward/chosen": r_c.mean().item(),
+                    "reward/rejected": r_r.mean().item(), "grad_norm": float(grad_norm),
+                    "lr": lr, "pairs": len(batch), "seconds": time.time() - start}
+            mf.write(json.dumps(last) + "\n")
+            mf.flush()
+    model.eval()
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    args = {"model": str(model_path), "data": str(data), "lr": lr, "epochs": epochs,
+            "steps": total, "batch_size": batch_size, "max_length": max_length,
+            "use_margin": use_margin, "center_rewards_coefficient": center_rewards_coefficient,
+            "seed": seed, "counts": counts}
+    with atomic_write(out / "train_args.json") as f:
+        json.dump(args, f, indent=2)
+    return {"output": str(out), "steps": total, "final": last, "counts": counts}
+
+
+@torch.no_grad()
+def evaluate_reward_model(path_or_model: Any, data: Any, *, batch_size: int = 16,
+                          max_length: int | None = 1024) -> dict:
+    """Pairwise accuracy (r_c > r_r; ties counted as half and reported) and reward margins."""
+    rm = path_or_model if isinstance(path_or_model, RewardModel) else \
+        RewardModel.from_pretrained(path_or_model)
+    pairs, counts = load_pairs(data, rm.tokenizer, max_length=max_length)
+    r = rm.score_examples(pairs, batch_size=batch_size).double()
+    diff = r[:, 0] - r[:, 1]
+    ties = (diff == 0).double().mean().item()
+    return {"accuracy": ((diff > 0).double().mean().item() + 0.5 * ties), "tie_rate": ties,
+            "margin": diff.mean().item(), "reward/chosen": r[:, 0].mean().item(),
+            "reward/rejected": r[:, 1].mean().item(), **counts}

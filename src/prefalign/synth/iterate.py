@@ -1,0 +1,158 @@
+"""`run_iterate`: K rounds of synth -> train -> eval, each sampling from the newest policy
+(iterative / online DPO, as in RLHFlow's Online-RLHF and Xiong et al. 2024).
+
+Layout::
+
+    OUT/round-0/eval.json                 the starting policy, evaluated
+    OUT/round-k/data.jsonl (+ .manifest.json, .progress.jsonl)   synth from round k-1's policy
+    OUT/round-k/model/  metrics.jsonl  config.json                 `prefalign train` output
+    OUT/round-k/eval.json                 the new policy on the held-out prompts
+    OUT/round-k/round.json                written last: the round is finished
+
+A rerun skips finished rounds (those with ``round.json``) and resumes an unfinished one: its synth
+job resumes from its durable log and training from its last checkpoint (``save_steps``). Round k
+samples with seed ``seed + k`` so rounds see different samples. A round whose data holds no
+records (every response tied) trains nothing and keeps the previous policy; ``round.json`` says so.
+
+Eval: ``eval_n`` responses (greedy by default) per held-out prompt from the round's policy,
+scored by the same scorer: ``mean_score`` over the scored responses and ``pass_rate``, the share of
+all responses scoring at least ``pass_threshold`` (verifier accuracy for a 0/1 verifier).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefalign.data.writers import atomic_write
+
+from .job import SynthConfig, run_synth, score_chunk
+from .prompts import read_prompts
+from .types import SamplingConfig
+
+
+@dataclass
+class IterateConfig:
+    model: str = ""
+    prompts: Any = ""
+    eval_prompts: Any = None  # held-out prompts (default: none, eval skipped)
+    output: str = "runs/iterate"
+    rounds: int = 2
+    scorer: str = ""
+    n: int = 8
+    pairs: str = "west-of-n"
+    min_gap: float = 0.0
+    length_penalty: float = 0.0
+    temperature: float = 0.8
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 256
+    seed: int = 0
+    chunk_size: int = 32
+    batch_size: int = 16
+    device: str | None = None
+    prompt_field: str = "prompt"
+    # training (any TrainConfig field; objective hyperparameters such as beta go in objective_args)
+    objective: str = "sigmoid"
+    train_args: dict[str, Any] = field(default_factory=dict)
+    # eval
+    eval_n: int = 1
+    eval_temperature: float = 0.0
+    pass_threshold: float = 1.0
+    progress: bool = True
+    scorer_obj: Any = field(default=None, repr=False)
+
+
+@dataclass
+class IterateResult:
+    output: Path
+    policy: Path
+    rounds: list[dict[str, Any]]
+
+
+def _write_json(path: Path, value) -> None:
+    with atomic_write(path) as f:
+        json.dump(value, f, indent=2, default=str)
+
+
+def _scorer(cfg: IterateConfig):
+    if cfg.scorer_obj is not None:
+        return cfg.scorer_obj
+    from .scorers import build_scorer
+
+    return build_scorer(cfg.scorer, device=cfg.device)
+
+
+def evaluate_policy(cfg: IterateConfig, policy: str | Path, path: Path) -> dict[str, Any]:
+    """Sample ``eval_n`` responses per held-out prompt from ``policy``, score them, write ``path``."""
+    from .backends.hf import HFGenerator
+
+    prompts = read_prompts(cfg.eval_prompts, field=cfg.prompt_field)
+    gen = HFGenerator(str(policy), device=cfg.device, batch_size=cfg.batch_size)
+    sampling = SamplingConfig(temperature=cfg.eval_temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+                              max_new_tokens=cfg.max_new_tokens)
+    completions = gen.generate(prompts, cfg.eval_n, sampling, cfg.seed)
+    scores = score_chunk(_scorer(cfg), prompts, completions)
+    values = [s.value for row in scores for s in row if s is not None and s.value is not None]
+    total = sum(len(row) for row in completions)
+    result = {
+        "policy": str(policy), "prompts": len(prompts), "responses": total,
+        "scored": len(values), "unscored_or_empty": total - len(values),
+        "mean_score": sum(values) / len(values) if values else None,
+        "pass_rate": sum(v >= cfg.pass_threshold for v in values) / total if total else None,
+        "pass_threshold": cfg.pass_threshold, "sampling": sampling.to_dict(), "n": cfg.eval_n,
+        "examples": [{"prompt": p.prompt, "response": c[0].text,
+                      "score": s[0].value if s[0] is not None else None}
+                     for p, c, s in list(zip(prompts, completions, scores))[:5]],
+    }
+    _write_json(path, result)
+    return result
+
+
+def run_iterate(cfg: IterateConfig) -> IterateResult:
+    from prefalign.train import TrainConfig, train
+
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    policy = Path(cfg.model)
+    rounds = []
+    if cfg.eval_prompts is not None and not (out / "round-0" / "eval.json").exists():
+        evaluate_policy(cfg, policy, out / "round-0" / "eval.json")
+    for k in range(1, cfg.rounds + 1):
+        rdir = out / f"round-{k}"
+        done_file = rdir / "round.json"
+        if done_file.exists():
+            info = json.loads(done_file.read_text())
+            policy = Path(info["policy"])
+            rounds.append(info)
+            continue
+        rdir.mkdir(parents=True, exist_ok=True)
+        synth = run_synth(SynthConfig(
+            model=str(policy), prompts=cfg.prompts, output=str(rdir / "data.jsonl"),
+            scorer=cfg.scorer, scorer_obj=cfg.scorer_obj, n=cfg.n, pairs=cfg.pairs,
+            min_gap=cfg.min_gap, length_penalty=cfg.length_penalty,
+            temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+            max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + k, chunk_size=cfg.chunk_size,
+            batch_size=cfg.batch_size, device=cfg.device, prompt_field=cfg.prompt_field,
+            progress=cfg.progress))
+        trained = bool(synth.records)
+        steps = 0
+        if trained:
+            targs = dict(cfg.train_args)
+            targs.setdefault("cache_dir", str(out / ".cache"))
+            result = train(TrainConfig(model=str(policy), data=str(synth.output),
+                                       output=str(rdir), objective=cfg.objective,
+                                       progress=cfg.progress, seed=cfg.seed + k, **targs))
+            policy, steps = result.output_dir / "model", result.steps
+        info = {"round": k, "policy": str(policy), "trained": trained, "train_steps": steps,
+                "records": len(synth.records), "synth_counts": synth.counts}
+        if not trained:
+            info["note"] = "no preference records this round; the policy is unchanged"
+        if cfg.eval_prompts is not None:
+            info["eval"] = {k2: v for k2, v in evaluate_policy(
+                cfg, policy, rdir / "eval.json").items() if k2 != "examples"}
+        _write_json(done_file, info)
+        rounds.append(info)
+    return IterateResult(out, policy, rounds)

@@ -1,0 +1,286 @@
+"""`run_synth`: prompts -> N samples each -> scores -> preference records, resumable.
+
+Work goes in chunks of ``chunk_size`` prompts, fixed by prompt index (chunk c holds prompts
+``c*chunk_size ..``). Each finished chunk's per-prompt results (completions with their seeds,
+scores, failure reasons) are appended to ``OUTPUT.progress.jsonl`` with write + flush + fsync
+(see `DurableLog`). A rerun with the same settings reads that log, discards a torn last line,
+skips finished prompts and regenerates each unfinished chunk whole (so its batches are the same
+as in an uninterrupted run) but logs only the prompts missing from the log: nothing is lost or
+duplicated, and because every sample has its own seed the result is the same as an uninterrupted
+run. The records are built from the log at the end and written atomically to ``OUTPUT``
+(``.jsonl`` or ``.parquet``), with ``OUTPUT``'s ``.manifest.json`` beside it. Since pairs are
+built from the log, rerunning with another ``pairs`` strategy only rebuilds the output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefalign.data.writers import atomic_write, save_records
+
+from .durable_log import DurableLog
+from .pairs import OUTPUT_KIND, PairOptions, build_records
+from .prompts import read_prompts
+from .types import Completion, PromptItem, SamplingConfig
+
+BACKENDS = ("hf", "vllm", "openai")
+
+
+@dataclass
+class SynthConfig:
+    model: str = ""  # a model folder (hf, vllm) or the served model name (openai)
+    prompts: Any = ""  # a prompts file/folder, a datasets.Dataset or a list of row dicts
+    output: str = "synth.jsonl"
+    scorer: str = ""  # a scorer spec (see prefalign.synth.scorers)
+    n: int = 8
+    pairs: str = "west-of-n"
+    min_gap: float = 0.0
+    length_penalty: float = 0.0
+    label_threshold: float | None = None
+    # sampling
+    temperature: float = 0.8
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 256
+    seed: int = 0
+    # back end
+    backend: str = "hf"
+    base_url: str | None = None  # openai back end: e.g. http://localhost:8000/v1
+    device: str | None = None
+    dtype: str = "auto"
+    batch_size: int = 16  # rows (prompt x sample) per generate call (hf)
+    concurrency: int = 8  # requests in flight (openai)
+    timeout: float = 120.0
+    max_retries: int = 5
+    trust_remote_code: bool = False
+    # prompts and job
+    prompt_field: str = "prompt"
+    split: str | None = None
+    limit: int | None = None
+    chunk_size: int = 32
+    progress: bool = True
+    # objects that replace the specs (library use and tests); not part of the fingerprint
+    generator: Any = field(default=None, repr=False)
+    scorer_obj: Any = field(default=None, repr=False)
+
+    def sampling(self) -> SamplingConfig:
+        return SamplingConfig(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
+                              max_new_tokens=self.max_new_tokens)
+
+    def pair_options(self) -> PairOptions:
+        return PairOptions(self.pairs, min_gap=self.min_gap, length_penalty=self.length_penalty,
+                           label_threshold=self.label_threshold, seed=self.seed)
+
+    def paths(self) -> tuple[Path, Path, Path]:
+        out = Path(self.output)
+        stem = out.name[:-len(out.suffix)] if out.suffix else out.name
+        return out, out.with_name(out.name + ".progress.jsonl"), out.with_name(stem + ".manifest.json")
+
+
+@dataclass
+class SynthResult:
+    output: Path
+    manifest: Path
+    records: list
+    counts: dict[str, Any]
+
+
+def make_backend(cfg: SynthConfig):
+    if cfg.generator is not None:
+        return cfg.generator
+    if cfg.backend == "hf":
+        from .backends.hf import HFGenerator
+
+        return HFGenerator(cfg.model, device=cfg.device, dtype=cfg.dtype,
+                           batch_size=cfg.batch_size, trust_remote_code=cfg.trust_remote_code)
+    if cfg.backend == "vllm":
+        from .backends.vllm import VLLMGenerator
+
+        return VLLMGenerator(cfg.model, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)
+    if cfg.backend == "openai":
+        from .backends.openai_http import OpenAIHTTPGenerator
+
+        if not cfg.base_url:
+            raise ValueError("the openai back end needs --base-url (e.g. http://localhost:8000/v1)")
+        return OpenAIHTTPGenerator(cfg.base_url, cfg.model, concurrency=cfg.concurrency,
+                                   timeout=cfg.timeout, max_retries=cfg.max_retries)
+    raise ValueError(f"unknown back end {cfg.backend!r}; use one of {', '.join(BACKENDS)}")
+
+
+def _source_id(source: Any) -> Any:
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
+        digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+        return {"path": str(source), "sha256": digest}
+    if isinstance(source, (str, os.PathLike)):
+        return {"path": str(source)}
+    if isinstance(source, list):
+        return {"rows_sha256": hashlib.sha256(json.dumps(source, sort_keys=True, default=str)
+                                              .encode()).hexdigest()}
+    return {"object": type(source).__name__}
+
+
+def fingerprint(cfg: SynthConfig, n_prompts: int) -> dict[str, Any]:
+    """The settings that decide the samples and scores; a log written with others is refused."""
+    model = cfg.model if cfg.generator is None else cfg.generator.describe()
+    scorer = cfg.scorer if cfg.scorer_obj is None else cfg.scorer_obj.describe()
+    fp = {"model": model, "backend": cfg.backend, "base_url": cfg.base_url,
+          "prompts": _source_id(cfg.prompts), "n_prompts": n_prompts, "n": cfg.n,
+          "sampling": cfg.sampling().to_dict(), "seed": cfg.seed, "scorer": scorer,
+          "prompt_field": cfg.prompt_field}
+    return json.loads(json.dumps(fp, default=str))  # as it reads back from the log
+
+
+def _entry(item: PromptItem, completions: list[Completion], scores) -> dict[str, Any]:
+    return {"index": item.index, "completions": [c.to_dict() for c in completions],
+            "scores": [s.value if s is not None else None for s in scores],
+            "reasons": [s.reason if s is not None else "empty_response" for s in scores]}
+
+
+def score_chunk(scorer, items: list[PromptItem], completions: list[list[Completion]]):
+    """Scores per prompt and sample; empty completions are not shown to the scorer (None)."""
+    groups, keep = [], []
+    for item, comps in zip(items, completions):
+        idx = [j for j, c in enumerate(comps) if c.text.strip()]
+        keep.append(idx)
+        groups.append((item, [comps[j].text for j in idx]))
+    scored = scorer.score(groups) if any(g[1] for g in groups) else [[] for _ in groups]
+    out = []
+    for comps, idx, row in zip(completions, keep, scored):
+        full = [None] * len(comps)
+        for j, s in zip(idx, row):
+            full[j] = s
+        out.append(full)
+    return out
+
+
+def _chunks(items: list[PromptItem], size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def run_synth(cfg: SynthConfig) -> SynthResult:
+    """Run (or resume) a synth job; see the module docstring."""
+    from tqdm.auto import tqdm
+
+    if cfg.n < 1 or cfg.chunk_size < 1:
+        raise ValueError("n and chunk_size must be at least 1")
+    if cfg.generator is None and not cfg.model:
+        raise ValueError("synth needs a model (--model)")
+    if cfg.scorer_obj is None and not cfg.scorer:
+        raise ValueError("synth needs a scorer (--scorer), e.g. verifier:mypkg.checks:exact_sum")
+    opts = cfg.pair_options()
+    out_path, log_path, manifest_path = cfg.paths()
+    prompts = read_prompts(cfg.prompts, field=cfg.prompt_field, split=cfg.split, limit=cfg.limit)
+    if not prompts:
+        raise ValueError(f"{cfg.prompts}: no prompts")
+    fp = fingerprint(cfg, len(prompts))
+    log = DurableLog(log_path)
+    if log.entries:
+        header = log.entries[0].get("header")
+        if header != fp:
+            raise ValueError(
+                f"{log_path} was written by a synth run with other settings ({_diff(header, fp)}); "
+                "use another --output, or delete the log to start over")
+    else:
+        log.append([{"header": fp}])
+    done = {e["index"] for e in log.entries[1:]}
+    resumed = len(done)
+    todo = [c for c in _chunks(prompts, cfg.chunk_size) if any(p.index not in done for p in c)]
+    t0, generated_now = time.time(), 0
+    scorer_stats: Counter = Counter()
+    if todo:
+        generator = make_backend(cfg)
+        scorer = cfg.scorer_obj
+        if scorer is None:
+            from .scorers import build_scorer
+
+            scorer = build_scorer(cfg.scorer, device=cfg.device)
+        bar = tqdm(total=len(prompts), initial=resumed, unit="prompt", desc="synth",
+                   disable=not cfg.progress)
+        for chunk in todo:
+            completions = generator.generate(chunk, cfg.n, cfg.sampling(), cfg.seed)
+            scores = score_chunk(scorer, chunk, completions)
+            log.append(_entry(item, comps, sc) for item, comps, sc in
+                       zip(chunk, completions, scores) if item.index not in done)
+            new = [item for item in chunk if item.index not in done]
+            done.update(item.index for item in new)
+            generated_now += cfg.n * len(new)
+            bar.update(len(new))
+            elapsed = max(time.time() - t0, 1e-9)
+            bar.set_postfix(responses_s=f"{generated_now / elapsed:.1f}")
+        bar.close()
+        scorer_stats.update(scorer.stats)
+        backend_desc = generator.describe()
+        retries = getattr(generator, "retries", None)
+    else:
+        backend_desc, retries = (cfg.generator.describe() if cfg.generator is not None
+                                 else {"backend": cfg.backend, "model": cfg.model}), None
+    records, counts = build_from_log(log.entries[1:], prompts, opts)
+    counts.update(prompts=len(prompts), resumed_prompts=resumed,
+                  generated_this_run=generated_now, torn_lines_discarded=log.discarded,
+                  seconds_this_run=round(time.time() - t0, 3))
+    if retries is not None:
+        counts["http_retries"] = retries
+    save_records(records, out_path)
+    manifest = {
+        "output": str(out_path), "kind": OUTPUT_KIND[cfg.pairs], "log": str(log_path),
+        "model": cfg.model, "backend": backend_desc, "scorer": fp["scorer"],
+        "sampling": fp["sampling"], "n": cfg.n, "seed": cfg.seed,
+        "seed_rule": "sample j of prompt i uses sha256(f'{seed}:{i}:{j}')[:8] >> 1",
+        "prompts": fp["prompts"],
+        "pairs": dataclasses.asdict(opts), "counts": counts,
+        "scorer_stats_this_run": dict(scorer_stats),
+    }
+    with atomic_write(manifest_path) as f:
+        json.dump(manifest, f, indent=2, default=str)
+    return SynthResult(out_path, manifest_path, records, counts)
+
+
+def build_from_log(entries: list[dict], prompts: list[PromptItem], opts: PairOptions):
+    """Records (in prompt order) and counts from the per-prompt log entries."""
+    by_index: dict[int, dict] = {}
+    for e in entries:
+        by_index.setdefault(e["index"], e)
+    counts: dict[str, Any] = {"generated": 0, "empty": 0, "scored": 0, "unscored": 0,
+                              "failed": 0, "records": 0, "finish_length": 0}
+    reasons, dropped, records = Counter(), Counter(), []
+    for item in prompts:
+        e = by_index.get(item.index)
+        if e is None:
+            continue
+        comps = e["completions"]
+        counts["generated"] += len(comps)
+        counts["finish_length"] += sum(c["finish_reason"] == "length" for c in comps)
+        for c, value, reason in zip(comps, e["scores"], e["reasons"]):
+            if not c["text"].strip():
+                counts["empty"] += 1
+            elif value is None:
+                counts["unscored"] += 1
+            else:
+                counts["scored"] += 1
+            if reason:
+                reasons[reason.split(":")[0].strip()] += 1
+                if value is not None:
+                    counts["failed"] += 1
+        recs, _ = build_records(item, [c["text"] for c in comps], e["scores"], opts,
+                                [c.get("num_tokens") for c in comps], dropped)
+        records.extend(recs)
+    counts["records"] = len(records)
+    counts["dropped"] = dict(dropped)
+    counts["reasons"] = dict(reasons)
+    return records, counts
+
+
+def _diff(old, new) -> str:
+    if not isinstance(old, dict):
+        return "no header"
+    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return "differs in " + ", ".join(keys)

@@ -1,0 +1,150 @@
+"""Turn each prompt's scored responses into preference records.
+
+Before any strategy, per prompt: empty responses (``empty_response``), responses that could not
+be scored (``unscored``) and repeats of an earlier identical response (``identical_responses``)
+are dropped and counted; an optional length penalty makes the score ``score - lam * length``
+(length in tokens when known, else characters). Then:
+
+| strategy | records |
+|---|---|
+| ``west-of-n`` | best vs worst (Pace et al. 2024; RLHFlow ``max_min``) |
+| ``best-vs-random`` | best vs a random strictly worse response (seeded per prompt) |
+| ``best-vs-second`` | best vs the best strictly worse response (RLHFlow ``max_max``) |
+| ``sweet-spot`` | best vs the response whose score is nearest ``mu - 2 sigma`` of the prompt's scores |
+| ``all-pairs`` | every pair whose gap is at least ``min_gap`` (and > 0) |
+| ``ranked`` | one `RankedRecord` with every kept response and its score (listwise objectives) |
+| ``unpaired`` | `UnpairedRecord`s: with ``label_threshold``, every response labelled ``score >= threshold``; without, the west-of-n pair's best (True) and worst (False) |
+
+The best is the first of equally scored maxima. A pair whose two scores are equal is a ``tie``;
+one with a gap below ``min_gap`` is ``below_min_gap``; a prompt left with fewer than two responses
+is ``too_few_responses``; all are counted, never written. Every pair keeps ``score_chosen``,
+``score_rejected`` (after the length penalty) and ``margin`` = their gap, plus ``prompt_index``,
+``chosen_index`` and ``rejected_index`` columns (sample indices) for tracing.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+from typing import Sequence
+
+from prefalign.data.records import PairRecord, RankedRecord, UnpairedRecord
+
+from .types import PromptItem, response_value, sample_seed
+
+STRATEGIES = ("west-of-n", "best-vs-random", "best-vs-second", "sweet-spot", "all-pairs",
+              "ranked", "unpaired")
+OUTPUT_KIND = {s: "pairwise" for s in STRATEGIES} | {"ranked": "ranked", "unpaired": "unpaired"}
+
+
+@dataclass
+class PairOptions:
+    strategy: str = "west-of-n"
+    min_gap: float = 0.0
+    length_penalty: float = 0.0
+    label_threshold: float | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown pair strategy {self.strategy!r}; use one of "
+                             f"{', '.join(STRATEGIES)}")
+
+
+def _kept(texts: Sequence[str], scores: Sequence[float | None], lengths: Sequence[int | None],
+          lam: float, dropped: Counter) -> list[tuple[int, str, float]]:
+    seen, kept = set(), []
+    for i, (text, score) in enumerate(zip(texts, scores)):
+        if not text.strip():
+            dropped["empty_response"] += 1
+        elif score is None:
+            dropped["unscored"] += 1
+        elif text in seen:
+            dropped["identical_responses"] += 1
+        else:
+            seen.add(text)
+            length = lengths[i] if lengths[i] is not None else len(text)
+            kept.append((i, text, float(score) - lam * length))
+    return kept
+
+
+def _pair(item: PromptItem, chosen, rejected, opts: PairOptions, dropped: Counter):
+    gap = chosen[2] - rejected[2]
+    if gap <= 0:
+        dropped["tie"] += 1
+        return None
+    if gap < opts.min_gap:
+        dropped["below_min_gap"] += 1
+        return None
+    return PairRecord(
+        item.prompt, response_value(item.prompt, chosen[1]),
+        response_value(item.prompt, rejected[1]), margin=gap, score_chosen=chosen[2],
+        score_rejected=rejected[2], system=item.system,
+        meta={"prompt_index": item.index, "chosen_index": chosen[0],
+              "rejected_index": rejected[0]})
+
+
+def build_records(item: PromptItem, texts: Sequence[str], scores: Sequence[float | None],
+                  opts: PairOptions, lengths: Sequence[int | None] | None = None,
+                  dropped: Counter | None = None) -> tuple[list, Counter]:
+    """Records for one prompt from its responses ``texts`` and their ``scores``."""
+    dropped = Counter() if dropped is None else dropped
+    lengths = list(lengths) if lengths is not None else [None] * len(texts)
+    kept = _kept(texts, scores, lengths, opts.length_penalty, dropped)
+    if len(kept) < 2:
+        dropped["too_few_responses"] += 1
+        return [], dropped
+    best = max(kept, key=lambda k: k[2])  # max returns the first maximum
+    worst = min(kept, key=lambda k: k[2])
+    s = opts.strategy
+    if s == "ranked":
+        if best[2] == worst[2]:
+            dropped["tie"] += 1
+            return [], dropped
+        return [RankedRecord(item.prompt, [response_value(item.prompt, k[1]) for k in kept],
+                             [k[2] for k in kept], system=item.system,
+                             meta={"prompt_index": item.index,
+                                   "sample_indices": [k[0] for k in kept]})], dropped
+    if s == "unpaired":
+        if opts.label_threshold is not None:
+            return [UnpairedRecord(item.prompt, response_value(item.prompt, k[1]),
+                                   k[2] >= opts.label_threshold, system=item.system,
+                                   meta={"prompt_index": item.index, "sample_index": k[0],
+                                         "score": k[2]}) for k in kept], dropped
+        pair = _pair(item, best, worst, opts, dropped)
+        if pair is None:
+            return [], dropped
+        return [UnpairedRecord(item.prompt, resp, label, system=item.system,
+                               meta={"prompt_index": item.index, "sample_index": idx,
+                                     "score": score})
+                for resp, label, idx, score in (
+                    (pair.chosen, True, best[0], best[2]),
+                    (pair.rejected, False, worst[0], worst[2]))], dropped
+    if s == "all-pairs":
+        records = []
+        for a in range(len(kept)):
+            for b in range(a + 1, len(kept)):
+                hi, lo = (kept[a], kept[b]) if kept[a][2] >= kept[b][2] else (kept[b], kept[a])
+                pair = _pair(item, hi, lo, opts, dropped)
+                if pair is not None:
+                    records.append(pair)
+        return records, dropped
+    worse = [k for k in kept if k[2] < best[2]]
+    if s == "west-of-n":
+        rejected = worst
+    elif not worse:
+        rejected = worst  # every response ties with the best: counted as a tie below
+    elif s == "best-vs-second":
+        rejected = max(worse, key=lambda k: k[2])
+    elif s == "best-vs-random":
+        rng = random.Random(sample_seed(opts.seed, item.index, -1))
+        rejected = worse[rng.randrange(len(worse))]
+    else:  # sweet-spot
+        values = [k[2] for k in kept]
+        mu = sum(values) / len(values)
+        sigma = (sum((v - mu) ** 2 for v in values) / len(values)) ** 0.5
+        target = mu - 2 * sigma
+        rejected = min(worse, key=lambda k: abs(k[2] - target))
+    pair = _pair(item, best, rejected, opts, dropped)
+    return ([pair] if pair is not None else []), dropped

@@ -1,0 +1,129 @@
+"""LLM-as-a-judge scorers; the judge is any `Generator` (a local model, vLLM, a server).
+
+- ``PointwiseJudge``: shows the judge the question, the response and a rubric and asks for
+  ``Rating: N`` with N from 1 to 10 (the last such line counts). An answer without a rating in
+  range is *not* guessed: the response is left unscored (reason ``judge_unparsed``) and counted.
+- ``PairwiseJudge``: compares every two responses to a prompt, in both orders (A/B then B/A) to
+  cancel position bias, asking for ``Verdict: A``, ``Verdict: B`` or ``Verdict: tie``. A response's
+  score is its mean points over the comparisons that parsed (win 1, tie 0.5, loss 0). Unparsed
+  verdicts are counted and left out; a response with no parsed comparison is unscored.
+Judging is greedy (temperature 0) unless another `SamplingConfig` is given.
+"""
+
+from __future__ import annotations
+
+import re
+from itertools import combinations
+from typing import Sequence
+
+from ..types import PromptItem, SamplingConfig, Score
+from .base import Group, Scorer
+
+DEFAULT_RUBRIC = ("Rate how well the response answers the question: correctness first, then "
+                  "helpfulness, clarity and concision.")
+
+POINTWISE_TEMPLATE = """You are a strict and fair judge. {rubric}
+
+[Question]
+{question}
+
+[Response]
+{response}
+
+Explain briefly, then end with a line of the form "Rating: N" where N is an integer from 1 to 10."""
+
+PAIRWISE_TEMPLATE = """You are a strict and fair judge. {rubric}
+
+[Question]
+{question}
+
+[Response A]
+{a}
+
+[Response B]
+{b}
+
+Compare the two responses. Explain briefly, then end with a line "Verdict: A" if A is better,
+"Verdict: B" if B is better, or "Verdict: tie" if they are equally good."""
+
+_RATING = re.compile(r"Rating:\s*\[*\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+_VERDICT = re.compile(r"Verdict:\s*\[*\s*(A|B|tie)\b", re.IGNORECASE)
+
+
+def parse_rating(text: str, low: float = 1, high: float = 10) -> float | None:
+    found = _RATING.findall(text)
+    if not found:
+        return None
+    value = float(found[-1])
+    return value if low <= value <= high else None
+
+
+def parse_verdict(text: str) -> str | None:
+    found = _VERDICT.findall(text)
+    return found[-1].lower() if found else None
+
+
+class _Judge(Scorer):
+    def __init__(self, generator, *, rubric: str = DEFAULT_RUBRIC,
+                 sampling: SamplingConfig | None = None, seed: int = 0):
+        super().__init__()
+        self.generator = generator
+        self.rubric = rubric
+        self.sampling = sampling or SamplingConfig(temperature=0.0, max_new_tokens=512)
+        self.seed = seed
+
+    def _ask(self, texts: list[str]) -> list[str]:
+        items = [PromptItem(index=i, prompt=[{"role": "user", "content": t}])
+                 for i, t in enumerate(texts)]
+        return [c[0].text for c in self.generator.generate(items, 1, self.sampling, self.seed)]
+
+    def describe(self) -> dict:
+        return {"scorer": self.name, "judge": self.generator.describe(), "rubric": self.rubric}
+
+
+class PointwiseJudge(_Judge):
+    name = "judge"
+
+    def score(self, groups: Sequence[Group]) -> list[list[Score]]:
+        prompts = [POINTWISE_TEMPLATE.format(rubric=self.rubric, question=item.text(), response=r)
+                   for item, responses in groups for r in responses]
+        answers = self._ask(prompts)
+        flat = []
+        for answer in answers:
+            rating = parse_rating(answer)
+            self.stats["parsed" if rating is not None else "unparsed"] += 1
+            flat.append(Score(rating, None if rating is not None else
+                              f"judge_unparsed: no 'Rating: N' (1-10) in {answer[-80:]!r}"))
+        out, pos = [], 0
+        for _, responses in groups:
+            out.append(flat[pos:pos + len(responses)])
+            pos += len(responses)
+        return out
+
+
+class PairwiseJudge(_Judge):
+    name = "pairjudge"
+
+    def score(self, groups: Sequence[Group]) -> list[list[Score]]:
+        questions, where = [], []
+        for g, (item, responses) in enumerate(groups):
+            for i, j in combinations(range(len(responses)), 2):
+                for first, second in ((i, j), (j, i)):
+                    questions.append(PAIRWISE_TEMPLATE.format(
+                        rubric=self.rubric, question=item.text(), a=responses[first],
+                        b=responses[second]))
+                    where.append((g, first, second))
+        answers = self._ask(questions) if questions else []
+        points = [[[] for _ in responses] for _, responses in groups]
+        for (g, a, b), answer in zip(where, answers):
+            verdict = parse_verdict(answer)
+            if verdict is None:
+                self.stats["unparsed"] += 1
+                continue
+            self.stats["ties" if verdict == "tie" else "decided"] += 1
+            pa = {"a": 1.0, "b": 0.0, "tie": 0.5}[verdict]
+            points[g][a].append(pa)
+            points[g][b].append(1.0 - pa)
+        return [[Score(sum(p) / len(p)) if p else
+                 Score(None, "judge_unparsed: no comparison of this response parsed")
+                 for p in row] for row in points]

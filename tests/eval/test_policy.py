@@ -1,0 +1,106 @@
+"""evaluate_policy on tiny offline models: the fast path equals the plain one, identities hold
+when policy and reference are one model, sampling is seeded."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from prefalign.data import load_records, tokenize_records
+from prefalign.engine.forward import plain_sequence_logps
+from prefalign.eval.policy import evaluate_policy, read_prompts
+
+
+@pytest.fixture
+def pairs(tmp_path):
+    rows = [{"prompt": f"{i}+{i}=", "chosen": str(2 * i), "rejected": str(2 * i + 3)}
+            for i in range(5)]
+    rows[0].update(score_chosen=3.0, score_rejected=1.0)
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_log_prob_metrics_match_the_plain_forward(tiny_model_dir, pairs, tmp_path):
+    pol, ref = tiny_model_dir("llama"), tiny_model_dir("llama", seed=1)
+    res = evaluate_policy(pol, pairs, ref_path=ref, beta=0.2, output=tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "eval.json").read_text())["metrics"] == res["metrics"]
+    tok = AutoTokenizer.from_pretrained(pol)
+    examples, _ = tokenize_records(load_records(pairs)[0], tok)
+    with torch.no_grad():
+        p = plain_sequence_logps(AutoModelForCausalLM.from_pretrained(pol).eval(), examples).double()
+        r = plain_sequence_logps(AutoModelForCausalLM.from_pretrained(ref).eval(), examples).double()
+    m = res["metrics"]
+    assert m["ranking_accuracy"] == pytest.approx((p[:, 0] > p[:, 1]).double().mean().item())
+    assert m["logps/chosen"] == pytest.approx(p[:, 0].mean().item(), abs=1e-4)
+    assert m["rewards/margin"] == pytest.approx(
+        (0.2 * ((p[:, 0] - r[:, 0]) - (p[:, 1] - r[:, 1]))).mean().item(), abs=1e-4)
+    assert m["alignment_gap"] == pytest.approx(
+        m["idealized_ranking_accuracy"] - m["ranking_accuracy"])
+    assert 0 < m["topk_mass/all"] <= 1 and m["topk_entropy/all"] > 0
+    assert res["counts"]["pairs"] == 5
+
+
+def test_topk_mass_equals_the_full_softmax(tiny_model_dir, pairs):
+    pol = tiny_model_dir("llama")
+    res = evaluate_policy(pol, pairs, topk=5)
+    tok = AutoTokenizer.from_pretrained(pol)
+    model = AutoModelForCausalLM.from_pretrained(pol).eval()
+    masses = []
+    with torch.no_grad():
+        for ex in tokenize_records(load_records(pairs)[0], tok)[0]:
+            for resp in ex.responses:
+                ids = torch.tensor([ex.prompt_ids + resp])
+                probs = model(ids).logits[0, len(ex.prompt_ids) - 1:-1].softmax(-1)
+                masses.append(probs.topk(5, dim=-1).values.sum(-1))
+    assert res["metrics"]["topk_mass/all"] == pytest.approx(torch.cat(masses).mean().item(),
+                                                            abs=1e-5)
+
+
+def test_policy_equal_to_reference_gives_zero_rewards_kl_and_displacement(tiny_model_dir, pairs):
+    pol = tiny_model_dir("llama")
+    judge = lambda p, a, b: 0
+    res = evaluate_policy(pol, pairs, ref_path=pol, prompts=["hi", "1+1="], num_samples=2,
+                          max_new_tokens=6, compare=judge)
+    m = res["metrics"]
+    assert m["rewards/margin"] == pytest.approx(0, abs=1e-6)
+    assert m["displacement/chosen_delta"] == pytest.approx(0, abs=1e-6)
+    assert m["kl/k1"] == pytest.approx(0, abs=1e-6) and m["kl/samples"] == 4
+    assert m["winrate/win_rate"] == 0.5 and m["winrate/tie_rate"] == 1.0
+    assert m["reference_ranking_accuracy"] == pytest.approx(m["ranking_accuracy"])
+    assert len(res["lengths"]["policy"]) == 4 and max(res["lengths"]["policy"]) <= 6
+
+
+def test_sampling_is_seeded(tiny_model_dir, tmp_path):
+    pol = tiny_model_dir("llama")
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "hi"}\n{"prompt": [{"role": "user", "content": "yo"}]}\n')
+    a = evaluate_policy(pol, prompts=prompts, max_new_tokens=5, seed=3)
+    b = evaluate_policy(pol, prompts=prompts, max_new_tokens=5, seed=3)
+    c = evaluate_policy(pol, prompts=prompts, max_new_tokens=5, seed=4)
+    assert a["samples"] == b["samples"] and a["samples"] != c["samples"]
+    assert "kl/k1" not in a["metrics"]   # no reference, no KL
+
+
+def test_read_prompts_formats_and_errors(tmp_path):
+    (tmp_path / "p.txt").write_text("one\n\ntwo\n")
+    assert read_prompts(tmp_path / "p.txt") == ["one", "two"]
+    (tmp_path / "p.json").write_text('["a", {"prompt": "b"}]')
+    assert read_prompts(tmp_path / "p.json") == ["a", "b"]
+    (tmp_path / "bad.jsonl").write_text('{"prompt": "a"}\n{"text": "b"}\n')
+    with pytest.raises(ValueError, match="row 2 has no 'prompt'"):
+        read_prompts(tmp_path / "bad.jsonl")
+
+
+def test_eval_cli_parser_maps_flags(tiny_model_dir, pairs, tmp_path):
+    import argparse
+
+    from prefalign.eval.cli import add_eval_parser
+
+    parser = argparse.ArgumentParser()
+    add_eval_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["eval", "--model", str(tiny_model_dir("llama")), "--data",
+                              str(pairs), "--output", str(tmp_path / "o"), "--beta", "0.3"])
+    assert args.func(args) == 0
+    assert json.loads((tmp_path / "o" / "eval.json").read_text())["beta"] == 0.3

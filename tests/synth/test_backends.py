@@ -1,0 +1,147 @@
+"""Generation back ends: per-sample seeds, the OpenAI-compatible HTTP client against a real
+local server (with a 503 to retry), and the vLLM path (skipped without vllm)."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from prefalign.synth.backends import make_generator
+from prefalign.synth.backends.hf import HFGenerator
+from prefalign.synth.backends.openai_http import HTTPGenerationError, OpenAIHTTPGenerator
+from prefalign.synth.types import PromptItem, SamplingConfig, sample_seed
+
+
+@pytest.fixture(scope="module")
+def hf(tiny_model_dir):
+    return HFGenerator(str(tiny_model_dir("llama")), batch_size=4)
+
+
+def prompts(k, start=0):
+    return [PromptItem(i, [{"role": "user", "content": f"What is {i}+{i}?"}])
+            for i in range(start, start + k)]
+
+
+def test_each_sample_depends_only_on_its_seed_not_on_batching(hf):
+    sampling = SamplingConfig(temperature=1.0, max_new_tokens=10)
+    whole = hf.generate(prompts(3), 3, sampling, seed=7)
+    hf.batch_size = 2
+    try:
+        later = hf.generate(prompts(2, start=1), 3, sampling, seed=7)  # a resumed run's view
+    finally:
+        hf.batch_size = 4
+    assert later == whole[1:]
+    assert [c.seed for c in whole[2]] == [sample_seed(7, 2, j) for j in range(3)]
+    assert len({c.text for c in whole[0]}) > 1, "different seeds give different samples"
+    other = hf.generate(prompts(1), 3, sampling, seed=8)
+    assert other[0] != whole[0]
+
+
+def test_greedy_ignores_seeds_and_reports_length_finish(hf):
+    out = hf.generate(prompts(1), 2, SamplingConfig(temperature=0.0, max_new_tokens=5))
+    assert out[0][0].text == out[0][1].text
+    assert out[0][0].finish_reason == "length" and out[0][0].num_tokens == 5
+
+
+def test_top_k_one_is_greedy(hf):
+    greedy = hf.generate(prompts(1), 1, SamplingConfig(temperature=0.0, max_new_tokens=6))
+    top1 = hf.generate(prompts(1), 1, SamplingConfig(temperature=1.0, top_k=1, max_new_tokens=6))
+    assert greedy[0][0].text == top1[0][0].text
+
+
+class _Server:
+    """A real OpenAI-compatible server on 127.0.0.1 with canned answers; request 1 gets a 503."""
+
+    def __init__(self, fail_first=1, status=503):
+        self.calls, self.bodies, self.lock = 0, [], threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with server.lock:
+                    server.calls += 1
+                    call = server.calls
+                    server.bodies.append((self.path, body))
+                if call <= fail_first:
+                    self.send_response(status)
+                    self.end_headers()
+                    self.wfile.write(b'{"error": "busy"}')
+                    return
+                text = f"echo {body['messages'][-1]['content']} seed={body['seed']}"
+                payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": text},
+                                                   "finish_reason": "stop"}],
+                                      "usage": {"completion_tokens": 3}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_http_backend_retries_a_503_and_keeps_order():
+    with _Server(fail_first=1) as server:
+        gen = OpenAIHTTPGenerator(server.url, "tiny", concurrency=3, timeout=5, backoff=0.01)
+        items = [PromptItem(i, f"q{i}", system="be brief") for i in range(3)]
+        out = gen.generate(items, 2, SamplingConfig(temperature=0.7, max_new_tokens=8), seed=1)
+    assert gen.retries == 1 and server.calls == 7
+    for i, comps in enumerate(out):
+        for j, c in enumerate(comps):
+            assert c.text == f"echo q{i} seed={sample_seed(1, i, j) % 2**31}"
+            assert c.seed == sample_seed(1, i, j) and c.num_tokens == 3
+    path, body = server.bodies[-1]
+    assert path == "/v1/chat/completions"
+    assert body["messages"][0] == {"role": "system", "content": "be brief"}
+    assert body["max_tokens"] == 8 and body["temperature"] == 0.7 and body["model"] == "tiny"
+
+
+def test_http_backend_gives_up_after_max_retries_with_the_last_error():
+    with _Server(fail_first=100) as server:
+        gen = OpenAIHTTPGenerator(server.url, "tiny", max_retries=2, backoff=0.01, timeout=5)
+        with pytest.raises(HTTPGenerationError, match="after 3 attempts.*HTTP 503"):
+            gen.generate([PromptItem(0, "q")], 1, SamplingConfig())
+    assert server.calls == 3
+
+
+def test_http_backend_does_not_retry_a_client_error():
+    with _Server(fail_first=100, status=400) as server:
+        gen = OpenAIHTTPGenerator(server.url, "tiny", max_retries=3, backoff=0.01, timeout=5)
+        with pytest.raises(HTTPGenerationError, match="HTTP 400"):
+            gen.generate([PromptItem(0, "q")], 1, SamplingConfig())
+    assert server.calls == 1
+
+
+def test_generator_specs():
+    gen = make_generator("openai:http://127.0.0.1:9/v1#some-model")
+    assert isinstance(gen, OpenAIHTTPGenerator) and gen.model == "some-model"
+    with pytest.raises(ValueError, match="openai:BASE_URL#MODEL"):
+        make_generator("openai:http://127.0.0.1:9/v1")
+
+
+def test_vllm_backend_samples_with_per_sample_seeds(tiny_model_dir):
+    pytest.importorskip("vllm")
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("vLLM needs a GPU")
+    from prefalign.synth.backends.vllm import VLLMGenerator
+
+    gen = VLLMGenerator(str(tiny_model_dir("llama")), gpu_memory_utilization=0.2)
+    a = gen.generate(prompts(2), 2, SamplingConfig(max_new_tokens=8), seed=3)
+    b = gen.generate(prompts(2), 2, SamplingConfig(max_new_tokens=8), seed=3)
+    assert a == b and a[0][0].seed == sample_seed(3, 0, 0)
