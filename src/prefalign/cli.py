@@ -138,7 +138,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Commands defined in other modules add themselves here (keeps this file a thin index).
-_COMMAND_REGISTRARS: list = [_add_train]
+def _add_eval_commands(sub) -> None:
+    from prefalign.eval.cli import add_eval_parser, add_report_parser
+    from prefalign.reward.cli import add_rm_parser
+
+    add_eval_parser(sub)
+    add_report_parser(sub)
+    add_rm_parser(sub)
+
+
+_COMMAND_REGISTRARS: list = [_add_train, _add_eval_commands]
 
 
 def main(argv: list[str] | None = None) -> int:

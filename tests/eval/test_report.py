@@ -20,14 +20,15 @@ def run_dir(tmp_path):
                "rewards/chosen": 0.01 * step, "rewards/rejected": -0.02 * step,
                "rewards/margin": 0.03 * step, "rewards/accuracy": min(1, 0.5 + 0.1 * step),
                "lr": 1e-6, "grad_norm": 1.0, "kl": 0.1 * step}
+        if step % 3 == 0:   # the trainer merges eval results into the step's line
+            row.update({"eval/loss": 0.6 - 0.01 * step, "eval/rewards/accuracy": 0.6})
         lines.append(row)
-        if step % 3 == 0:
-            lines.append({"step": step, "eval/loss": 0.6 - 0.01 * step,
-                          "eval/rewards/accuracy": 0.6})
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     (run / "config.json").write_text(json.dumps({"model": "tiny", "objective": "dpo"}))
-    (run / "eval.json").write_text(json.dumps({"metrics": {"kl/k1": 0.2},
-                                               "lengths": {"policy": [3, 5, 5, 8]}}))
+    (run / "eval.json").write_text(json.dumps({"eval/loss": 0.5, "eval/rewards/accuracy": 0.7}))
+    (run / "eval").mkdir()
+    (run / "eval" / "eval.json").write_text(json.dumps({"metrics": {"kl/k1": 0.2},
+                                                        "lengths": {"policy": [3, 5, 5, 8]}}))
     return run
 
 
@@ -52,10 +53,18 @@ def test_summary_values_are_the_metrics_files_last_lines(run_dir):
     train = [r for r in rows if "loss" in r]
     assert summary["final"] == train[-1]
     assert summary["steps"] == 6
-    assert summary["final_eval"] == [r for r in rows if "eval/loss" in r][-1]
+    assert summary["steps"] == len(rows) == 6
+    assert summary["final_eval"] == {"eval/loss": 0.5, "eval/rewards/accuracy": 0.7}
     assert summary["eval"] == {"kl/k1": 0.2}
     loss_plot = next(p for p in summary["plots"] if p["file"] == "loss.png")
     assert loss_plot["keys"] == ["loss"]
+
+
+def test_final_eval_falls_back_to_the_last_eval_line(run_dir):
+    (run_dir / "eval.json").unlink()
+    summary = build_report(run_dir)
+    assert summary["final_eval"] == {"step": 6, "eval/loss": pytest.approx(0.54),
+                                     "eval/rewards/accuracy": 0.6}
 
 
 def test_report_without_kl_or_eval_skips_those_plots(tmp_path):

@@ -4,7 +4,8 @@ PNG plots and ``report.json`` (for machines).
 
 Inputs: ``RUN/metrics.jsonl`` (one JSON object per optimizer step; lines with ``eval/*`` keys
 are evaluations), optionally ``RUN/config.json`` and an eval JSON written by `evaluate_policy`
-(``RUN/eval.json`` or ``RUN/eval/eval.json``, or one given explicitly).
+(``RUN/eval/eval.json``, ``RUN/eval.json`` or one given explicitly) and the trainer's final
+evaluation (``RUN/eval.json``, a flat dict of ``eval/*`` values).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
 
 from prefalign.data import atomic_write
 from prefalign.eval import plots
@@ -29,7 +29,7 @@ CURVES = [
 ]
 KL_KEYS = ("kl", "kl/k1", "kl/k3", "eval/kl", "eval/kl/k1", "eval/kl/k3", "objective/kl")
 REWARD_KEYS = ("rewards/chosen", "rewards/margin")
-EVAL_FILES = ("eval.json", "eval/eval.json")
+EVAL_FILES = ("eval/eval.json", "eval.json")
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
@@ -58,6 +58,29 @@ def _fmt(v) -> str:
     return f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
+def _evaluations(run: Path, eval_json) -> tuple[dict | None, dict | None]:
+    """(an `evaluate_policy` result, the trainer's flat final-eval dict), each if present.
+
+    ``prefalign train`` writes ``RUN/eval.json`` as a flat ``{"eval/...": value}`` dict;
+    `evaluate_policy` writes ``{"metrics": ..., "lengths": ...}`` (``prefalign eval --output
+    RUN/eval`` puts it at ``RUN/eval/eval.json``).
+    """
+    candidates = [Path(eval_json)] if eval_json else [run / f for f in EVAL_FILES]
+    evaluation = trainer_eval = None
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e.msg})") from None
+        if isinstance(data, dict) and "metrics" in data:
+            evaluation = evaluation or data
+        elif isinstance(data, dict):
+            trainer_eval = trainer_eval or data
+    return evaluation, trainer_eval
+
+
 def build_report(run_dir: str | os.PathLike, *, eval_json: str | os.PathLike | None = None,
                  output: str | os.PathLike | None = None) -> dict:
     """Write the report of ``run_dir`` (default into ``run_dir/report``); returns the summary
@@ -72,9 +95,7 @@ def build_report(run_dir: str | os.PathLike, *, eval_json: str | os.PathLike | N
     rows = read_metrics(metrics_file)
     train_rows = [r for r in rows if "loss" in r]
     eval_rows = [r for r in rows if any(k.startswith("eval/") for k in r)]
-    if eval_json is None:
-        eval_json = next((run / f for f in EVAL_FILES if (run / f).is_file()), None)
-    evaluation = json.loads(Path(eval_json).read_text()) if eval_json else None
+    evaluation, trainer_eval = _evaluations(run, eval_json)
     config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() \
         else None
 
@@ -114,7 +135,9 @@ def build_report(run_dir: str | os.PathLike, *, eval_json: str | os.PathLike | N
 
     final = dict(train_rows[-1]) if train_rows else {}
     summary = {"run_dir": str(run), "steps": len(train_rows), "final": final,
-               "final_eval": dict(eval_rows[-1]) if eval_rows else {},
+               "final_eval": trainer_eval or (
+                   {k: v for k, v in eval_rows[-1].items() if k == "step" or k.startswith("eval/")}
+                   if eval_rows else {}),
                "eval": (evaluation or {}).get("metrics", {}),
                "plots": made, "config": config}
     with atomic_write(out / "report.json") as f:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import random
@@ -16,8 +15,6 @@ import torch
 from prefalign.data import atomic_write, load_records, tokenize_records
 from prefalign.reward.loss import bradley_terry_loss
 from prefalign.reward.model import RewardModel, load_reward_model, rewards_of
-
-log = logging.getLogger(__name__)
 
 
 def load_pairs(data: Any, tokenizer, *, max_length: int | None = None,

@@ -1,16 +1,13 @@
 """Generation back ends: per-sample seeds, the OpenAI-compatible HTTP client against a real
 local server (with a 503 to retry), and the vLLM path (skipped without vllm)."""
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from prefalign.synth.backends import make_generator
 from prefalign.synth.backends.hf import HFGenerator
 from prefalign.synth.backends.openai_http import HTTPGenerationError, OpenAIHTTPGenerator
 from prefalign.synth.types import PromptItem, SamplingConfig, sample_seed
+from synth_helpers import Server
 
 
 @pytest.fixture(scope="module")
@@ -50,53 +47,8 @@ def test_top_k_one_is_greedy(hf):
     assert greedy[0][0].text == top1[0][0].text
 
 
-class _Server:
-    """A real OpenAI-compatible server on 127.0.0.1 with canned answers; request 1 gets a 503."""
-
-    def __init__(self, fail_first=1, status=503):
-        self.calls, self.bodies, self.lock = 0, [], threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.calls += 1
-                    call = server.calls
-                    server.bodies.append((self.path, body))
-                if call <= fail_first:
-                    self.send_response(status)
-                    self.end_headers()
-                    self.wfile.write(b'{"error": "busy"}')
-                    return
-                text = f"echo {body['messages'][-1]['content']} seed={body['seed']}"
-                payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": text},
-                                                   "finish_reason": "stop"}],
-                                      "usage": {"completion_tokens": 3}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def test_http_backend_retries_a_503_and_keeps_order():
-    with _Server(fail_first=1) as server:
+    with Server(fail_first=1) as server:
         gen = OpenAIHTTPGenerator(server.url, "tiny", concurrency=3, timeout=5, backoff=0.01)
         items = [PromptItem(i, f"q{i}", system="be brief") for i in range(3)]
         out = gen.generate(items, 2, SamplingConfig(temperature=0.7, max_new_tokens=8), seed=1)
@@ -112,7 +64,7 @@ def test_http_backend_retries_a_503_and_keeps_order():
 
 
 def test_http_backend_gives_up_after_max_retries_with_the_last_error():
-    with _Server(fail_first=100) as server:
+    with Server(fail_first=100) as server:
         gen = OpenAIHTTPGenerator(server.url, "tiny", max_retries=2, backoff=0.01, timeout=5)
         with pytest.raises(HTTPGenerationError, match="after 3 attempts.*HTTP 503"):
             gen.generate([PromptItem(0, "q")], 1, SamplingConfig())
@@ -120,7 +72,7 @@ def test_http_backend_gives_up_after_max_retries_with_the_last_error():
 
 
 def test_http_backend_does_not_retry_a_client_error():
-    with _Server(fail_first=100, status=400) as server:
+    with Server(fail_first=100, status=400) as server:
         gen = OpenAIHTTPGenerator(server.url, "tiny", max_retries=3, backoff=0.01, timeout=5)
         with pytest.raises(HTTPGenerationError, match="HTTP 400"):
             gen.generate([PromptItem(0, "q")], 1, SamplingConfig())

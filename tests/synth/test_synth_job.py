@@ -1,0 +1,170 @@
+"""run_synth: counts in the manifest, prompt reading, kill -9 and resume, refused mismatches."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from synth_helpers import Server, arithmetic_rows
+from prefalign.data import DataError, load_records
+from prefalign.synth import SynthConfig, read_prompts, run_synth
+from prefalign.synth.durable_log import DurableLog
+from prefalign.synth.types import Completion
+
+VERIFIER = "verifier:prefalign.synth.checks:answer_closeness"
+
+
+class CannedGenerator:
+    """Responses chosen per (prompt, sample) so every count in the manifest is known."""
+
+    name = "canned"
+
+    def __init__(self, table):
+        self.table, self.calls = table, 0
+
+    def describe(self):
+        return {"backend": self.name}
+
+    def generate(self, prompts, n, sampling, seed=0):
+        self.calls += 1
+        return [[Completion(self.table[p.index][j], seed=j) for j in range(n)] for p in prompts]
+
+
+def test_manifest_counts_generated_scored_paired_and_dropped(tmp_path, write_prompts):
+    prompts = write_prompts(arithmetic_rows(4, chat=False))  # answers 4, 7, 10, 13
+    table = [["4", "5", "4", ""],           # identical + empty -> pair 4 vs 5
+             ["x", "y", "z", "w"],          # no numbers: all 0 -> tie
+             ["10", "11", "9", "100"],      # pair 10 vs 100
+             ["13", "13", "13", "13"]]      # identical x3 -> too few responses
+    out = tmp_path / "pairs.jsonl"
+    result = run_synth(SynthConfig(prompts=str(prompts), output=str(out), scorer=VERIFIER, n=4,
+                                   generator=CannedGenerator(table), chunk_size=3, progress=False))
+    manifest = json.loads((tmp_path / "pairs.manifest.json").read_text())
+    c = manifest["counts"]
+    assert c["generated"] == 16 and c["empty"] == 1 and c["scored"] == 15 and c["records"] == 2
+    assert c["dropped"] == {"identical_responses": 4, "empty_response": 1, "tie": 1,
+                            "too_few_responses": 1}
+    assert c["reasons"] == {"no number in the response": 4, "empty_response": 1}
+    assert manifest["kind"] == "pairwise" and manifest["n"] == 4
+    assert manifest["sampling"]["temperature"] == 0.8 and manifest["scorer"] == VERIFIER
+    records, _ = load_records(out)
+    assert [(r.chosen, r.rejected) for r in records] == [("4", "5"), ("10", "100")]
+    assert records[1].score_chosen == 1.0 and records[1].margin == pytest.approx(1 - 1 / 91)
+
+    # a rerun with everything logged generates nothing and writes the same file
+    gen = CannedGenerator(table)
+    again = run_synth(SynthConfig(prompts=str(prompts), output=str(out), scorer=VERIFIER, n=4,
+                                  generator=gen, chunk_size=3, progress=False))
+    assert gen.calls == 0 and again.counts["resumed_prompts"] == 4
+    # another pair strategy rebuilds the output from the log without sampling again
+    ranked = run_synth(SynthConfig(prompts=str(prompts), output=str(tmp_path / "r.parquet"),
+                                   scorer=VERIFIER, n=4, generator=gen, chunk_size=3,
+                                   pairs="ranked", progress=False))
+    assert gen.calls == 2 and len(ranked.records) == 2  # new output, new log
+
+
+def test_a_log_from_other_settings_is_refused(tmp_path, write_prompts):
+    prompts = write_prompts(arithmetic_rows(2, chat=False))
+    table = [["1", "2"], ["3", "4"]]
+    cfg = dict(prompts=str(prompts), output=str(tmp_path / "o.jsonl"), scorer=VERIFIER, n=2,
+               generator=CannedGenerator(table), progress=False)
+    run_synth(SynthConfig(**cfg))
+    with pytest.raises(ValueError, match="other settings.*differs in sampling"):
+        run_synth(SynthConfig(**cfg, temperature=0.1))
+
+
+def test_prompt_reader_accepts_strings_and_chats_and_names_bad_rows(tmp_path, write_prompts):
+    path = write_prompts([{"prompt": "hi", "answer": 1},
+                          {"prompt": [{"role": "user", "content": "yo"}], "system": "s"}])
+    items = read_prompts(path)
+    assert items[0].prompt == "hi" and items[0].meta == {"answer": 1}
+    assert items[1].system == "s" and items[1].index == 1
+    bad = write_prompts([{"prompt": "ok"}, {"question": "where is the prompt"}], "bad.jsonl")
+    with pytest.raises(DataError, match=r"bad.jsonl, line 2, field 'prompt': missing"):
+        read_prompts(bad)
+    bad = write_prompts([{"prompt": [{"role": "assistant", "content": "x"}]}], "bad2.jsonl")
+    with pytest.raises(DataError, match="line 1, field 'prompt': the last message is an assistant"):
+        read_prompts(bad)
+    import datasets
+
+    ds = datasets.Dataset.from_list([{"prompt": "a"}, {"prompt": "b"}])
+    assert [p.prompt for p in read_prompts(ds)] == ["a", "b"]
+    ds.to_parquet(str(tmp_path / "p.parquet"))
+    assert [p.prompt for p in read_prompts(tmp_path / "p.parquet")] == ["a", "b"]
+
+
+def test_torn_last_line_is_discarded(tmp_path):
+    log = DurableLog(tmp_path / "log.jsonl")
+    log.append([{"header": 1}, {"index": 0}])
+    with open(tmp_path / "log.jsonl", "a") as f:
+        f.write('{"index": 1, "compl')
+    again = DurableLog(tmp_path / "log.jsonl")
+    assert again.entries == [{"header": 1}, {"index": 0}] and again.discarded == 1
+    assert (tmp_path / "log.jsonl").read_text().endswith('{"index": 0}\n')
+
+
+def _cli(model, prompts, out):
+    return [sys.executable, "-m", "prefalign.synth.cli", "synth", "--model", str(model),
+            "--prompts", str(prompts), "--output", str(out), "--scorer", VERIFIER, "--n", "3",
+            "--chunk-size", "1", "--batch-size", "3", "--max-new-tokens", "8",
+            "--temperature", "1.0", "--seed", "11", "--no-progress"]
+
+
+def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(tmp_path, write_prompts,
+                                                                  tiny_model_dir):
+    model = tiny_model_dir("llama")
+    prompts = write_prompts(arithmetic_rows(8))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = tmp_path / "killed.jsonl"
+    log = tmp_path / "killed.jsonl.progress.jsonl"
+    proc = subprocess.Popen(_cli(model, prompts, out), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if log.exists() and log.read_text().count("\n") >= 2:  # header + first chunk, durable
+            break
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    lines_at_kill = log.read_text().count("\n") - 1
+    assert not out.exists() and 1 <= lines_at_kill < 8, "killed mid-run"
+    with open(log, "a") as f:  # and a torn write on top, as a crash mid-append leaves
+        f.write('{"index": 7, "completions": [{"te')
+
+    rerun = subprocess.run(_cli(model, prompts, out), env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"resumed {lines_at_kill}" in rerun.stdout
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        from prefalign.synth.cli import main
+
+        assert main(_cli(model, prompts, tmp_path / "clean.jsonl")[3:]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert out.read_bytes() == (tmp_path / "clean.jsonl").read_bytes()
+    assert log.read_text().count("\n") == 9  # header + 8 prompts, none twice
+    indices = [json.loads(x)["index"] for x in log.read_text().splitlines()[1:]]
+    assert sorted(indices) == list(range(8))
+    manifest = json.loads((tmp_path / "killed.manifest.json").read_text())
+    assert manifest["counts"]["torn_lines_discarded"] == 1
+    assert manifest["counts"]["generated"] == 24
+    assert manifest["counts"]["resumed_prompts"] == lines_at_kill
+
+
+def test_openai_backend_end_to_end(tmp_path, write_prompts):
+    prompts = write_prompts(arithmetic_rows(3))
+    with Server(fail_first=1) as server:
+        result = run_synth(SynthConfig(
+            model="served", backend="openai", base_url=server.url, prompts=str(prompts),
+            output=str(tmp_path / "o.jsonl"), scorer=VERIFIER, n=2, progress=False))
+    assert result.counts["generated"] == 6 and result.counts["http_retries"] == 1
+    manifest = json.loads(result.manifest.read_text())
+    assert manifest["backend"]["base_url"] == server.url
