@@ -147,7 +147,14 @@ def _add_eval_commands(sub) -> None:
     add_rm_parser(sub)
 
 
-_COMMAND_REGISTRARS: list = [_add_train, _add_eval_commands]
+def _add_synth_commands(sub) -> None:
+    from prefalign.synth.cli import add_iterate_parser, add_synth_parser
+
+    add_synth_parser(sub)
+    add_iterate_parser(sub)
+
+
+_COMMAND_REGISTRARS: list = [_add_train, _add_synth_commands, _add_eval_commands]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,8 +87,8 @@ def compute_all_logps(model: PackedLogProbModel, examples: Sequence, *, pad_toke
     model.eval()
     groups = list(batches_by_tokens(examples, max_tokens))
     for group in tqdm(groups, desc=desc, disable=not progress, unit="batch"):
-        batch = pack([examples[i] for i in group], pad_token_id=pad_token_id,
-                      row_capacity=max_tokens).to(device)
+        # rows no longer than the longest example: attention cost grows with row length squared
+        batch = pack([examples[i] for i in group], pad_token_id=pad_token_id).to(device)
         result = model(batch)
         out[group, : result.logps.shape[1]] = result.logps.float().cpu()
         if with_tokens:
