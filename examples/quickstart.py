@@ -32,7 +32,7 @@ def main():
     plain = plain_sequence_logps(model, pairs)
     print(f"{len(pairs)} pairs packed into {batch.input_ids.shape[0]} row(s) of {batch.input_ids.shape[1]} tokens")
     print("packed log-probs [chosen, rejected]:\n", fast.logps.detach())
-    print("max difference to the plain forward:", float((fast.logps - plain).abs().max()))
+    print("max difference to the plain forward:", float((fast.logps - plain).abs().max().detach()))
     loss = objectives.compute("sigmoid", fast.logps[:, 0], fast.logps[:, 1],
                               fast.logps[:, 0].detach(), fast.logps[:, 1].detach(), beta=0.1)
     print("DPO loss against itself as reference (ln 2 = 0.6931):", loss.mean().item())
