@@ -154,7 +154,14 @@ def _add_synth_commands(sub) -> None:
     add_iterate_parser(sub)
 
 
-_COMMAND_REGISTRARS: list = [_add_train, _add_synth_commands, _add_eval_commands]
+def _add_demo_command(sub) -> None:
+    from prefalign.demo.cli import add_demo_parser
+
+    add_demo_parser(sub)
+
+
+_COMMAND_REGISTRARS: list = [_add_train, _add_synth_commands, _add_eval_commands,
+                             _add_demo_command]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -168,3 +168,20 @@ def test_openai_backend_end_to_end(tmp_path, write_prompts):
     assert result.counts["generated"] == 6 and result.counts["http_retries"] == 1
     manifest = json.loads(result.manifest.read_text())
     assert manifest["backend"]["base_url"] == server.url
+
+
+def test_manifest_keeps_the_most_common_failure_reasons(tmp_path, write_prompts):
+    from prefalign.synth.job import MAX_REASONS
+
+    rows = arithmetic_rows(30, chat=False)
+    prompts = write_prompts(rows)
+    # every prompt gets a distinct wrong answer (30 distinct reasons) plus one "no number"
+    table = [[str(r["answer"] + 1000 + i), "none", str(r["answer"])] for i, r in enumerate(rows)]
+    run_synth(SynthConfig(prompts=str(prompts), output=str(tmp_path / "p.jsonl"),
+                          scorer="verifier:prefalign.synth.checks:exact_answer", n=3,
+                          generator=CannedGenerator(table), progress=False))
+    c = json.loads((tmp_path / "p.manifest.json").read_text())["counts"]
+    assert len(c["reasons"]) == MAX_REASONS + 1
+    assert c["reasons"]["no number in the response"] == 30
+    assert sum(c["reasons"].values()) == 60  # nothing lost: the rest are summed
+    assert c["reasons"]["(other reasons)"] == 30 - (MAX_REASONS - 1)

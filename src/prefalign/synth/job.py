@@ -32,6 +32,7 @@ from .prompts import read_prompts
 from .types import Completion, PromptItem, SamplingConfig
 
 BACKENDS = ("hf", "vllm", "openai")
+MAX_REASONS = 20  # distinct failure reasons kept in the counts (the rest summed)
 
 
 @dataclass
@@ -275,7 +276,12 @@ def build_from_log(entries: list[dict], prompts: list[PromptItem], opts: PairOpt
         records.extend(recs)
     counts["records"] = len(records)
     counts["dropped"] = dict(dropped)
-    counts["reasons"] = dict(reasons)
+    # The most common reasons only: verifiers often put the wrong value in the reason, which
+    # would make one key per distinct answer; the rest are counted together.
+    counts["reasons"] = dict(reasons.most_common(MAX_REASONS))
+    other = sum(reasons.values()) - sum(counts["reasons"].values())
+    if other:
+        counts["reasons"]["(other reasons)"] = other
     return records, counts
 
 

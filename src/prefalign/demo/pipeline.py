@@ -1,0 +1,232 @@
+"""`run_demo`: the whole loop on a model built from scratch, on a laptop CPU.
+
+Stages (each writes under ``OUT`` and is skipped on a rerun once finished, so an interrupted
+demo continues where it stopped)::
+
+    OUT/task/          sft.jsonl, prompts.jsonl, heldout.jsonl        (AdditionTask)
+    OUT/base/          a random-weight Llama-style model, char tokenizer
+    OUT/sft/           SFT on the noisy demonstrations (`prefalign train --objective sft`)
+    OUT/rounds/        `run_iterate`: round-0 = the SFT policy evaluated; round-k = synth
+                       (N samples per prompt, verifier, West-of-N) -> train -> eval
+    OUT/eval/          held-out preference pairs and `evaluate_policy` of the final policy
+                       against the SFT policy (KL, lengths, ranking accuracy, win rate)
+    OUT/report/        report.md / report.html / summary.json / demo.png and the last
+                       round's training report
+    OUT/compare/       (with ``compare``) one policy per objective on round 1's data
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from prefalign.data.writers import atomic_write
+
+from .task import VERIFIER, AdditionTask, TaskFiles, is_correct
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DemoSizes:
+    """How big each stage is; `FULL` is the README demo, `QUICK` the CI-sized one."""
+
+    hidden: int = 128
+    layers: int = 3
+    sft_examples: int = 20000
+    sft_steps: int = 1500
+    sft_batch: int = 128
+    sft_lr: float = 1e-3
+    synth_prompts: int = 1500
+    heldout: int = 300
+    n: int = 8  # samples per prompt
+    rounds: int = 2
+    lr: float = 1e-4
+    batch: int = 32
+    epochs: float = 2.0
+    eval_samples: int = 2  # sampled responses per held-out prompt for KL and lengths
+
+
+FULL = DemoSizes()
+QUICK = replace(FULL, sft_steps=500, sft_examples=8000, synth_prompts=600, heldout=200, rounds=1)
+
+
+@dataclass
+class DemoConfig:
+    output: str = "runs/demo"
+    quick: bool = False
+    seed: int = 0
+    objective: str = "rpo"  # DPO plus NLL on the chosen response; see docs/demo.md
+    objective_args: dict[str, Any] = field(default_factory=dict)
+    rounds: int | None = None  # default: the preset's
+    compare: list[str] = field(default_factory=list)
+    progress: bool = True
+    sizes: DemoSizes | None = None  # overrides the preset (tests)
+
+    def resolved_sizes(self) -> DemoSizes:
+        sizes = self.sizes or (QUICK if self.quick else FULL)
+        return replace(sizes, rounds=self.rounds) if self.rounds is not None else sizes
+
+
+@dataclass
+class DemoResult:
+    output: Path
+    summary: dict[str, Any]
+
+
+def _write_json(path: Path, value) -> None:
+    with atomic_write(path) as f:
+        json.dump(value, f, indent=2, default=str)
+
+
+class _Stages:
+    """Runs named stages once; a finished stage leaves ``OUT/.stages/NAME.json``."""
+
+    def __init__(self, out: Path):
+        self.dir = out / ".stages"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.seconds: dict[str, float] = {}
+
+    def run(self, name: str, fn, *args, **kwargs):
+        marker = self.dir / f"{name}.json"
+        if marker.exists():
+            info = json.loads(marker.read_text())
+            self.seconds[name] = info["seconds"]
+            log.info("demo: stage %s already done (%.1f s), skipped", name, info["seconds"])
+            return info["value"]
+        log.info("demo: stage %s", name)
+        t0 = time.perf_counter()
+        value = fn(*args, **kwargs)
+        self.seconds[name] = round(time.perf_counter() - t0, 2)
+        _write_json(marker, {"seconds": self.seconds[name], "value": value})
+        return value
+
+
+def verifier_compare(prompt: str, policy_response: str, reference_response: str) -> int:
+    """Win-rate judge for the demo: +1 if only the policy is right, -1 if only the reference."""
+    return int(is_correct(prompt, policy_response)) - int(is_correct(prompt, reference_response))
+
+
+def _base_model(path: Path, sizes: DemoSizes, seed: int) -> str:
+    from prefalign.tiny_models import build_tiny_model
+
+    return str(build_tiny_model(path, family="llama", tokenizer="char", hidden=sizes.hidden,
+                                layers=sizes.layers, heads=4, kv_heads=4,
+                                intermediate=2 * sizes.hidden, seed=seed))
+
+
+def _sft(base: str, files: TaskFiles, out: Path, sizes: DemoSizes, cfg: DemoConfig) -> dict:
+    from prefalign.train import TrainConfig, train
+
+    result = train(TrainConfig(
+        model=base, data=str(files.sft), objective="sft", output=str(out), lr=sizes.sft_lr,
+        batch_size=sizes.sft_batch, max_steps=sizes.sft_steps, warmup_steps=50,
+        scheduler="constant", seed=cfg.seed, logging_steps=25, save_steps=250,
+        progress=cfg.progress))
+    return {"model": str(result.output_dir / "model"), "steps": result.steps,
+            "final_loss": result.final_metrics.get("loss")}
+
+
+def preference_train_args(sizes: DemoSizes, cfg: DemoConfig, objective_args: dict) -> dict:
+    return {"lr": sizes.lr, "batch_size": sizes.batch, "epochs": sizes.epochs,
+            "scheduler": "constant", "logging_steps": 5, "objective_args": dict(objective_args)}
+
+
+def _rounds(sft_model: str, files: TaskFiles, out: Path, sizes: DemoSizes,
+            cfg: DemoConfig) -> dict:
+    from prefalign.synth.iterate import IterateConfig, run_iterate
+
+    result = run_iterate(IterateConfig(
+        model=sft_model, prompts=str(files.prompts), eval_prompts=str(files.heldout),
+        output=str(out), rounds=sizes.rounds, scorer=VERIFIER, n=sizes.n,
+        pairs="west-of-n", temperature=1.0, max_new_tokens=8, seed=cfg.seed, chunk_size=256,
+        batch_size=512, objective=cfg.objective,
+        train_args=preference_train_args(sizes, cfg, cfg.objective_args), progress=cfg.progress))
+    sft_eval = json.loads((out / "round-0" / "eval.json").read_text())
+    return {"policy": str(result.policy), "sft_accuracy": sft_eval["pass_rate"],
+            "rounds": [{"round": r["round"], "records": r["records"], "trained": r["trained"],
+                        "train_steps": r["train_steps"], "accuracy": r["eval"]["pass_rate"],
+                        "synth_counts": {k: r["synth_counts"].get(k) for k in
+                                         ("generated", "failed", "records", "dropped")}}
+                       for r in result.rounds]}
+
+
+def heldout_pairs(sft_model: str, files: TaskFiles, out: Path, sizes: DemoSizes,
+                  cfg: DemoConfig) -> str | None:
+    """West-of-N pairs on the held-out prompts from the SFT policy: the preference eval set."""
+    from prefalign.synth import SynthConfig, run_synth
+
+    result = run_synth(SynthConfig(
+        model=sft_model, prompts=str(files.heldout), output=str(out / "heldout_pairs.jsonl"),
+        scorer=VERIFIER, n=sizes.n, pairs="west-of-n", temperature=1.0, max_new_tokens=8,
+        seed=cfg.seed + 1000, chunk_size=256, batch_size=512, progress=False))
+    if not result.records:  # every sample right, or every sample wrong: nothing to rank
+        log.warning("demo: no held-out preference pairs (all samples tied); the pair metrics "
+                    "are left out of the evaluation")
+        return None
+    return str(result.output)
+
+
+def evaluate(policy: str, sft_model: str, pairs: str | None, files: TaskFiles, out: Path,
+             sizes: DemoSizes, cfg: DemoConfig, beta: float) -> dict:
+    """`evaluate_policy` against the SFT policy; returns the metrics (eval.json has the rest)."""
+    from prefalign.eval import evaluate_policy
+
+    prompts = [json.loads(line)["prompt"] for line in files.heldout.read_text().splitlines()]
+    result = evaluate_policy(policy, pairs, ref_path=sft_model, prompts=prompts, beta=beta,
+                             num_samples=sizes.eval_samples, max_new_tokens=8, temperature=1.0,
+                             seed=cfg.seed, compare=verifier_compare, output=out)
+    return result["metrics"]
+
+
+def run_demo(cfg: DemoConfig) -> DemoResult:
+    from prefalign import objectives
+
+    from .compare import check_names, run_compare
+    from .report import write_demo_report
+
+    sizes = cfg.resolved_sizes()
+    if sizes.rounds < 1:
+        raise ValueError("the demo needs at least one round of synth -> train")
+    if cfg.compare:
+        check_names(cfg.compare)  # fail before minutes of training, not after
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    stages = _Stages(out)
+    task = AdditionTask()
+    files = TaskFiles(*(Path(p) for p in stages.run(
+        "task", lambda: [str(p) for p in asdict(task.write(
+            out / "task", seed=cfg.seed, sft_examples=sizes.sft_examples,
+            synth_prompts=sizes.synth_prompts, heldout=sizes.heldout)).values()])))
+    base = stages.run("base", _base_model, out / "base", sizes, cfg.seed)
+    sft = stages.run("sft", _sft, base, files, out / "sft", sizes, cfg)
+    rounds = stages.run("rounds", _rounds, sft["model"], files, out / "rounds", sizes, cfg)
+    pairs = stages.run("heldout_pairs", heldout_pairs, sft["model"], files, out / "eval",
+                       sizes, cfg)
+    beta = {**objectives.get(cfg.objective).defaults, **cfg.objective_args}.get("beta", 0.1)
+    final = stages.run("eval", evaluate, rounds["policy"], sft["model"], pairs, files,
+                       out / "eval" / "final", sizes, cfg, beta)
+    comparison = None
+    if cfg.compare:
+        comparison = run_compare(cfg.compare, sft_model=sft["model"],
+                                 sft_accuracy=rounds["sft_accuracy"],
+                                 data=out / "rounds" / "round-1" / "data.jsonl",
+                                 pairs=pairs, files=files, out=out / "compare", sizes=sizes,
+                                 cfg=cfg, stages=stages)
+    summary = {
+        "config": {"quick": cfg.quick, "seed": cfg.seed, "objective": cfg.objective,
+                   "objective_args": cfg.objective_args, "sizes": asdict(sizes)},
+        "task": {"name": "2-digit addition", "verifier": VERIFIER,
+                 "teacher_accuracy": task.teacher_accuracy(seed=cfg.seed),
+                 "heldout_prompts": sizes.heldout},
+        "sft": sft, "rounds": rounds, "final_eval": final, "compare": comparison,
+        "seconds": dict(stages.seconds), "total_seconds": round(sum(stages.seconds.values()), 1),
+    }
+    summary["gain_points"] = round(100 * (rounds["rounds"][-1]["accuracy"]
+                                          - rounds["sft_accuracy"]), 1)
+    write_demo_report(out, summary)
+    return DemoResult(out, summary)

@@ -1,0 +1,100 @@
+"""The demo's built-in task: multi-digit addition, with imperfect demonstrations and a verifier.
+
+A prompt is ``"37+48="`` and the answer is the sum's digits (``"85"``). The demonstrations come
+from a noisy teacher that adds digit by digit and forgets each carry with probability
+``carry_forget``, so a model trained on them learns addition only partly: the room that
+preference training on verifier-scored samples can close.
+
+Held-out prompts are a fixed random share of all operand pairs, never shown in the
+demonstrations or the synth prompts, so held-out accuracy measures generalisation rather than
+recall.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefalign.data import write_jsonl
+
+VERIFIER = "verifier:prefalign.synth.checks:exact_answer"
+_PROMPT = re.compile(r"^(\d+)\+(\d+)=$")
+
+
+def noisy_sum(a: int, b: int, rng: random.Random, carry_forget: float) -> int:
+    """a + b computed digit by digit, dropping each carry with probability ``carry_forget``."""
+    da, db = str(a)[::-1], str(b)[::-1]
+    digits, carry = [], 0
+    for i in range(max(len(da), len(db))):
+        s = carry + (int(da[i]) if i < len(da) else 0) + (int(db[i]) if i < len(db) else 0)
+        digits.append(s % 10)
+        carry = s // 10
+        if carry and rng.random() < carry_forget:
+            carry = 0
+    if carry:
+        digits.append(carry)
+    return int("".join(map(str, reversed(digits))))
+
+
+def answer_of(prompt: str) -> int:
+    """The correct answer of a task prompt (``"37+48="`` -> 85)."""
+    m = _PROMPT.match(prompt.strip())
+    if not m:
+        raise ValueError(f"not an addition prompt of the demo task: {prompt!r}")
+    return int(m.group(1)) + int(m.group(2))
+
+
+def is_correct(prompt: str, response: str) -> bool:
+    """The verifier on a bare response: exactly the sum's digits (surrounding spaces allowed)."""
+    return response.strip() == str(answer_of(prompt))
+
+
+@dataclass(frozen=True)
+class TaskFiles:
+    sft: Path  # prompt, completion: the noisy teacher's demonstrations
+    prompts: Path  # prompt, answer: prompts to synthesize preferences on
+    heldout: Path  # prompt, answer: held-out evaluation prompts
+
+
+@dataclass(frozen=True)
+class AdditionTask:
+    digits: int = 2
+    carry_forget: float = 0.6
+
+    def operand_pairs(self) -> list[tuple[int, int]]:
+        lo, hi = 10 ** (self.digits - 1), 10 ** self.digits
+        return [(a, b) for a in range(lo, hi) for b in range(lo, hi)]
+
+    def write(self, out: Path, *, seed: int, sft_examples: int, synth_prompts: int,
+              heldout: int) -> TaskFiles:
+        """Write the three data files under ``out`` (the same seed gives the same files)."""
+        rng = random.Random(seed)
+        pairs = self.operand_pairs()
+        rng.shuffle(pairs)
+        if heldout >= len(pairs):
+            raise ValueError(f"{heldout} held-out prompts leave none to train on "
+                             f"({len(pairs)} operand pairs with {self.digits} digits)")
+        held, train = pairs[:heldout], pairs[heldout:]
+        sft = []
+        for _ in range(sft_examples):
+            a, b = rng.choice(train)
+            sft.append({"prompt": f"{a}+{b}=",
+                        "completion": str(noisy_sum(a, b, rng, self.carry_forget))})
+        synth = [rng.choice(train) for _ in range(synth_prompts)]
+        files = TaskFiles(out / "sft.jsonl", out / "prompts.jsonl", out / "heldout.jsonl")
+        write_jsonl(sft, files.sft)
+        write_jsonl([{"prompt": f"{a}+{b}=", "answer": a + b} for a, b in synth], files.prompts)
+        write_jsonl([{"prompt": f"{a}+{b}=", "answer": a + b} for a, b in held], files.heldout)
+        return files
+
+    def teacher_accuracy(self, n: int = 20000, seed: int = 0) -> float:
+        """Share of the teacher's demonstrations that are right (for the report)."""
+        rng = random.Random(seed)
+        pairs = self.operand_pairs()
+        hits = 0
+        for _ in range(n):
+            a, b = rng.choice(pairs)
+            hits += noisy_sum(a, b, rng, self.carry_forget) == a + b
+        return hits / n

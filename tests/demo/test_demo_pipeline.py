@@ -1,0 +1,113 @@
+"""The demo pipeline end to end at toy size, its resume, its report, and `--quick` itself."""
+
+import json
+import struct
+from dataclasses import replace
+
+import pytest
+
+from prefalign.demo import QUICK, DemoConfig, run_demo
+from prefalign.demo.compare import check_names, table_markdown
+
+TOY = replace(QUICK, hidden=64, layers=2, sft_examples=4000, sft_steps=300, sft_batch=64,
+              sft_lr=2e-3, synth_prompts=60, heldout=40, n=6, rounds=1, batch=16, epochs=1.0,
+              eval_samples=1)
+
+
+def _png_size(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    result = run_demo(DemoConfig(output=str(out), sizes=TOY, compare=["dpo", "kto", "simpo"],
+                                 progress=False))
+    return out, result
+
+
+def test_summary_matches_the_files_it_was_built_from(toy_run):
+    out, result = toy_run
+    s = result.summary
+    sft_eval = json.loads((out / "rounds" / "round-0" / "eval.json").read_text())
+    round_eval = json.loads((out / "rounds" / "round-1" / "eval.json").read_text())
+    assert s["rounds"]["sft_accuracy"] == sft_eval["pass_rate"]
+    assert s["rounds"]["rounds"][0]["accuracy"] == round_eval["pass_rate"]
+    assert sft_eval["prompts"] == round_eval["prompts"] == TOY.heldout
+    assert s["gain_points"] == round(100 * (round_eval["pass_rate"] - sft_eval["pass_rate"]), 1)
+    final = json.loads((out / "eval" / "final" / "eval.json").read_text())
+    assert s["final_eval"] == final["metrics"]
+    for key in ("kl/k3", "length/policy/mean", "winrate/win_rate", "ranking_accuracy"):
+        assert key in s["final_eval"], key
+    assert set(s["seconds"]) >= {"task", "base", "sft", "rounds", "heldout_pairs", "eval"}
+
+
+def test_report_files_hold_the_numbers(toy_run):
+    out, result = toy_run
+    report = out / "report"
+    md = (report / "report.md").read_text()
+    s = result.summary
+    assert f"{s['rounds']['sft_accuracy']:.1%}" in md
+    assert f"{s['rounds']['rounds'][0]['accuracy']:.1%}" in md
+    assert "| dpo |" in md and "| kto |" in md and "| simpo |" in md
+    html = (report / "report.html").read_text()
+    assert "<table>" in html and "demo.png" in html
+    width, height = _png_size(report / "demo.png")
+    assert width > 300 and height > 200
+    assert (report / "training" / "report.md").is_file()
+    assert json.loads((report / "summary.json").read_text())["gain_points"] == s["gain_points"]
+
+
+def test_compare_trains_each_objective_on_the_same_data(toy_run):
+    out, result = toy_run
+    rows = result.summary["compare"]
+    assert [r["objective"] for r in rows] == ["dpo", "kto", "simpo"]
+    sft_acc = result.summary["rounds"]["sft_accuracy"]
+    for row in rows:
+        config = json.loads((out / "compare" / row["objective"] / "config.json").read_text())
+        assert config["data"].endswith("round-1/data.jsonl")
+        assert row["gain_points"] == round(100 * (row["accuracy"] - sft_acc), 1)
+        assert 0.0 <= row["accuracy"] <= 1.0 and row["train_seconds"] > 0
+    # SimPO is reference-free: same data, but its metrics.jsonl has no reference rewards
+    assert rows[2]["steps"] > 0
+    table = table_markdown(rows)
+    assert table.count("\n") == 1 + len(rows)
+
+
+def test_rerun_skips_finished_stages(toy_run):
+    out, result = toy_run
+    weights = out / "sft" / "model" / "model.safetensors"
+    before = weights.stat().st_mtime_ns
+    again = run_demo(DemoConfig(output=str(out), sizes=TOY, compare=["dpo", "kto", "simpo"],
+                                progress=False))
+    assert weights.stat().st_mtime_ns == before
+    assert again.summary["rounds"] == result.summary["rounds"]
+    assert again.summary["seconds"] == result.summary["seconds"]
+
+
+def test_bad_compare_names_fail_before_training(tmp_path):
+    with pytest.raises(ValueError, match="unknown objective"):
+        check_names(["dpo", "no_such_objective"])
+    with pytest.raises(ValueError, match="per-token KL"):
+        check_names(["tdpo"])
+    with pytest.raises(ValueError, match="at least one"):
+        check_names([" ", ""])
+    with pytest.raises(ValueError, match="unknown objective"):
+        run_demo(DemoConfig(output=str(tmp_path / "x"), sizes=TOY, compare=["nope"],
+                            progress=False))
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_quick_demo_improves_heldout_accuracy(tmp_path):
+    """The CI-sized demo through the CLI: SFT, synth, RPO, eval, report (under a minute here)."""
+    from prefalign.cli import main
+
+    assert main(["demo", "--quick", "--output", str(tmp_path), "--no-progress"]) == 0
+    s = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert s["config"]["quick"] is True
+    assert 0.2 < s["rounds"]["sft_accuracy"] < 0.7  # imperfect SFT policy, room to improve
+    assert s["gain_points"] >= 15, s["gain_points"]
