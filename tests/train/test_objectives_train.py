@@ -8,10 +8,10 @@ from transformers import AutoModelForCausalLM
 
 from prefalign import objectives
 from prefalign.train import TrainConfig, train
+from prefalign.train.step_loss import needs_token_kl
 
 # Objectives that need inputs the trainer does not supply yet are listed with the reason.
-NOT_TRAINABLE = {"tdpo1": "needs per-token KL against a full reference distribution",
-                 "tdpo2": "needs per-token KL against a full reference distribution"}
+NOT_TRAINABLE: dict[str, str] = {}
 
 # Hyperparameters some objectives need to be meaningful on tiny batches.
 EXTRA = {"exo_pair": {"label_smoothing": 1e-3}}
@@ -46,7 +46,8 @@ def test_objective_trains(name, tiny_model_dir, files, tmp_path):
     result = train(cfg)
     assert result.steps == 2
     assert math.isfinite(result.final_metrics["loss"])
-    assert result.reference == ("none" if not spec.needs_reference else "cache")
+    expected = "none" if not spec.needs_reference else ("model" if needs_token_kl(spec) else "cache")
+    assert result.reference == expected
     before = AutoModelForCausalLM.from_pretrained(model_dir).get_output_embeddings().weight
     after = AutoModelForCausalLM.from_pretrained(result.output_dir / "model").get_output_embeddings().weight
     assert not torch.equal(before, after), f"{name} did not change the model"
@@ -106,8 +107,54 @@ def test_frozen_reference_model_gives_the_cached_losses(tiny_model_dir, pair_fil
     assert runs["cache"] == pytest.approx(runs["model"], rel=1e-5)
 
 
-def test_token_kl_objectives_are_refused_before_loading(pair_file, tmp_path):
+def test_token_kl_objectives_refuse_a_cached_reference_before_loading(pair_file, tmp_path):
     cfg = TrainConfig(model=str(tmp_path / "does-not-exist"), data=str(pair_file), objective="tdpo2",
-                      output=str(tmp_path / "r"), progress=False)
+                      reference="cache", output=str(tmp_path / "r"), progress=False)
     with pytest.raises(ValueError, match="per-token KL"):
         train(cfg)
+
+
+@pytest.mark.parametrize("name", ["tdpo1", "tdpo2"])
+def test_tdpo_step_one_equals_plain_forwards(name, tiny_model_dir, pair_file, tmp_path):
+    """Step 1 of TDPO against a different reference model: the loss and KLs the trainer logs
+    equal the objective applied to plain per-sequence forwards of both models."""
+    import json
+
+    from prefalign.data import load_records, tokenize_records
+    from prefalign.engine.forward import plain_sequence_kl, plain_sequence_logps
+    from transformers import AutoTokenizer
+
+    policy_dir, ref_dir = tiny_model_dir("llama"), tiny_model_dir("llama", seed=5)
+    cfg = TrainConfig(model=str(policy_dir), ref_model=str(ref_dir), data=str(pair_file),
+                      objective=name, output=str(tmp_path / "r"), batch_size=16, lr=1e-2,
+                      max_steps=2, progress=False)
+    result = train(cfg)
+    assert result.reference == "model"
+    first = json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[0])
+
+    tok = AutoTokenizer.from_pretrained(policy_dir)
+    examples, _ = tokenize_records(load_records(pair_file)[0], tok)
+    policy = AutoModelForCausalLM.from_pretrained(policy_dir, attn_implementation="sdpa")
+    ref = AutoModelForCausalLM.from_pretrained(ref_dir, attn_implementation="sdpa")
+    with torch.no_grad():
+        pl, rl = plain_sequence_logps(policy, examples), plain_sequence_logps(ref, examples)
+        kl = plain_sequence_kl(policy, ref, examples)
+    losses = objectives.compute(name, pl[:, 0], pl[:, 1], rl[:, 0], rl[:, 1],
+                                chosen_seq_kl=kl[:, 0], rejected_seq_kl=kl[:, 1])
+    assert first["loss"] == pytest.approx(losses.mean().item(), rel=1e-4)
+    assert first["kl/chosen"] == pytest.approx(kl[:, 0].mean().item(), rel=1e-4)
+    assert first["kl/rejected"] == pytest.approx(kl[:, 1].mean().item(), rel=1e-4)
+    assert first["loss"] != pytest.approx(math.log(2), abs=1e-3)  # the two models differ
+
+
+def test_tdpo_against_itself_starts_at_log_two(tiny_model_dir, pair_file, tmp_path):
+    """Policy == reference: every log-ratio and every per-token KL is 0, so the loss is ln 2."""
+    import json
+
+    cfg = TrainConfig(model=str(tiny_model_dir("llama")), data=str(pair_file), objective="tdpo2",
+                      output=str(tmp_path / "r"), batch_size=8, lr=1e-2, max_steps=2,
+                      progress=False)
+    train(cfg)
+    first = json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["loss"] == pytest.approx(math.log(2), abs=1e-6)
+    assert first["kl/chosen"] == pytest.approx(0.0, abs=1e-6)

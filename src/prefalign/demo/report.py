@@ -16,7 +16,7 @@ FINAL_METRICS = [  # (eval.json key, label)
     ("winrate/win_rate", "win rate against the SFT policy (verifier judge, ties half)"),
     ("kl/k3", "KL(policy || SFT), k3 estimate from samples"),
     ("kl/k1", "KL(policy || SFT), k1 estimate from samples"),
-    ("length/policy/mean", "mean sampled response length (tokens)"),
+    ("length/policy/mean", "mean sampled response length (tokens, EOS included)"),
     ("ranking_accuracy", "ranking accuracy on held-out pairs"),
     ("rewards/accuracy", "implicit reward accuracy on held-out pairs"),
     ("displacement/chosen_delta", "chosen log-prob change on held-out pairs"),

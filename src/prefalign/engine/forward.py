@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from prefalign.engine.layout import PackedBatch, pack
-from prefalign.engine.logprobs import DEFAULT_CHUNK_TOKENS, token_logprobs, token_statistics
+from prefalign.engine.logprobs import (DEFAULT_CHUNK_TOKENS, token_kl, token_logprobs,
+                                       token_statistics)
 from prefalign.engine.masks import dense_mask, flex_block_mask
 
 
@@ -38,6 +39,11 @@ class SequenceLogps:
     token_logps: torch.Tensor
     sequence_index: torch.Tensor
     stats: dict[str, torch.Tensor] = field(default_factory=dict)
+    # with ``kl_reference``: KL(π_ref ‖ π) per response token and its sum per response, [E, K]
+    token_kl: torch.Tensor | None = None
+    kl: torch.Tensor | None = None
+    # with ``keep_head``: what the LM head saw, for another model's per-token KL against this one
+    head: "HeadInputs | None" = None
 
     def padded(self, values: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-token ``values`` (default: token log-probs) as [E, K, T] plus a bool mask."""
@@ -52,6 +58,18 @@ class SequenceLogps:
         out = out.index_put((self.sequence_index, pos), values)
         mask[self.sequence_index, pos] = True
         return out.view(e, k, width), mask.view(e, k, width)
+
+
+@dataclass
+class HeadInputs:
+    """The LM head's inputs at the response positions of a batch: enough to recompute that
+    model's next-token distributions there, chunk by chunk."""
+
+    hidden: torch.Tensor  # [N, H], row i predicts response token i of the batch
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    scale: float
+    softcap: float | None
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -96,7 +114,8 @@ class PackedLogProbModel(nn.Module):
             "mask; load the model with attn_implementation='sdpa' (CPU/GPU) or "
             "'flex_attention' (GPU)")
 
-    def forward(self, batch: PackedBatch, stats: Sequence[str] = (), topk: int = 10) -> SequenceLogps:
+    def head_inputs(self, batch: PackedBatch) -> HeadInputs:
+        """Run the decoder body and gather the hidden states that predict response tokens."""
         base = _unwrap(self.model)
         body, head = base.get_decoder(), base.get_output_embeddings()
         out = body(input_ids=batch.input_ids, position_ids=batch.position_ids,
@@ -104,21 +123,41 @@ class PackedLogProbModel(nn.Module):
         hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
         hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.source_index)
         scale, softcap = head_transform(base.config)
-        bias = getattr(head, "bias", None)
-        token_logps = token_logprobs(hidden, head.weight, batch.target_ids, bias=bias,
-                                     chunk_tokens=self.chunk_tokens, logit_scale=scale,
-                                     softcap=softcap)
+        return HeadInputs(hidden, head.weight, getattr(head, "bias", None), scale, softcap)
+
+    def forward(self, batch: PackedBatch, stats: Sequence[str] = (), topk: int = 10,
+                kl_reference: HeadInputs | None = None, keep_head: bool = False) -> SequenceLogps:
+        """Response log-probs of ``batch``. ``kl_reference`` (the reference model's
+        `head_inputs` on the same batch) adds the per-token KL(π_ref ‖ π) that TDPO needs;
+        ``keep_head`` returns this model's head inputs (detached) for that purpose."""
+        h = self.head_inputs(batch)
+        token_logps = token_logprobs(h.hidden, h.weight, batch.target_ids, bias=h.bias,
+                                     chunk_tokens=self.chunk_tokens, logit_scale=h.scale,
+                                     softcap=h.softcap)
         extra = {}
         if stats:
-            extra = token_statistics(hidden.detach(), head.weight.detach(), set(stats),
-                                     bias=None if bias is None else bias.detach(),
-                                     chunk_tokens=self.chunk_tokens, logit_scale=scale,
-                                     softcap=softcap, topk=topk)
+            extra = token_statistics(h.hidden.detach(), h.weight.detach(), set(stats),
+                                     bias=None if h.bias is None else h.bias.detach(),
+                                     chunk_tokens=self.chunk_tokens, logit_scale=h.scale,
+                                     softcap=h.softcap, topk=topk)
         e, k = batch.num_examples, batch.num_responses
         sums = token_logps.new_zeros(e * k).index_add(0, batch.sequence_index, token_logps)
-        return SequenceLogps(logps=sums.view(e, k), lengths=batch.response_lengths,
-                             token_logps=token_logps, sequence_index=batch.sequence_index,
-                             stats=extra)
+        result = SequenceLogps(logps=sums.view(e, k), lengths=batch.response_lengths,
+                               token_logps=token_logps, sequence_index=batch.sequence_index,
+                               stats=extra)
+        if kl_reference is not None:
+            r = kl_reference
+            result.token_kl = token_kl(h.hidden, h.weight, r.hidden, r.weight, bias=h.bias,
+                                       ref_bias=r.bias, chunk_tokens=self.chunk_tokens,
+                                       logit_scale=h.scale, softcap=h.softcap,
+                                       ref_logit_scale=r.scale, ref_softcap=r.softcap)
+            result.kl = result.token_kl.new_zeros(e * k).index_add(
+                0, batch.sequence_index, result.token_kl).view(e, k)
+        if keep_head:
+            result.head = HeadInputs(h.hidden.detach(), h.weight.detach(),
+                                     None if h.bias is None else h.bias.detach(), h.scale,
+                                     h.softcap)
+        return result
 
 
 def plain_sequence_logps(model: nn.Module, examples: Sequence) -> torch.Tensor:
@@ -137,6 +176,28 @@ def plain_sequence_logps(model: nn.Module, examples: Sequence) -> torch.Tensor:
             p = len(ex.prompt_ids)
             logp = torch.log_softmax(logits[0, p - 1:-1], dim=-1)
             row.append(logp.gather(1, ids[0, p:, None]).sum())
+        row += [torch.zeros((), device=device)] * (num_responses - len(row))
+        rows.append(torch.stack(row))
+    return torch.stack(rows)
+
+
+def plain_sequence_kl(policy: nn.Module, reference: nn.Module, examples: Sequence) -> torch.Tensor:
+    """[E, K] Σ_t KL(π_ref ‖ π) per response from ordinary forwards of both models (full
+    logits); the slow path the packed ``kl_reference`` forward is tested against."""
+    from prefalign.objectives.token_level import sequence_kl
+
+    device = next(policy.parameters()).device
+    num_responses = max(len(ex.responses) for ex in examples)
+    rows = []
+    for ex in examples:
+        row = []
+        for resp in ex.responses:
+            ids = torch.tensor([list(ex.prompt_ids) + list(resp)], device=device)
+            p = len(ex.prompt_ids)
+            pol = policy(input_ids=ids, use_cache=False).logits[:, p - 1:-1].float()
+            ref = reference(input_ids=ids, use_cache=False).logits[:, p - 1:-1].float()
+            mask = torch.ones(1, len(resp), dtype=torch.bool, device=device)
+            row.append(sequence_kl(pol, ref, mask)[0])
         row += [torch.zeros((), device=device)] * (num_responses - len(row))
         rows.append(torch.stack(row))
     return torch.stack(rows)

@@ -122,3 +122,88 @@ def token_statistics(hidden: torch.Tensor, weight: torch.Tensor, want: set[str],
         for name, value in _stats(logits, logp_all, want, min(topk, logits.shape[-1])).items():
             parts[name].append(value)
     return {name: torch.cat(v) if v else hidden.new_zeros(0) for name, v in parts.items()}
+
+
+class _ChunkedTokenKL(torch.autograd.Function):
+    """KL(π_ref(·|t) ‖ π(·|t)) per token from both models' hidden states, chunk by chunk.
+
+    Gradient (policy side only): d KL / d logits = softmax(logits) − p_ref, since Σ p_ref = 1.
+    The backward recomputes both chunks' logits, so neither [tokens x vocab] matrix is kept.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, ref_hidden, ref_weight, ref_bias, chunk, heads):
+        (scale, softcap), (ref_scale, ref_softcap) = heads
+        n = hidden.shape[0]
+        out_dtype = torch.promote_types(hidden.dtype, torch.float32)
+        kl = hidden.new_empty(n, dtype=out_dtype)
+        lse = hidden.new_empty(n, dtype=out_dtype)
+        for s in range(0, n, chunk):
+            logits, _ = _logits(hidden[s:s + chunk], weight, bias, scale, softcap)
+            lse[s:s + chunk] = torch.logsumexp(logits, dim=-1)
+            ref_logits, _ = _logits(ref_hidden[s:s + chunk], ref_weight, ref_bias, ref_scale,
+                                    ref_softcap)
+            ref_logp = torch.log_softmax(ref_logits, dim=-1)
+            logp = logits - lse[s:s + chunk, None]
+            kl[s:s + chunk] = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
+        ctx.save_for_backward(hidden, weight, bias, ref_hidden, ref_weight, ref_bias, lse)
+        ctx.chunk, ctx.heads = chunk, heads
+        return kl
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        hidden, weight, bias, ref_hidden, ref_weight, ref_bias, lse = ctx.saved_tensors
+        chunk = ctx.chunk
+        (scale, softcap), (ref_scale, ref_softcap) = ctx.heads
+        need_h, need_w, need_b = ctx.needs_input_grad[:3]
+        acc = lse.dtype
+        grad_h = torch.empty_like(hidden) if need_h else None
+        grad_w = torch.zeros_like(weight, dtype=acc) if need_w else None
+        grad_b = torch.zeros_like(bias, dtype=acc) if (need_b and bias is not None) else None
+        grad_out = grad_out.to(acc)
+        for s in range(0, hidden.shape[0], chunk):
+            h = hidden[s:s + chunk]
+            logits, squashed = _logits(h, weight, bias, scale, softcap)
+            ref_logits, _ = _logits(ref_hidden[s:s + chunk], ref_weight, ref_bias, ref_scale,
+                                    ref_softcap)
+            dlogits = torch.exp(logits - lse[s:s + chunk, None])
+            dlogits.sub_(torch.softmax(ref_logits, dim=-1)).mul_(grad_out[s:s + chunk, None])
+            if softcap:
+                dlogits.mul_(1 - squashed * squashed)
+            if scale != 1.0:
+                dlogits.mul_(scale)
+            dlogits = dlogits.to(weight.dtype)
+            if need_h:
+                grad_h[s:s + chunk] = dlogits @ weight
+            if need_w:
+                grad_w.addmm_(dlogits.t().to(acc), h.to(acc))
+            if grad_b is not None:
+                grad_b += dlogits.to(acc).sum(0)
+        if grad_w is not None:
+            grad_w = grad_w.to(weight.dtype)
+        if grad_b is not None:
+            grad_b = grad_b.to(bias.dtype)
+        return grad_h, grad_w, grad_b, None, None, None, None, None
+
+
+def token_kl(hidden: torch.Tensor, weight: torch.Tensor, ref_hidden: torch.Tensor,
+             ref_weight: torch.Tensor, *, bias: torch.Tensor | None = None,
+             ref_bias: torch.Tensor | None = None, chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+             logit_scale: float = 1.0, softcap: float | None = None,
+             ref_logit_scale: float = 1.0, ref_softcap: float | None = None) -> torch.Tensor:
+    """KL(π_ref ‖ π) over the vocabulary at each row of ``hidden`` [N, H] (the policy's hidden
+    states) and ``ref_hidden`` [N, H_ref] (the reference's, same positions); differentiable in
+    the policy's hidden states and head, chunked. TDPO's per-token KL."""
+    if weight.shape[0] != ref_weight.shape[0]:
+        raise ValueError(f"the policy's vocabulary ({weight.shape[0]}) and the reference's "
+                         f"({ref_weight.shape[0]}) differ; a per-token KL needs one vocabulary")
+    if hidden.shape[0] != ref_hidden.shape[0]:
+        raise ValueError(f"{hidden.shape[0]} policy positions but {ref_hidden.shape[0]} "
+                         "reference positions; both must come from the same batch")
+    if hidden.shape[0] == 0:
+        return hidden.new_zeros(0, dtype=torch.promote_types(hidden.dtype, torch.float32))
+    ref_hidden, ref_weight = ref_hidden.detach(), ref_weight.detach()
+    ref_bias = None if ref_bias is None else ref_bias.detach()
+    heads = ((float(logit_scale), softcap), (float(ref_logit_scale), ref_softcap))
+    return _ChunkedTokenKL.apply(hidden, weight, bias, ref_hidden, ref_weight, ref_bias,
+                                 int(chunk_tokens), heads)

@@ -169,8 +169,8 @@ class FrozenReference:
             p.requires_grad_(False)
 
     @torch.no_grad()
-    def __call__(self, batch, indices: Sequence[int]) -> SequenceLogps:
-        return self.model(batch)
+    def __call__(self, batch, indices: Sequence[int], keep_head: bool = False) -> SequenceLogps:
+        return self.model(batch, keep_head=keep_head)
 
 
 class AdapterDisabledReference:
@@ -182,13 +182,13 @@ class AdapterDisabledReference:
         self.policy = policy
 
     @torch.no_grad()
-    def __call__(self, batch, indices: Sequence[int]) -> SequenceLogps:
+    def __call__(self, batch, indices: Sequence[int], keep_head: bool = False) -> SequenceLogps:
         peft_model = _find_peft(self.policy)
         ctx = peft_model.disable_adapter() if peft_model is not None else contextlib.nullcontext()
         was_training = self.policy.training
         self.policy.eval()
         with ctx:
-            out = self.policy(batch)
+            out = self.policy(batch, keep_head=keep_head)
         self.policy.train(was_training)
         return out
 

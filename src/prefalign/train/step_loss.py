@@ -45,6 +45,14 @@ def _token_inputs(spec, hyperparameters, policy: SequenceLogps, ref) -> dict[str
     return out
 
 
+TOKEN_KL_INPUTS = frozenset({"chosen_seq_kl", "rejected_seq_kl"})
+
+
+def needs_token_kl(spec) -> bool:
+    """TDPO: the objective takes each response's summed per-token KL(π_ref ‖ π)."""
+    return bool(TOKEN_KL_INPUTS & set(spec.inputs))
+
+
 def needed_statistics(objective: str, hyperparameters: dict[str, Any]) -> tuple[str, ...]:
     """Per-token statistics the engine must compute for this objective (WPO's log Σp²)."""
     spec = objectives.get(objective)
@@ -62,6 +70,11 @@ def compute_step_loss(objective: str, hyperparameters: dict[str, Any], policy: S
     if spec.shape == "pairwise":
         extra = _token_inputs(spec, hyperparameters, policy, reference)
         wanted = set(spec.inputs) | set(getattr(spec, "optional_inputs", ()))
+        if TOKEN_KL_INPUTS & wanted:
+            if policy.kl is None:
+                raise ValueError(f"objective {objective!r} needs the per-token KL against the "
+                                 "reference; run the policy with kl_reference=")
+            extra.update(chosen_seq_kl=policy.kl[:, 0], rejected_seq_kl=policy.kl[:, 1])
         if "margin" in wanted:
             extra["margin"] = torch.tensor([ex.margin or 0.0 for ex in examples],
                                            dtype=logps.dtype, device=logps.device)
@@ -70,7 +83,11 @@ def compute_step_loss(objective: str, hyperparameters: dict[str, Any], policy: S
             None if ref is None else ref[:, 0], None if ref is None else ref[:, 1],
             chosen_lengths=lengths[:, 0], rejected_lengths=lengths[:, 1],
             **hyperparameters, **extra)
-        return StepLoss(losses, _pair_metrics(logps[:, 0], logps[:, 1], ref, lengths, beta))
+        metrics = _pair_metrics(logps[:, 0], logps[:, 1], ref, lengths, beta)
+        if policy.kl is not None:
+            metrics.update({"kl/chosen": policy.kl[:, 0].detach(),
+                            "kl/rejected": policy.kl[:, 1].detach()})
+        return StepLoss(losses, metrics)
     if spec.shape == "listwise":
         scores = torch.tensor([list(ex.scores) for ex in examples], dtype=logps.dtype,
                               device=logps.device)

@@ -35,7 +35,7 @@ from prefalign.train.batches import BatchPlan
 from prefalign.train.config import TrainConfig
 from prefalign.train.data_prep import prepare_examples
 from prefalign.train.model_setup import load_causal_lm
-from prefalign.train.step_loss import compute_step_loss, needed_statistics
+from prefalign.train.step_loss import compute_step_loss, needed_statistics, needs_token_kl
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +49,19 @@ class TrainResult:
     reference_reused: bool = False
 
 
-def resolve_reference(cfg: TrainConfig, needs_reference: bool) -> str:
+def resolve_reference(cfg: TrainConfig, needs_reference: bool, token_kl: bool = False) -> str:
     choice = cfg.reference
     if choice == "auto":
         if not needs_reference:
             return "none"
-        return "adapter-disabled" if (cfg.lora or cfg.qlora) and not cfg.ref_model else "cache"
+        if (cfg.lora or cfg.qlora) and not cfg.ref_model:
+            return "adapter-disabled"
+        return "model" if token_kl else "cache"
+    if choice == "cache" and token_kl:
+        raise ValueError(f"objective {cfg.objective!r} needs the reference's full next-token "
+                         "distribution at every response token (per-token KL), which a cache of "
+                         "log-probs does not hold; use --reference model (or adapter-disabled "
+                         "with LoRA)")
     if choice == "none" and needs_reference:
         raise ValueError(f"objective {cfg.objective!r} needs a reference model; drop "
                          "--no-reference or choose a reference-free objective (simpo, orpo, cpo, asft, sft)")
@@ -91,10 +98,10 @@ class Trainer:
         self.cfg = cfg
         self.spec = objectives.get(cfg.objective)
         self.hparams = dict(cfg.objective_args)
-        if {"chosen_seq_kl", "rejected_seq_kl"} & set(self.spec.inputs):
-            raise ValueError(f"objective {self.spec.name!r} needs the per-token KL between the full "
-                             "reference and policy distributions, which the trainer does not supply "
-                             "yet; use sigmoid, ipo or another sequence-level objective")
+        # TDPO: the per-token KL needs the reference's whole next-token distribution at every
+        # response position, so the reference runs each step (a cache keeps only log-probs).
+        self.token_kl = needs_token_kl(self.spec)
+        self.reference_kind = resolve_reference(cfg, self.spec.needs_reference, self.token_kl)
         unknown = sorted(set(self.hparams) - set(self.spec.defaults))
         if unknown:
             raise ValueError(f"objective {self.spec.name!r} has no hyperparameter(s) "
@@ -110,7 +117,6 @@ class Trainer:
         self.main = self.accelerator.is_main_process
         self.tokenizer = AutoTokenizer.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        self.reference_kind = resolve_reference(cfg, self.spec.needs_reference)
 
         self.examples, self.data_report = prepare_examples(cfg.data, cfg, self.spec, self.tokenizer)
         self.eval_examples = None
@@ -166,7 +172,13 @@ class Trainer:
     def _ref_logps(self, reference, batch, indices):
         if reference is None:
             return None
+        if self.token_kl:
+            return reference(batch, indices, keep_head=True)
         return reference(batch, indices)
+
+    def _policy_logps(self, batch, ref):
+        kl_reference = ref.head if (self.token_kl and ref is not None) else None
+        return self.policy(batch, stats=self.stats, kl_reference=kl_reference)
 
     # ---- checkpoints -------------------------------------------------------------------------
     def _save_checkpoint(self, running: dict) -> None:
@@ -218,7 +230,7 @@ class Trainer:
             ref = self._ref_logps(self.reference, batch, indices)
             sync = acc.no_sync(self.policy) if (not last and acc.num_processes > 1) else _null()
             with sync:
-                policy_out = self.policy(batch, stats=self.stats)
+                policy_out = self._policy_logps(batch, ref)
                 out = compute_step_loss(cfg.objective, self.hparams, policy_out, ref, exs)
                 acc.backward(out.losses.sum() * scale)
             self._accumulate(sums, "loss", out.losses.detach())
@@ -268,7 +280,8 @@ class Trainer:
             exs = [self.eval_examples[i] for i in indices]
             batch = pack(exs, pad_token_id=self.pad_id, row_capacity=cfg.row_tokens).to(acc.device)
             ref = self._ref_logps(self.eval_reference, batch, indices)
-            out = compute_step_loss(cfg.objective, self.hparams, self.policy(batch, stats=self.stats), ref, exs)
+            out = compute_step_loss(cfg.objective, self.hparams, self._policy_logps(batch, ref),
+                                    ref, exs)
             self._accumulate(sums, "loss", out.losses)
             for name, values in out.metrics.items():
                 self._accumulate(sums, name, values)
