@@ -39,7 +39,10 @@ def test_summary_matches_the_files_it_was_built_from(toy_run):
     assert sft_eval["prompts"] == round_eval["prompts"] == TOY.heldout
     assert s["gain_points"] == round(100 * (round_eval["pass_rate"] - sft_eval["pass_rate"]), 1)
     final = json.loads((out / "eval" / "final" / "eval.json").read_text())
-    assert s["final_eval"] == final["metrics"]
+    assert {k: v for k, v in s["final_eval"].items() if k != "length/reference/mean"} \
+        == final["metrics"]
+    ref_lengths = final["lengths"]["reference"]
+    assert s["final_eval"]["length/reference/mean"] == sum(ref_lengths) / len(ref_lengths)
     for key in ("kl/k3", "length/policy/mean", "winrate/win_rate", "ranking_accuracy"):
         assert key in s["final_eval"], key
     assert set(s["seconds"]) >= {"task", "base", "sft", "rounds", "heldout_pairs", "eval"}
@@ -110,3 +113,11 @@ def test_quick_demo_improves_heldout_accuracy(tmp_path):
     assert s["config"]["quick"] is True
     assert 0.2 < s["rounds"]["sft_accuracy"] < 0.7  # imperfect SFT policy, room to improve
     assert s["gain_points"] >= 15, s["gain_points"]
+
+
+def test_rerun_with_other_settings_is_refused(toy_run):
+    out, _ = toy_run
+    with pytest.raises(ValueError, match="other settings.*seed"):
+        run_demo(DemoConfig(output=str(out), sizes=TOY, seed=1, progress=False))
+    with pytest.raises(ValueError, match="other settings.*sizes"):
+        run_demo(DemoConfig(output=str(out), sizes=replace(TOY, sft_steps=7), progress=False))

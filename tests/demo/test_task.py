@@ -7,6 +7,7 @@ import pytest
 
 from prefalign.demo import AdditionTask, answer_of, is_correct, noisy_sum
 from prefalign.demo.pipeline import verifier_compare
+from prefalign.demo.task import demonstration_accuracy
 
 
 def test_teacher_without_noise_adds_correctly():
@@ -23,13 +24,16 @@ def test_teacher_that_forgets_every_carry(a, b, forgetful):
     assert noisy_sum(a, b, random.Random(0), carry_forget=1.0) == forgetful
 
 
-def test_teacher_accuracy_matches_carry_rate():
-    # Without carries every answer is right; with every carry forgotten, only carry-free sums.
-    task = AdditionTask(carry_forget=0.0)
-    assert task.teacher_accuracy(n=2000) == 1.0
-    no_carry = sum((a % 10 + b % 10 < 10) and (a + b < 100) for a, b in task.operand_pairs())
-    share = no_carry / len(task.operand_pairs())
-    assert AdditionTask(carry_forget=1.0).teacher_accuracy(n=20000) == pytest.approx(share, abs=0.015)
+def test_demonstration_accuracy_matches_the_carry_free_share(tmp_path):
+    # A teacher that forgets every carry is right exactly on the carry-free sums.
+    task = AdditionTask(carry_forget=1.0)
+    files = task.write(tmp_path, seed=0, sft_examples=20000, synth_prompts=1, heldout=1)
+    pairs = task.operand_pairs()
+    carry_free = sum((a % 10 + b % 10 < 10) and (a + b < 100) for a, b in pairs) / len(pairs)
+    assert demonstration_accuracy(files.sft) == pytest.approx(carry_free, abs=0.015)
+    exact = AdditionTask(carry_forget=0.0).write(tmp_path / "exact", seed=0, sft_examples=500,
+                                                 synth_prompts=1, heldout=1)
+    assert demonstration_accuracy(exact.sft) == 1.0
 
 
 def test_answer_and_verifier():

@@ -26,7 +26,7 @@ from typing import Any
 
 from prefalign.data.writers import atomic_write
 
-from .task import VERIFIER, AdditionTask, TaskFiles, is_correct
+from .task import VERIFIER, AdditionTask, TaskFiles, demonstration_accuracy, is_correct
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +84,26 @@ def _write_json(path: Path, value) -> None:
 
 
 class _Stages:
-    """Runs named stages once; a finished stage leaves ``OUT/.stages/NAME.json``."""
+    """Runs named stages once; a finished stage leaves ``OUT/.stages/NAME.json``.
 
-    def __init__(self, out: Path):
+    ``settings`` (everything that changes a stage's result) are written beside them; a rerun
+    with other settings in the same folder is refused rather than mixing two runs.
+    """
+
+    def __init__(self, out: Path, settings: dict):
         self.dir = out / ".stages"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.seconds: dict[str, float] = {}
+        saved = self.dir / "settings.json"
+        settings = json.loads(json.dumps(settings, default=str))
+        if saved.exists():
+            old = json.loads(saved.read_text())
+            if old != settings:
+                changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+                raise ValueError(f"{out} holds a demo run with other settings ({', '.join(changed)} "
+                                 "differ); use another --output, or delete the folder to start over")
+        else:
+            _write_json(saved, settings)
 
     def run(self, name: str, fn, *args, **kwargs):
         marker = self.dir / f"{name}.json"
@@ -180,7 +194,11 @@ def evaluate(policy: str, sft_model: str, pairs: str | None, files: TaskFiles, o
     result = evaluate_policy(policy, pairs, ref_path=sft_model, prompts=prompts, beta=beta,
                              num_samples=sizes.eval_samples, max_new_tokens=8, temperature=1.0,
                              seed=cfg.seed, compare=verifier_compare, output=out)
-    return result["metrics"]
+    metrics = dict(result["metrics"])
+    ref_lengths = result["lengths"].get("reference")
+    if ref_lengths:  # the SFT policy's answers, sampled for the win rate
+        metrics["length/reference/mean"] = sum(ref_lengths) / len(ref_lengths)
+    return metrics
 
 
 def run_demo(cfg: DemoConfig) -> DemoResult:
@@ -196,7 +214,8 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
         check_names(cfg.compare)  # fail before minutes of training, not after
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
-    stages = _Stages(out)
+    stages = _Stages(out, {"seed": cfg.seed, "objective": cfg.objective,
+                           "objective_args": cfg.objective_args, "sizes": asdict(sizes)})
     task = AdditionTask()
     files = TaskFiles(*(Path(p) for p in stages.run(
         "task", lambda: [str(p) for p in asdict(task.write(
@@ -221,7 +240,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
         "config": {"quick": cfg.quick, "seed": cfg.seed, "objective": cfg.objective,
                    "objective_args": cfg.objective_args, "sizes": asdict(sizes)},
         "task": {"name": "2-digit addition", "verifier": VERIFIER,
-                 "teacher_accuracy": task.teacher_accuracy(seed=cfg.seed),
+                 "teacher_accuracy": demonstration_accuracy(files.sft),
                  "heldout_prompts": sizes.heldout},
         "sft": sft, "rounds": rounds, "final_eval": final, "compare": comparison,
         "seconds": dict(stages.seconds), "total_seconds": round(sum(stages.seconds.values()), 1),

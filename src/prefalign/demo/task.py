@@ -12,6 +12,7 @@ recall.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from dataclasses import dataclass
@@ -89,12 +90,10 @@ class AdditionTask:
         write_jsonl([{"prompt": f"{a}+{b}=", "answer": a + b} for a, b in held], files.heldout)
         return files
 
-    def teacher_accuracy(self, n: int = 20000, seed: int = 0) -> float:
-        """Share of the teacher's demonstrations that are right (for the report)."""
-        rng = random.Random(seed)
-        pairs = self.operand_pairs()
-        hits = 0
-        for _ in range(n):
-            a, b = rng.choice(pairs)
-            hits += noisy_sum(a, b, rng, self.carry_forget) == a + b
-        return hits / n
+
+def demonstration_accuracy(path: Path) -> float:
+    """Share of the demonstrations in ``path`` (prompt, completion rows) that are right."""
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    if not rows:
+        raise ValueError(f"{path}: no demonstrations")
+    return sum(is_correct(r["prompt"], r["completion"]) for r in rows) / len(rows)
