@@ -108,6 +108,12 @@ class Trainer:
                              f"{', '.join(unknown)}; it takes: {', '.join(sorted(self.spec.defaults)) or 'none'}")
         # Several processes without a GPU (torchrun on CPU): accelerate only uses gloo when told.
         multi_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+        # accelerate keeps its settings (mixed precision) in a process-wide singleton; a second
+        # run in the same process (a notebook, iterate, the demo) may want other settings. The
+        # process group (PartialState) is kept.
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(reset_partial_state=False)
         self.accelerator = Accelerator(
             cpu=multi_cpu,
             gradient_accumulation_steps=1,  # accumulation is done (and scaled) here explicitly
