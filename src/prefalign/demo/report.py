@@ -14,8 +14,8 @@ from .compare import table_markdown
 
 FINAL_METRICS = [  # (eval.json key, label)
     ("winrate/win_rate", "win rate against the SFT policy (verifier judge, ties half)"),
-    ("kl/k3", "KL(policy || SFT), k3 estimate from samples"),
-    ("kl/k1", "KL(policy || SFT), k1 estimate from samples"),
+    ("kl/k3", "KL(policy ‖ SFT), k3 estimate from samples"),
+    ("kl/k1", "KL(policy ‖ SFT), k1 estimate from samples"),
     ("length/policy/mean", "mean sampled answer length (tokens, EOS included)"),
     ("length/reference/mean", "mean sampled answer length of the SFT policy"),
     ("ranking_accuracy", "ranking accuracy on held-out pairs"),
