@@ -164,7 +164,14 @@ _COMMAND_REGISTRARS: list = [_add_train, _add_synth_commands, _add_eval_commands
                              _add_demo_command]
 
 
+# Errors that carry a message meant for the user (bad data, wrong flags, missing files): printed
+# as one line; PREFALIGN_DEBUG=1 shows the traceback. Anything else is a bug and raises as is.
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, ImportError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import os
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -172,6 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except USER_ERRORS as e:
+        if os.environ.get("PREFALIGN_DEBUG"):
+            raise
+        print(f"prefalign {args.command}: error: {e}", file=sys.stderr)
+        print("(PREFALIGN_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
