@@ -17,6 +17,7 @@ from test_packed_forward import random_examples
 def test_flex_attention_packed_logps_equal_plain_forward(tiny_model_dir):
     path = tiny_model_dir("llama")
     flex = AutoModelForCausalLM.from_pretrained(path, attn_implementation="flex_attention")
+    assert flex.config._attn_implementation == "flex_attention"
     plain_model = AutoModelForCausalLM.from_pretrained(path, attn_implementation="sdpa")
     examples = random_examples(seed=3)
     batch = pack(examples, row_capacity=40)

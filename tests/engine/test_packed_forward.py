@@ -54,7 +54,7 @@ def test_packed_logps_and_gradients_equal_plain_forward(tiny_model_dir, family, 
     model.zero_grad()
     (plain * weights).sum().backward()
     for name, g in grads(model).items():
-        torch.testing.assert_close(fast_grads[name], g, rtol=1e-4, atol=1e-6, msg=name)
+        torch.testing.assert_close(fast_grads[name], g, rtol=1e-4, atol=1e-5, msg=name)
 
 
 def test_pair_layout_shares_the_prompt_and_restarts_positions():

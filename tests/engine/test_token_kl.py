@@ -21,7 +21,7 @@ def _full_logits(h, w, b, scale, softcap):
 
 
 @pytest.mark.parametrize("bias,scale,softcap", [(False, 1.0, None), (True, 0.5, None),
-                                                (False, 1.0, 3.0)])
+                                                (False, 1.0, 3.0), (True, 0.5, 3.0)])
 def test_chunked_token_kl_equals_full_softmax(bias, scale, softcap):
     g = torch.Generator().manual_seed(0)
     n, hid, ref_hid, vocab = 13, 8, 6, 11

@@ -158,3 +158,21 @@ def test_tdpo_against_itself_starts_at_log_two(tiny_model_dir, pair_file, tmp_pa
     first = json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[0])
     assert first["loss"] == pytest.approx(math.log(2), abs=1e-6)
     assert first["kl/chosen"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_tdpo_eval_reuses_the_training_reference(tiny_model_dir, pair_file, tmp_path):
+    """TDPO with an eval set: one frozen reference model serves both splits (a second copy
+    would double its memory), and the eval metrics include the per-token KL."""
+    import json
+
+    from prefalign.train.trainer import Trainer
+
+    cfg = TrainConfig(model=str(tiny_model_dir("llama")), ref_model=str(tiny_model_dir("llama", seed=5)),
+                      data=str(pair_file), eval_data=str(pair_file), objective="tdpo1",
+                      output=str(tmp_path / "r"), batch_size=8, lr=1e-2, max_steps=2,
+                      eval_steps=1, progress=False)
+    trainer = Trainer(cfg)
+    assert trainer.reference_kind == "model" and trainer.eval_reference is trainer.reference
+    trainer.train()
+    first = json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["eval/kl/chosen"] > 0 and math.isfinite(first["eval/loss"])

@@ -81,7 +81,8 @@ def test_qlora_gradients_equal_the_dequantized_model(bnb, tiny_model_dir):
     weights = {f"{name}.weight": bnb.functional.dequantize_4bit(m.weight.data, m.weight.quant_state).float()
                for name, m in quantized.named_modules() if isinstance(m, bnb.nn.Linear4bit)}
     assert weights
-    dense.load_state_dict(weights, strict=False)
+    result = dense.load_state_dict(weights, strict=False)
+    assert not result.unexpected_keys
     lora = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM",
                       init_lora_weights=False)  # random B, so every LoRA gradient is non-zero
     torch.manual_seed(0)

@@ -23,7 +23,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     for item in args.set or []:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
         import yaml
 
         extra[key.strip().replace("-", "_")] = yaml.safe_load(value)

@@ -210,8 +210,14 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     sizes = cfg.resolved_sizes()
     if sizes.rounds < 1:
         raise ValueError("the demo needs at least one round of synth -> train")
+    # fail before minutes of training, not after (and before settings.json records a typo)
+    spec = objectives.get(cfg.objective)
+    unknown = sorted(set(cfg.objective_args) - set(spec.defaults))
+    if unknown:
+        raise ValueError(f"objective {cfg.objective!r} has no hyperparameter(s) "
+                         f"{', '.join(unknown)}; it takes: {', '.join(sorted(spec.defaults))}")
     if cfg.compare:
-        check_names(cfg.compare)  # fail before minutes of training, not after
+        check_names(cfg.compare)
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     stages = _Stages(out, {"seed": cfg.seed, "objective": cfg.objective,
@@ -226,7 +232,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     rounds = stages.run("rounds", _rounds, sft["model"], files, out / "rounds", sizes, cfg)
     pairs = stages.run("heldout_pairs", heldout_pairs, sft["model"], files, out / "eval",
                        sizes, cfg)
-    beta = {**objectives.get(cfg.objective).defaults, **cfg.objective_args}.get("beta", 0.1)
+    beta = {**spec.defaults, **cfg.objective_args}.get("beta", 0.1)
     final = stages.run("eval", evaluate, rounds["policy"], sft["model"], pairs, files,
                        out / "eval" / "final", sizes, cfg, beta)
     comparison = None

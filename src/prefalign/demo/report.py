@@ -34,7 +34,7 @@ def stage_accuracies(summary: dict) -> list[tuple[str, float]]:
     return rows
 
 
-def _figure(path: Path, summary: dict, round_dirs: list[Path]) -> Path:
+def _figure(path: Path, summary: dict, round_dirs: dict[int, Path]) -> Path:
     from prefalign.eval import plots  # sets the Agg back end before pyplot loads
 
     plt = plots.plt
@@ -49,12 +49,12 @@ def _figure(path: Path, summary: dict, round_dirs: list[Path]) -> Path:
     left.set_ylim(0, 105)
     left.set_title("2-digit addition: verifier accuracy, greedy")
     offset = 0
-    for k, rdir in enumerate(round_dirs, 1):
+    for color, (k, rdir) in enumerate(round_dirs.items()):
         rows = [r for r in read_metrics(rdir / "metrics.jsonl") if "loss" in r]
         steps = [offset + r["step"] for r in rows]
         for key, style in (("logps/chosen", "-"), ("logps/rejected", "--")):
             if any(key in r for r in rows):
-                right.plot(steps, [r.get(key) for r in rows], style, color=f"C{k - 1}",
+                right.plot(steps, [r.get(key) for r in rows], style, color=f"C{color}",
                            label=f"round {k} {key.split('/')[1]}")
         offset = steps[-1] if steps else offset
     right.set_xlabel("optimizer step")
@@ -161,10 +161,10 @@ def write_demo_report(out: Path, summary: dict) -> Path:
 
     report = out / "report"
     report.mkdir(parents=True, exist_ok=True)
-    rounds = [r["round"] for r in summary["rounds"]["rounds"] if r["trained"]]
-    round_dirs = [out / "rounds" / f"round-{k}" for k in rounds]
-    if round_dirs:
-        build_report(round_dirs[-1], eval_json=out / "eval" / "final" / "eval.json",
+    trained = [r["round"] for r in summary["rounds"]["rounds"] if r["trained"]]
+    round_dirs = {k: out / "rounds" / f"round-{k}" for k in trained}
+    if trained:
+        build_report(round_dirs[trained[-1]], eval_json=out / "eval" / "final" / "eval.json",
                      output=report / "training")
     _figure(report / "demo.png", summary, round_dirs)
     last = summary["rounds"]["rounds"][-1]["round"]

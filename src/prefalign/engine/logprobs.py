@@ -1,9 +1,10 @@
 """Token log-probs from hidden states, with the LM head applied in chunks.
 
 The [tokens x vocab] logits of a batch never exist at once: the forward keeps one chunk of
-logits at a time and saves only the log-sum-exp per token; the backward recomputes each chunk's
-logits (one extra head matmul) to form ``d logp / d logits = onehot - softmax``. The head runs
-only on the positions that predict response tokens.
+logits at a time and saves only its inputs; the backward recomputes each chunk's logits (one
+extra head matmul, under the forward's autocast state so they are the same logits) to form
+``d logp / d logits = onehot - softmax``. The head runs only on the positions that predict
+response tokens.
 
 Optional per-token statistics (no gradient) come from the same chunks for free:
 ``log_sum_p2`` = log Σ_v p(v)² (WPO's weight), ``entropy``, and ``topk_mass``/``topk_entropy``
@@ -11,6 +12,8 @@ for the likelihood over-optimisation diagnostics.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -31,6 +34,21 @@ def _logits(hidden, weight, bias, scale, softcap):
     return logits, None
 
 
+def _autocast_dtype(device_type: str):
+    """The autocast dtype in force for ``device_type``, or None when autocast is off."""
+    if torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return None
+
+
+def _same_autocast(device_type: str, dtype):
+    """Re-enter the forward's autocast state in a backward, so recomputed logits equal the
+    forward's (the backward runs after the autocast region has closed)."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=dtype)
+
+
 def _stats(logits, logp_all, want, topk):
     out = {}
     probs = logp_all.exp()
@@ -48,6 +66,24 @@ def _stats(logits, logp_all, want, topk):
     return {k: v for k, v in out.items() if k in want}
 
 
+def _head_chain(dlogits, squashed, scale):
+    """Chain rule through the softcap and the logit scale of `_logits`, in place."""
+    if squashed is not None:
+        dlogits.mul_(1 - squashed * squashed)
+    if scale != 1.0:
+        dlogits.mul_(scale)
+
+
+def _accumulate(dlogits, h, start, weight, grad_h, grad_w, grad_b, acc):
+    """Add one chunk's head gradients: hidden rows, weight and bias (weights in ``acc``)."""
+    if grad_h is not None:
+        grad_h[start:start + h.shape[0]] = dlogits @ weight
+    if grad_w is not None:
+        grad_w.addmm_(dlogits.t().to(acc), h.to(acc))
+    if grad_b is not None:
+        grad_b += dlogits.to(acc).sum(0)
+
+
 class _ChunkedTokenLogProbs(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, chunk, scale, softcap):
@@ -60,38 +96,31 @@ class _ChunkedTokenLogProbs(torch.autograd.Function):
             lse[s:s + chunk] = torch.logsumexp(logits, dim=-1)
             picked = logits.gather(1, targets[s:s + chunk, None]).squeeze(1)
             token_logps[s:s + chunk] = picked - lse[s:s + chunk]
-        ctx.save_for_backward(hidden, weight, bias, targets, lse)
+        ctx.save_for_backward(hidden, weight, bias, targets)
         ctx.chunk, ctx.scale, ctx.softcap = chunk, scale, softcap
+        ctx.autocast = (hidden.device.type, _autocast_dtype(hidden.device.type))
         return token_logps
 
     @staticmethod
     def backward(ctx, grad_out):
-        hidden, weight, bias, targets, lse = ctx.saved_tensors
+        hidden, weight, bias, targets = ctx.saved_tensors
         chunk, scale, softcap = ctx.chunk, ctx.scale, ctx.softcap
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
         grad_h = torch.empty_like(hidden) if need_h else None
-        acc = lse.dtype  # accumulate weight gradients in at least float32
+        acc = grad_out.dtype  # float32 or wider: accumulate weight gradients in it
         grad_w = torch.zeros_like(weight, dtype=acc) if need_w else None
         grad_b = torch.zeros_like(bias, dtype=acc) if (need_b and bias is not None) else None
-        grad_out = grad_out.to(acc)
-        for s in range(0, hidden.shape[0], chunk):
-            h = hidden[s:s + chunk]
-            g = grad_out[s:s + chunk]
-            logits, squashed = _logits(h, weight, bias, scale, softcap)
-            # d logp_t / d logits = onehot(t) - softmax
-            dlogits = torch.exp(logits - lse[s:s + chunk, None]).mul_(-g[:, None])
-            dlogits.scatter_add_(1, targets[s:s + chunk, None], g[:, None])
-            if softcap:
-                dlogits.mul_(1 - squashed * squashed)
-            if scale != 1.0:
-                dlogits.mul_(scale)
-            dlogits = dlogits.to(weight.dtype)
-            if need_h:
-                grad_h[s:s + chunk] = dlogits @ weight
-            if need_w:
-                grad_w.addmm_(dlogits.t().to(acc), h.to(acc))
-            if grad_b is not None:
-                grad_b += dlogits.to(acc).sum(0)
+        with _same_autocast(*ctx.autocast):
+            for s in range(0, hidden.shape[0], chunk):
+                h = hidden[s:s + chunk]
+                g = grad_out[s:s + chunk]
+                logits, squashed = _logits(h, weight, bias, scale, softcap)
+                # d logp_t / d logits = onehot(t) - softmax (of these very logits, so the
+                # probabilities sum to 1 whatever precision the recompute ran in)
+                dlogits = torch.softmax(logits, dim=-1).mul_(-g[:, None])
+                dlogits.scatter_add_(1, targets[s:s + chunk, None], g[:, None])
+                _head_chain(dlogits, squashed, scale)
+                _accumulate(dlogits.to(weight.dtype), h, s, weight, grad_h, grad_w, grad_b, acc)
         if grad_w is not None:
             grad_w = grad_w.to(weight.dtype)
         if grad_b is not None:
@@ -135,50 +164,40 @@ class _ChunkedTokenKL(torch.autograd.Function):
     def forward(ctx, hidden, weight, bias, ref_hidden, ref_weight, ref_bias, chunk, heads):
         (scale, softcap), (ref_scale, ref_softcap) = heads
         n = hidden.shape[0]
-        out_dtype = torch.promote_types(hidden.dtype, torch.float32)
-        kl = hidden.new_empty(n, dtype=out_dtype)
-        lse = hidden.new_empty(n, dtype=out_dtype)
+        kl = hidden.new_empty(n, dtype=torch.promote_types(hidden.dtype, torch.float32))
         for s in range(0, n, chunk):
-            logits, _ = _logits(hidden[s:s + chunk], weight, bias, scale, softcap)
-            lse[s:s + chunk] = torch.logsumexp(logits, dim=-1)
-            ref_logits, _ = _logits(ref_hidden[s:s + chunk], ref_weight, ref_bias, ref_scale,
-                                    ref_softcap)
-            ref_logp = torch.log_softmax(ref_logits, dim=-1)
-            logp = logits - lse[s:s + chunk, None]
-            kl[s:s + chunk] = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
-        ctx.save_for_backward(hidden, weight, bias, ref_hidden, ref_weight, ref_bias, lse)
+            # in place where possible: three [chunk x vocab] tensors at a time
+            logp = torch.log_softmax(_logits(hidden[s:s + chunk], weight, bias, scale, softcap)[0],
+                                     dim=-1)
+            ref_logp = torch.log_softmax(_logits(ref_hidden[s:s + chunk], ref_weight, ref_bias,
+                                                 ref_scale, ref_softcap)[0], dim=-1)
+            diff = torch.sub(ref_logp, logp, out=logp)
+            kl[s:s + chunk] = ref_logp.exp_().mul_(diff).sum(-1)
+        ctx.save_for_backward(hidden, weight, bias, ref_hidden, ref_weight, ref_bias)
         ctx.chunk, ctx.heads = chunk, heads
+        ctx.autocast = (hidden.device.type, _autocast_dtype(hidden.device.type))
         return kl
 
     @staticmethod
     def backward(ctx, grad_out):
-        hidden, weight, bias, ref_hidden, ref_weight, ref_bias, lse = ctx.saved_tensors
+        hidden, weight, bias, ref_hidden, ref_weight, ref_bias = ctx.saved_tensors
         chunk = ctx.chunk
         (scale, softcap), (ref_scale, ref_softcap) = ctx.heads
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
-        acc = lse.dtype
+        acc = grad_out.dtype
         grad_h = torch.empty_like(hidden) if need_h else None
         grad_w = torch.zeros_like(weight, dtype=acc) if need_w else None
         grad_b = torch.zeros_like(bias, dtype=acc) if (need_b and bias is not None) else None
-        grad_out = grad_out.to(acc)
-        for s in range(0, hidden.shape[0], chunk):
-            h = hidden[s:s + chunk]
-            logits, squashed = _logits(h, weight, bias, scale, softcap)
-            ref_logits, _ = _logits(ref_hidden[s:s + chunk], ref_weight, ref_bias, ref_scale,
-                                    ref_softcap)
-            dlogits = torch.exp(logits - lse[s:s + chunk, None])
-            dlogits.sub_(torch.softmax(ref_logits, dim=-1)).mul_(grad_out[s:s + chunk, None])
-            if softcap:
-                dlogits.mul_(1 - squashed * squashed)
-            if scale != 1.0:
-                dlogits.mul_(scale)
-            dlogits = dlogits.to(weight.dtype)
-            if need_h:
-                grad_h[s:s + chunk] = dlogits @ weight
-            if need_w:
-                grad_w.addmm_(dlogits.t().to(acc), h.to(acc))
-            if grad_b is not None:
-                grad_b += dlogits.to(acc).sum(0)
+        with _same_autocast(*ctx.autocast):
+            for s in range(0, hidden.shape[0], chunk):
+                h = hidden[s:s + chunk]
+                logits, squashed = _logits(h, weight, bias, scale, softcap)
+                ref_logits, _ = _logits(ref_hidden[s:s + chunk], ref_weight, ref_bias, ref_scale,
+                                        ref_softcap)
+                dlogits = torch.softmax(logits, dim=-1)
+                dlogits.sub_(torch.softmax(ref_logits, dim=-1)).mul_(grad_out[s:s + chunk, None])
+                _head_chain(dlogits, squashed, scale)
+                _accumulate(dlogits.to(weight.dtype), h, s, weight, grad_h, grad_w, grad_b, acc)
         if grad_w is not None:
             grad_w = grad_w.to(weight.dtype)
         if grad_b is not None:

@@ -35,6 +35,7 @@ from prefalign.train.batches import BatchPlan
 from prefalign.train.config import TrainConfig
 from prefalign.train.data_prep import prepare_examples
 from prefalign.train.model_setup import load_causal_lm
+from prefalign.train.schedules import make_scheduler
 from prefalign.train.step_loss import compute_step_loss, needed_statistics, needs_token_kl
 
 log = logging.getLogger(__name__)
@@ -82,11 +83,8 @@ def _checkpoints(output: Path) -> list[Path]:
 
 
 def _scheduler(cfg: TrainConfig, optimizer, total_steps: int):
-    from transformers import get_scheduler
-
     warmup = cfg.warmup_steps or int(math.ceil(cfg.warmup_ratio * total_steps))
-    name = {"constant": "constant_with_warmup"}.get(cfg.scheduler, cfg.scheduler)
-    return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
+    return make_scheduler(optimizer, cfg.scheduler, warmup=warmup, total=total_steps)
 
 
 class Trainer:
@@ -138,8 +136,10 @@ class Trainer:
         else:
             self.total_steps = max(1, int(math.ceil(cfg.epochs * self.plan.steps_per_epoch)))
         self.reference = self._build_reference(self.examples, "train")
-        self.eval_reference = (self._build_reference(self.eval_examples, "eval")
-                               if self.eval_examples else None)
+        self.eval_reference = None
+        if self.eval_examples:  # a model-backed reference serves both splits; a cache is per split
+            self.eval_reference = (self.reference if self.reference_kind in ("model", "adapter-disabled")
+                                   else self._build_reference(self.eval_examples, "eval"))
 
         params = [p for p in self.policy.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.adam_betas,
