@@ -104,3 +104,23 @@ def test_eval_cli_parser_maps_flags(tiny_model_dir, pairs, tmp_path):
                               str(pairs), "--output", str(tmp_path / "o"), "--beta", "0.3"])
     assert args.func(args) == 0
     assert json.loads((tmp_path / "o" / "eval.json").read_text())["beta"] == 0.3
+
+
+def test_samples_do_not_depend_on_the_batch_size(tiny_model_dir):
+    """One seed per (prompt, sample): batching changes nothing; stopped responses keep EOS."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prefalign.eval.sampling import sample_responses
+
+    path = tiny_model_dir("llama")
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tok = AutoTokenizer.from_pretrained(path)
+    prompts = ["1+1=", "hello", [{"role": "user", "content": "yo"}], "12+30="]
+    runs = [sample_responses(model, tok, prompts, num_samples=3, max_new_tokens=6, seed=5,
+                             batch_size=size) for size in (1, 5, 64)]
+    assert runs[0].responses == runs[1].responses == runs[2].responses
+    assert runs[0].texts == runs[2].texts
+    flat = [r for rs in runs[0].responses for r in rs]
+    assert len(flat) == 12 and all(0 < len(r) <= 6 for r in flat)
+    eos = tok.eos_token_id
+    assert all(r[-1] == eos or len(r) == 6 for r in flat) and all(eos not in r[:-1] for r in flat)

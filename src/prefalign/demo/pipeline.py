@@ -193,7 +193,8 @@ def evaluate(policy: str, sft_model: str, pairs: str | None, files: TaskFiles, o
     prompts = [json.loads(line)["prompt"] for line in files.heldout.read_text().splitlines()]
     result = evaluate_policy(policy, pairs, ref_path=sft_model, prompts=prompts, beta=beta,
                              num_samples=sizes.eval_samples, max_new_tokens=8, temperature=1.0,
-                             seed=cfg.seed, compare=verifier_compare, output=out)
+                             seed=cfg.seed, compare=verifier_compare, output=out,
+                             sample_batch_size=512)
     metrics = dict(result["metrics"])
     ref_lengths = result["lengths"].get("reference")
     if ref_lengths:  # the SFT policy's answers, sampled for the win rate

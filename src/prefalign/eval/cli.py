@@ -15,6 +15,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                              beta=args.beta, output=args.output, max_length=args.max_length,
                              num_samples=args.num_samples, max_new_tokens=args.max_new_tokens,
                              temperature=args.temperature, top_p=args.top_p, seed=args.seed,
+                             sample_batch_size=args.sample_batch_size,
                              judge=args.judge, dtype=args.dtype, device=args.device,
                              trust_remote_code=args.trust_remote_code)
     print(json.dumps(result["metrics"], indent=2))
@@ -41,6 +42,8 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sample-batch-size", type=int, default=16,
+                   help="rows (prompt x sample) per generate call")
     p.add_argument("--judge", default=None, help="judge model, checked for preference leakage")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--device", default=None)

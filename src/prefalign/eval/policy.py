@@ -92,6 +92,7 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
                     max_length: int | None = None, truncation: str = "keep_start",
                     num_samples: int = 1, max_new_tokens: int = 64, temperature: float = 1.0,
                     top_p: float = 1.0, seed: int = 0, max_tokens: int = 8192, topk: int = 10,
+                    sample_batch_size: int = 16,
                     compare: Callable[[Any, str, str], int] | None = None,
                     judge: Any = None, dtype: str = "float32", device: str | None = None,
                     trust_remote_code: bool = False) -> dict:
@@ -150,7 +151,7 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
             raise ValueError(f"{prompts}: no prompts found")
         samples = sample_responses(policy_lm, tokenizer, prompt_list, num_samples=num_samples,
                                    max_new_tokens=max_new_tokens, temperature=temperature,
-                                   top_p=top_p, seed=seed)
+                                   top_p=top_p, seed=seed, batch_size=sample_batch_size)
         lengths = [len(r) for rs in samples.responses for r in rs]
         result["lengths"]["policy"] = lengths
         result["metrics"].update(M.length_stats(lengths, prefix="length/policy"))
@@ -166,7 +167,8 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
             if compare is not None:
                 ref_samples = sample_responses(ref_lm, tokenizer, prompt_list, num_samples=1,
                                                max_new_tokens=max_new_tokens,
-                                               temperature=temperature, top_p=top_p, seed=seed)
+                                               temperature=temperature, top_p=top_p, seed=seed,
+                                               batch_size=sample_batch_size)
                 result["lengths"]["reference"] = [len(rs[0]) for rs in ref_samples.responses]
                 outcomes = compare_all(compare, prompt_list, [t[0] for t in samples.texts],
                                        [t[0] for t in ref_samples.texts])

@@ -65,9 +65,13 @@ class Completion:
     seed: int
     finish_reason: str = "stop"
     num_tokens: int | None = None
+    # the generated ids, the stop token included (back ends that see ids fill it; not logged)
+    token_ids: list[int] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("token_ids")
+        return d
 
 
 @dataclass

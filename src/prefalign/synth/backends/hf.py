@@ -117,13 +117,13 @@ class HFGenerator:
                                   attention_mask=mask.to(self.device), **kwargs)
         completions = []
         for row, seq in enumerate(out[:, width:].tolist()):
-            finish, kept = "length", seq
+            finish, kept, ids = "length", seq, seq
             for pos, tok in enumerate(seq):
                 if tok in self.eos_ids:
-                    finish, kept = "stop", seq[:pos]
+                    finish, kept, ids = "stop", seq[:pos], seq[:pos + 1]
                     break
             text = self.tokenizer.decode(kept, skip_special_tokens=True,
                                          clean_up_tokenization_spaces=False)
             completions.append(Completion(text=text, seed=seeds[row], finish_reason=finish,
-                                          num_tokens=len(kept)))
+                                          num_tokens=len(kept), token_ids=ids))
         return completions
