@@ -13,9 +13,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .pipeline import DemoConfig, run_demo
     from .report import stage_accuracies
 
+    from transformers.utils import logging as hf_logging
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for noisy in ("httpx", "accelerate", "transformers", "datasets", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    hf_logging.disable_progress_bar()  # dozens of model loads and saves; the stages have bars
     if args.threads:
         torch.set_num_threads(args.threads)
     compare = check_names(args.compare.split(",")) if args.compare else []
