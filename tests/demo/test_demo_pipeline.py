@@ -130,3 +130,50 @@ def test_bad_objective_settings_fail_before_any_work(tmp_path):
         run_demo(DemoConfig(output=str(tmp_path / "b"), sizes=TOY, objective_args={"betta": 1},
                             progress=False))
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+KILL_SIZES = replace(TOY, sft_steps=700)  # SFT checkpoints every 250 steps
+
+
+def _run_in_subprocess(out):
+    import subprocess
+    import sys
+
+    code = ("from dataclasses import replace\n"
+            "from prefalign.demo import DemoConfig, run_demo\n"
+            "from prefalign.demo.pipeline import DemoSizes\n"
+            f"sizes = DemoSizes(**{KILL_SIZES.__dict__!r})\n"
+            f"run_demo(DemoConfig(output={str(out)!r}, sizes=sizes, progress=False))\n")
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+@pytest.mark.slow
+def test_killed_demo_resumes_to_the_same_result(tmp_path, caplog):
+    """SIGKILL during SFT (after its first checkpoint), run again: the same accuracies and
+    metrics as an uninterrupted run, and SFT resumed from the checkpoint rather than restarting."""
+    import time
+
+    killed = tmp_path / "killed"
+    proc = _run_in_subprocess(killed)
+    checkpoint = killed / "sft" / "checkpoints" / "step-250" / "trainer_state.json"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    assert checkpoint.exists(), "the SFT stage never reached its first checkpoint"
+    assert not (killed / ".stages" / "sft.json").exists(), "killed too late to test resuming"
+
+    with caplog.at_level("INFO", logger="prefalign.train.trainer"):
+        resumed = run_demo(DemoConfig(output=str(killed), sizes=KILL_SIZES,
+                                      progress=False)).summary
+    assert any("resumed from" in r.getMessage() and "/sft/checkpoints/step-" in r.getMessage()
+               for r in caplog.records), "SFT restarted instead of resuming"
+    clean = run_demo(DemoConfig(output=str(tmp_path / "clean"), sizes=KILL_SIZES,
+                                progress=False)).summary
+    assert resumed["rounds"] == {**clean["rounds"], "policy": resumed["rounds"]["policy"]}
+    assert resumed["final_eval"] == clean["final_eval"]
+    steps = [json.loads(line)["step"] for line in
+             (killed / "sft" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == KILL_SIZES.sft_steps  # no duplicates
