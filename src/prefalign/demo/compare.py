@@ -56,7 +56,7 @@ def _one(name: str, *, sft_model: str, data: Path, pairs: str | None, files, out
     result = train(TrainConfig(model=sft_model, data=str(data), objective=name,
                                output=str(out), seed=cfg.seed, progress=cfg.progress,
                                cache_dir=str(out.parent / ".cache"),
-                               **preference_train_args(sizes, cfg, {})))
+                               **preference_train_args(sizes, {})))
     seconds = time.perf_counter() - t0
     policy = str(result.output_dir / "model")
     greedy = greedy_eval(IterateConfig(eval_prompts=str(files.heldout), scorer=VERIFIER,

@@ -145,7 +145,8 @@ def _sft(base: str, files: TaskFiles, out: Path, sizes: DemoSizes, cfg: DemoConf
             "final_loss": result.final_metrics.get("loss")}
 
 
-def preference_train_args(sizes: DemoSizes, cfg: DemoConfig, objective_args: dict) -> dict:
+def preference_train_args(sizes: DemoSizes, objective_args: dict) -> dict:
+    """TrainConfig fields shared by every preference run of the demo (rounds and --compare)."""
     return {"lr": sizes.lr, "batch_size": sizes.batch, "epochs": sizes.epochs,
             "scheduler": "constant", "logging_steps": 5, "objective_args": dict(objective_args)}
 
@@ -159,7 +160,7 @@ def _rounds(sft_model: str, files: TaskFiles, out: Path, sizes: DemoSizes,
         output=str(out), rounds=sizes.rounds, scorer=VERIFIER, n=sizes.n,
         pairs="west-of-n", temperature=1.0, max_new_tokens=8, seed=cfg.seed, chunk_size=256,
         batch_size=512, objective=cfg.objective,
-        train_args=preference_train_args(sizes, cfg, cfg.objective_args), progress=cfg.progress))
+        train_args=preference_train_args(sizes, cfg.objective_args), progress=cfg.progress))
     sft_eval = json.loads((out / "round-0" / "eval.json").read_text())
     return {"policy": str(result.policy), "sft_accuracy": sft_eval["pass_rate"],
             "rounds": [{"round": r["round"], "records": r["records"], "trained": r["trained"],
