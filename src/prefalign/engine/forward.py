@@ -160,25 +160,30 @@ class PackedLogProbModel(nn.Module):
         return result
 
 
+def _per_response(examples: Sequence, device, value) -> torch.Tensor:
+    """[E, K]: ``value(full_ids [1, L], prompt_len, response)`` for every response of every
+    example (0 where an example has fewer than K responses)."""
+    num_responses = max(len(ex.responses) for ex in examples)
+    rows = []
+    for ex in examples:
+        row = [value(torch.tensor([list(ex.prompt_ids) + list(resp)], device=device),
+                     len(ex.prompt_ids), resp) for resp in ex.responses]
+        row += [torch.zeros((), device=device)] * (num_responses - len(row))
+        rows.append(torch.stack(row))
+    return torch.stack(rows)
+
+
 def plain_sequence_logps(model: nn.Module, examples: Sequence) -> torch.Tensor:
     """[E, K] summed response log-probs, one ordinary forward per prompt + response.
 
     The slow, obviously-correct path: full logits over every position, ``log_softmax``, gather.
     """
-    device = next(model.parameters()).device
-    num_responses = max(len(ex.responses) for ex in examples)
-    rows = []
-    for ex in examples:
-        row = []
-        for resp in ex.responses:
-            ids = torch.tensor([list(ex.prompt_ids) + list(resp)], device=device)
-            logits = model(input_ids=ids, use_cache=False).logits.float()
-            p = len(ex.prompt_ids)
-            logp = torch.log_softmax(logits[0, p - 1:-1], dim=-1)
-            row.append(logp.gather(1, ids[0, p:, None]).sum())
-        row += [torch.zeros((), device=device)] * (num_responses - len(row))
-        rows.append(torch.stack(row))
-    return torch.stack(rows)
+    def summed_logp(ids, p, resp):
+        logits = model(input_ids=ids, use_cache=False).logits.float()
+        logp = torch.log_softmax(logits[0, p - 1:-1], dim=-1)
+        return logp.gather(1, ids[0, p:, None]).sum()
+
+    return _per_response(examples, next(model.parameters()).device, summed_logp)
 
 
 def plain_sequence_kl(policy: nn.Module, reference: nn.Module, examples: Sequence) -> torch.Tensor:
@@ -186,21 +191,13 @@ def plain_sequence_kl(policy: nn.Module, reference: nn.Module, examples: Sequenc
     logits); the slow path the packed ``kl_reference`` forward is tested against."""
     from prefalign.objectives.token_level import sequence_kl
 
-    device = next(policy.parameters()).device
-    num_responses = max(len(ex.responses) for ex in examples)
-    rows = []
-    for ex in examples:
-        row = []
-        for resp in ex.responses:
-            ids = torch.tensor([list(ex.prompt_ids) + list(resp)], device=device)
-            p = len(ex.prompt_ids)
-            pol = policy(input_ids=ids, use_cache=False).logits[:, p - 1:-1].float()
-            ref = reference(input_ids=ids, use_cache=False).logits[:, p - 1:-1].float()
-            mask = torch.ones(1, len(resp), dtype=torch.bool, device=device)
-            row.append(sequence_kl(pol, ref, mask)[0])
-        row += [torch.zeros((), device=device)] * (num_responses - len(row))
-        rows.append(torch.stack(row))
-    return torch.stack(rows)
+    def summed_kl(ids, p, resp):
+        pol = policy(input_ids=ids, use_cache=False).logits[:, p - 1:-1].float()
+        ref = reference(input_ids=ids, use_cache=False).logits[:, p - 1:-1].float()
+        mask = torch.ones(1, len(resp), dtype=torch.bool, device=ids.device)
+        return sequence_kl(pol, ref, mask)[0]
+
+    return _per_response(examples, next(policy.parameters()).device, summed_kl)
 
 
 def sequence_logps(model: PackedLogProbModel, examples: Sequence, *, pad_token_id: int = 0,

@@ -74,6 +74,20 @@ def _head_chain(dlogits, squashed, scale):
         dlogits.mul_(scale)
 
 
+def _grad_buffers(ctx, hidden, weight, bias, acc):
+    """Empty head gradients for the inputs that need one (weights accumulate in ``acc``)."""
+    need_h, need_w, need_b = ctx.needs_input_grad[:3]
+    grad_h = torch.empty_like(hidden) if need_h else None
+    grad_w = torch.zeros_like(weight, dtype=acc) if need_w else None
+    grad_b = torch.zeros_like(bias, dtype=acc) if (need_b and bias is not None) else None
+    return grad_h, grad_w, grad_b
+
+
+def _cast_back(grad_w, grad_b, weight, bias):
+    return (None if grad_w is None else grad_w.to(weight.dtype),
+            None if grad_b is None else grad_b.to(bias.dtype))
+
+
 def _accumulate(dlogits, h, start, weight, grad_h, grad_w, grad_b, acc):
     """Add one chunk's head gradients: hidden rows, weight and bias (weights in ``acc``)."""
     if grad_h is not None:
@@ -105,11 +119,8 @@ class _ChunkedTokenLogProbs(torch.autograd.Function):
     def backward(ctx, grad_out):
         hidden, weight, bias, targets = ctx.saved_tensors
         chunk, scale, softcap = ctx.chunk, ctx.scale, ctx.softcap
-        need_h, need_w, need_b = ctx.needs_input_grad[:3]
-        grad_h = torch.empty_like(hidden) if need_h else None
         acc = grad_out.dtype  # float32 or wider: accumulate weight gradients in it
-        grad_w = torch.zeros_like(weight, dtype=acc) if need_w else None
-        grad_b = torch.zeros_like(bias, dtype=acc) if (need_b and bias is not None) else None
+        grad_h, grad_w, grad_b = _grad_buffers(ctx, hidden, weight, bias, acc)
         with _same_autocast(*ctx.autocast):
             for s in range(0, hidden.shape[0], chunk):
                 h = hidden[s:s + chunk]
@@ -121,10 +132,7 @@ class _ChunkedTokenLogProbs(torch.autograd.Function):
                 dlogits.scatter_add_(1, targets[s:s + chunk, None], g[:, None])
                 _head_chain(dlogits, squashed, scale)
                 _accumulate(dlogits.to(weight.dtype), h, s, weight, grad_h, grad_w, grad_b, acc)
-        if grad_w is not None:
-            grad_w = grad_w.to(weight.dtype)
-        if grad_b is not None:
-            grad_b = grad_b.to(bias.dtype)
+        grad_w, grad_b = _cast_back(grad_w, grad_b, weight, bias)
         return grad_h, grad_w, grad_b, None, None, None, None
 
 
@@ -183,11 +191,8 @@ class _ChunkedTokenKL(torch.autograd.Function):
         hidden, weight, bias, ref_hidden, ref_weight, ref_bias = ctx.saved_tensors
         chunk = ctx.chunk
         (scale, softcap), (ref_scale, ref_softcap) = ctx.heads
-        need_h, need_w, need_b = ctx.needs_input_grad[:3]
         acc = grad_out.dtype
-        grad_h = torch.empty_like(hidden) if need_h else None
-        grad_w = torch.zeros_like(weight, dtype=acc) if need_w else None
-        grad_b = torch.zeros_like(bias, dtype=acc) if (need_b and bias is not None) else None
+        grad_h, grad_w, grad_b = _grad_buffers(ctx, hidden, weight, bias, acc)
         with _same_autocast(*ctx.autocast):
             for s in range(0, hidden.shape[0], chunk):
                 h = hidden[s:s + chunk]
@@ -198,10 +203,7 @@ class _ChunkedTokenKL(torch.autograd.Function):
                 dlogits.sub_(torch.softmax(ref_logits, dim=-1)).mul_(grad_out[s:s + chunk, None])
                 _head_chain(dlogits, squashed, scale)
                 _accumulate(dlogits.to(weight.dtype), h, s, weight, grad_h, grad_w, grad_b, acc)
-        if grad_w is not None:
-            grad_w = grad_w.to(weight.dtype)
-        if grad_b is not None:
-            grad_b = grad_b.to(bias.dtype)
+        grad_w, grad_b = _cast_back(grad_w, grad_b, weight, bias)
         return grad_h, grad_w, grad_b, None, None, None, None, None
 
 
