@@ -10,7 +10,9 @@ import pytest
 
 
 def run_cli(args, nproc, env_extra=None):
-    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    # CPU processes even on a GPU machine (two ranks on one GPU would ask for cuda:1)
+    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false",
+               CUDA_VISIBLE_DEVICES="")
     env.update(env_extra or {})
     if nproc == 1:
         cmd = [sys.executable, "-m", "prefalign.cli", "train", *args]

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The GPU checks, as one command for a lent GPU machine (never needed by the tests or CI):
+#   bash bench/gpu_device_check.sh WHEEL_DIR SHARED_BENCH_DIR OUT_DIR
+# WHEEL_DIR holds wheels the machine lacks (installed with --no-deps into /tmp/site);
+# SHARED_BENCH_DIR holds make_fixture.py. Each step has its own time limit and log in OUT_DIR:
+#   1. the CUDA tests (FlexAttention backward, CUDA autocast, trainer paths, QLoRA) and the
+#      synth and eval tests, whose HF generation runs on the GPU when one is there;
+#   2. examples/synth_verifier.py on the GPU;
+#   3. bench/gpu_compare.py (prefalign vs TRL, bf16);
+#   4. the rest of the suite on the GPU machine.
+set -u
+WHEELS=$1 SHARED=$2 OUT=$3
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+  --target /tmp/site "$WHEELS"/*.whl || exit 1
+export PYTHONPATH=$PWD/src:/tmp/site  # the tests start children with sys.executable: no install
+{ nvidia-smi -L; python3 -c 'import torch, transformers, peft, accelerate, datasets, pyarrow, trl
+print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name())
+for m in (transformers, peft, accelerate, datasets, pyarrow, trl): print(m.__name__, m.__version__)'
+} 2>&1 | tee "$OUT/env.log"
+
+step() {  # step NAME SECONDS COMMAND...
+  local name=$1 limit=$2; shift 2
+  local t0=$SECONDS
+  timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
+  echo "== $name: exit $? in $((SECONDS - t0)) s" | tee -a "$OUT/summary.log"
+  tail -n 25 "$OUT/$name.log"
+}
+step gpu_tests 180 python3 -m pytest -o addopts= -v -rfE -p no:cacheprovider -n 4 tests/engine/test_cuda_engine.py \
+  tests/train/test_cuda_train.py tests/synth tests/eval
+step synth_example 45 python3 examples/synth_verifier.py /tmp/synth-example
+# shellcheck disable=SC2086  # BENCH_ARGS is a list of flags
+step bench 180 python3 bench/gpu_compare.py --shared-bench "$SHARED" --out /tmp/bench ${BENCH_ARGS:-}
+cp /tmp/bench/gpu-compare.json "$OUT/" 2>/dev/null
+step suite "${SUITE_LIMIT:-120}" python3 -m pytest -o addopts= -v -rfE -p no:cacheprovider -n 8 tests \
+  --ignore tests/engine/test_cuda_engine.py --ignore tests/train/test_cuda_train.py \
+  --ignore tests/synth --ignore tests/eval
