@@ -77,7 +77,8 @@ def test_qlora_gradients_equal_the_dequantized_model(bnb, tiny_model_dir):
     path = tiny_model_dir("llama")
     quantized = AutoModelForCausalLM.from_pretrained(path, quantization_config=BitsAndBytesConfig(
         load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32))
-    dense = AutoModelForCausalLM.from_pretrained(path)
+    device = quantized.device  # bitsandbytes puts the 4-bit model on the GPU when there is one
+    dense = AutoModelForCausalLM.from_pretrained(path).to(device)
     weights = {f"{name}.weight": bnb.functional.dequantize_4bit(m.weight.data, m.weight.quant_state).float()
                for name, m in quantized.named_modules() if isinstance(m, bnb.nn.Linear4bit)}
     assert weights
@@ -90,7 +91,7 @@ def test_qlora_gradients_equal_the_dequantized_model(bnb, tiny_model_dir):
     torch.manual_seed(0)
     d_model = get_peft_model(dense, lora)
     batch = pack([_Example([5, 17, 23, 9], [[30, 31, 32], [40, 41]]),
-                  _Example([7, 8], [[50, 51, 52, 53], [60]])])
+                  _Example([7, 8], [[50, 51, 52, 53], [60]])]).to(device)
     grads = []
     for model in (q_model, d_model):
         PackedLogProbModel(model)(batch).logps.sum().backward()
