@@ -97,3 +97,71 @@ def test_vllm_backend_samples_with_per_sample_seeds(tiny_model_dir):
     a = gen.generate(prompts(2), 2, SamplingConfig(max_new_tokens=8), seed=3)
     b = gen.generate(prompts(2), 2, SamplingConfig(max_new_tokens=8), seed=3)
     assert a == b and a[0][0].seed == sample_seed(3, 0, 0)
+
+
+class _StandInLLM:
+    """Records what the adapter asks of vLLM's ``LLM`` (argument names as in vLLM 0.33) and
+    answers with one output per request whose ids are the prompt's last id plus the seed."""
+
+    def __init__(self, model, **kwargs):
+        self.kwargs, self.calls = kwargs, []
+
+    def generate(self, prompts, sampling_params, *, use_tqdm=True):
+        from types import SimpleNamespace as NS
+
+        self.calls.append((prompts, sampling_params))
+        outs = []
+        for prompt, p in zip(prompts, sampling_params):
+            on_eos = p.seed % 2 == 0
+            ids = [prompt["prompt_token_ids"][-1], p.seed % 50] + ([2] if on_eos else [])
+            outs.append(NS(outputs=[NS(text=f"s{p.seed}", token_ids=tuple(ids), stop_reason=None,
+                                       finish_reason="stop" if on_eos else "length")]))
+        return outs
+
+
+def test_vllm_adapter_sends_token_ids_and_one_seeded_request_per_sample(tiny_model_dir,
+                                                                       monkeypatch):
+    """The adapter's side of the vLLM back end, against a stand-in ``vllm`` module: prompts go
+    as the same token ids as training's, one SamplingParams per sample with its own seed, and the
+    answers come back grouped per prompt. vLLM itself runs only in the GPU test above."""
+    import sys
+    import types
+    from dataclasses import dataclass
+
+    from transformers import AutoTokenizer
+
+    from prefalign.data.tokenization import tokenize_prompt
+
+    @dataclass
+    class SamplingParams:
+        n: int
+        seed: int
+        temperature: float
+        top_p: float
+        top_k: int
+        max_tokens: int
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(
+        LLM=_StandInLLM, SamplingParams=SamplingParams))
+    from prefalign.synth.backends.vllm import VLLMGenerator
+
+    path = str(tiny_model_dir("llama"))
+    gen = VLLMGenerator(path, gpu_memory_utilization=0.3)
+    assert gen.llm.kwargs["gpu_memory_utilization"] == 0.3
+    items = prompts(2)
+    out = gen.generate(items, 3, SamplingConfig(temperature=0.8, top_k=0, max_new_tokens=7), seed=4)
+    sent, params = gen.llm.calls[0]
+    tok = AutoTokenizer.from_pretrained(path)
+    assert [s["prompt_token_ids"] for s in sent] == \
+        [tokenize_prompt(p.prompt, tok) for p in items for _ in range(3)]
+    assert [p.seed for p in params] == [sample_seed(4, i, j) for i in range(2) for j in range(3)]
+    assert {(p.n, p.temperature, p.top_k, p.max_tokens) for p in params} == {(1, 0.8, -1, 7)}
+    assert [[c.seed for c in row] for row in out] == [[sample_seed(4, i, j) for j in range(3)]
+                                                      for i in range(2)]
+    for row in out:
+        for c in row:
+            assert c.text == f"s{c.seed}"
+            on_eos = c.seed % 2 == 0
+            assert c.finish_reason == ("stop" if on_eos else "length")
+            assert c.num_tokens == 2 and len(c.token_ids) == 2 + on_eos
+    assert {c.finish_reason for row in out for c in row} == {"stop", "length"}

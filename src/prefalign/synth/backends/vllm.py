@@ -1,8 +1,9 @@
 """Sampling with vLLM (optional: ``pip install vllm``; GPU).
 
 One request per (prompt, sample) with ``SamplingParams(seed=sample_seed(...))``, so each sample
-has its own seed as in the Hugging Face back end. Prompts are tokenized with the data layer's
-``tokenize_prompt`` (chat template and BOS applied exactly once) and passed as token ids.
+has its own seed as in the Hugging Face back end. Prompts are tokenized with the model folder's
+own Hugging Face tokenizer and the data layer's ``tokenize_prompt`` (chat template and BOS
+applied exactly once, as in training) and passed to vLLM as token ids.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ class VLLMGenerator:
 
     def __init__(self, model: str, *, dtype: str = "auto", gpu_memory_utilization: float = 0.85,
                  tensor_parallel_size: int = 1, trust_remote_code: bool = False, **engine_args):
+        from transformers import AutoTokenizer
+
         try:
             from vllm import LLM
         except ImportError as e:  # pragma: no cover - depends on the environment
@@ -30,13 +33,14 @@ class VLLMGenerator:
                        gpu_memory_utilization=gpu_memory_utilization,
                        tensor_parallel_size=tensor_parallel_size,
                        trust_remote_code=trust_remote_code, **engine_args)
-        self.tokenizer = self.llm.get_tokenizer()
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path,
+                                                       trust_remote_code=trust_remote_code)
 
     def describe(self) -> dict:
         return {"backend": self.name, "model": self.model_path}
 
     def generate(self, prompts: Sequence[PromptItem], n: int, sampling: SamplingConfig,
-                 seed: int = 0) -> list[list[Completion]]:  # pragma: no cover - needs a GPU
+                 seed: int = 0) -> list[list[Completion]]:
         from vllm import SamplingParams
 
         reqs = requests(prompts, n, seed)
@@ -49,7 +53,12 @@ class VLLMGenerator:
         flat = []
         for (_, _, s), out in zip(reqs, outputs):
             o = out.outputs[0]
+            ids = list(o.token_ids)
+            # vLLM keeps the end-of-sequence id in token_ids (stop_reason None); like the HF
+            # back end, num_tokens counts the response without it
+            ended_on_eos = o.finish_reason == "stop" and o.stop_reason is None
             flat.append(Completion(text=o.text, seed=s,
                                    finish_reason="length" if o.finish_reason == "length" else "stop",
-                                   num_tokens=len(o.token_ids)))
+                                   num_tokens=len(ids) - int(ended_on_eos and bool(ids)),
+                                   token_ids=ids))
         return regroup(prompts, n, flat)
