@@ -1,5 +1,6 @@
 """Generation back ends: per-sample seeds, the OpenAI-compatible HTTP client against a real
-local server (with a 503 to retry), and the vLLM path (skipped without vllm)."""
+local server (with a 503 to retry), and the vLLM adapter against a stand-in module (real vLLM
+runs in test_synth_vllm.py)."""
 
 import pytest
 
@@ -86,19 +87,6 @@ def test_generator_specs():
         make_generator("openai:http://127.0.0.1:9/v1")
 
 
-def test_vllm_backend_samples_with_per_sample_seeds(tiny_model_dir):
-    pytest.importorskip("vllm")
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("vLLM needs a GPU")
-    from prefalign.synth.backends.vllm import VLLMGenerator
-
-    gen = VLLMGenerator(str(tiny_model_dir("llama")), gpu_memory_utilization=0.2)
-    a = gen.generate(prompts(2), 2, SamplingConfig(max_new_tokens=8), seed=3)
-    b = gen.generate(prompts(2), 2, SamplingConfig(max_new_tokens=8), seed=3)
-    assert a == b and a[0][0].seed == sample_seed(3, 0, 0)
-
-
 class _StandInLLM:
     """Records what the adapter asks of vLLM's ``LLM`` (argument names as in vLLM 0.33) and
     answers with one output per request whose ids are the prompt's last id plus the seed."""
@@ -123,7 +111,7 @@ def test_vllm_adapter_sends_token_ids_and_one_seeded_request_per_sample(tiny_mod
                                                                        monkeypatch):
     """The adapter's side of the vLLM back end, against a stand-in ``vllm`` module: prompts go
     as the same token ids as training's, one SamplingParams per sample with its own seed, and the
-    answers come back grouped per prompt. vLLM itself runs only in the GPU test above."""
+    answers come back grouped per prompt. Real vLLM runs in test_synth_vllm.py."""
     import sys
     import types
     from dataclasses import dataclass

