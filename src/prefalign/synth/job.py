@@ -206,6 +206,7 @@ def run_synth(cfg: SynthConfig) -> SynthResult:
             scorer = build_scorer(cfg.scorer, device=cfg.device)
         bar = tqdm(total=len(prompts), initial=resumed, unit="prompt", desc="synth",
                    disable=not cfg.progress)
+        sampling_since = time.time()  # the rate leaves out loading the model and scorer
         for chunk in todo:
             completions = generator.generate(chunk, cfg.n, cfg.sampling(), cfg.seed)
             scores = score_chunk(scorer, chunk, completions)
@@ -215,7 +216,7 @@ def run_synth(cfg: SynthConfig) -> SynthResult:
             done.update(item.index for item in new)
             generated_now += cfg.n * len(new)
             bar.update(len(new))
-            elapsed = max(time.time() - t0, 1e-9)
+            elapsed = max(time.time() - sampling_since, 1e-9)
             bar.set_postfix(responses_s=f"{generated_now / elapsed:.1f}")
         bar.close()
         scorer_stats.update(scorer.stats)
