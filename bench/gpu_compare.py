@@ -91,7 +91,8 @@ def run_prefalign(fx: Path, batch: int, attn: str, work: Path) -> dict:
         "--output", str(run), "--cache-dir", str(work / f"cache-{attn}"), "--no-progress"])
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     return {"wall_s": wall, **info, "steps": len(lines), "logps_chosen": lines[0]["logps/chosen"],
-            "logps_rejected": lines[0]["logps/rejected"], "loss": lines[0]["loss"]}
+            "logps_rejected": lines[0]["logps/rejected"], "loss": lines[0]["loss"],
+            "phases": json.loads((run / "timings.json").read_text())}
 
 
 def main():
@@ -137,6 +138,9 @@ def main():
         print(f"| {r['impl']} | {r['wall_s']:.1f} | {a.pairs / r['wall_s']:.1f} "
               f"| {r['peak_gpu_mib']:.0f} | {r['steps']} | {r['logps_chosen']:.2f} "
               f"| {r['logps_rejected']:.2f} | {r['loss']:.5f} |")
+    for r in results:
+        if "phases" in r:
+            print(f"{r['impl']} phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in r["phases"].items()))
     (out / "gpu-compare.json").write_text(json.dumps(results, indent=2))
 
 

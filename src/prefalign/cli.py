@@ -93,6 +93,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     result = train(cfg)
     print(f"trained {result.steps} steps; model in {result.output_dir / 'model'}; "
           f"metrics in {result.output_dir / 'metrics.jsonl'}")
+    if result.phase_seconds:
+        print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.phase_seconds.items()))
     return 0
 
 

@@ -49,6 +49,13 @@ def test_dpo_run_writes_metrics_and_a_loadable_model(tiny_model_dir, pair_file, 
     assert lines[0]["logps/chosen"] == pytest.approx(plain[:, 0].mean().item(), rel=1e-5)
     assert lines[0]["logps/rejected"] == pytest.approx(plain[:, 1].mean().item(), rel=1e-5)
 
+    # where the time went: every phase once, the steps at least the sum of the step times
+    timings = json.loads((result.output_dir / "timings.json").read_text())
+    assert timings == result.phase_seconds
+    assert list(timings) == ["data", "load", "reference", "steps", "save"]
+    assert all(v > 0 for v in timings.values())
+    assert timings["steps"] >= sum(m["seconds"] for m in lines) - 1e-3
+
 
 def test_second_run_reuses_the_reference_cache(tiny_model_dir, pair_file, tmp_path):
     model_dir = tiny_model_dir("llama")

@@ -35,6 +35,7 @@ from prefalign.train.batches import BatchPlan
 from prefalign.train.config import TrainConfig
 from prefalign.train.data_prep import prepare_examples
 from prefalign.train.model_setup import load_causal_lm
+from prefalign.train.phases import PhaseTimes
 from prefalign.train.schedules import make_scheduler
 from prefalign.train.step_loss import compute_step_loss, needed_statistics, needs_token_kl
 
@@ -48,6 +49,7 @@ class TrainResult:
     final_metrics: dict[str, Any]
     reference: str
     reference_reused: bool = False
+    phase_seconds: dict[str, float] | None = None  # also in OUTPUT/timings.json
 
 
 def resolve_reference(cfg: TrainConfig, needs_reference: bool, token_kl: bool = False) -> str:
@@ -119,34 +121,42 @@ class Trainer:
             log_with=cfg.report_to or None, project_dir=str(cfg.output_dir))
         set_seed(cfg.seed)
         self.main = self.accelerator.is_main_process
-        self.tokenizer = AutoTokenizer.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.phases = PhaseTimes()
+        with self.phases("data"):
+            self.tokenizer = AutoTokenizer.from_pretrained(cfg.model,
+                                                           trust_remote_code=cfg.trust_remote_code)
+            self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+            self.examples, self.data_report = prepare_examples(cfg.data, cfg, self.spec,
+                                                               self.tokenizer)
+            self.eval_examples = None
+            if cfg.eval_data:
+                self.eval_examples, _ = prepare_examples(cfg.eval_data, cfg, self.spec,
+                                                         self.tokenizer)
 
-        self.examples, self.data_report = prepare_examples(cfg.data, cfg, self.spec, self.tokenizer)
-        self.eval_examples = None
-        if cfg.eval_data:
-            self.eval_examples, _ = prepare_examples(cfg.eval_data, cfg, self.spec, self.tokenizer)
-
-        self.policy = PackedLogProbModel(load_causal_lm(cfg.model, cfg, for_training=True),
-                                         chunk_tokens=cfg.chunk_tokens)
+        with self.phases("load"):
+            self.policy = PackedLogProbModel(load_causal_lm(cfg.model, cfg, for_training=True),
+                                             chunk_tokens=cfg.chunk_tokens)
         self.plan = BatchPlan(len(self.examples), cfg.batch_size, cfg.grad_accum,
                               self.accelerator.num_processes, cfg.seed)
         if cfg.max_steps and cfg.max_steps > 0:
             self.total_steps = cfg.max_steps
         else:
             self.total_steps = max(1, int(math.ceil(cfg.epochs * self.plan.steps_per_epoch)))
-        self.reference = self._build_reference(self.examples, "train")
-        self.eval_reference = None
-        if self.eval_examples:  # a model-backed reference serves both splits; a cache is per split
-            self.eval_reference = (self.reference if self.reference_kind in ("model", "adapter-disabled")
-                                   else self._build_reference(self.eval_examples, "eval"))
+        with self.phases("reference"):  # loading the reference model, and the cache pass
+            self.reference = self._build_reference(self.examples, "train")
+            self.eval_reference = None
+            if self.eval_examples:  # a model-backed reference serves both splits; a cache is per split
+                self.eval_reference = (self.reference
+                                       if self.reference_kind in ("model", "adapter-disabled")
+                                       else self._build_reference(self.eval_examples, "eval"))
 
-        params = [p for p in self.policy.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.adam_betas,
-                                      weight_decay=cfg.weight_decay)
-        # The scheduler is not handed to accelerate: its wrapper steps the schedule once per
-        # process, which would decay the learning rate N times faster under N processes.
-        self.policy, self.optimizer = self.accelerator.prepare(self.policy, optimizer)
+        with self.phases("load"):
+            params = [p for p in self.policy.parameters() if p.requires_grad]
+            optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.adam_betas,
+                                          weight_decay=cfg.weight_decay)
+            # The scheduler is not handed to accelerate: its wrapper steps the schedule once per
+            # process, which would decay the learning rate N times faster under N processes.
+            self.policy, self.optimizer = self.accelerator.prepare(self.policy, optimizer)
         self.scheduler = _scheduler(cfg, self.optimizer, self.total_steps)
         self.accelerator.register_for_checkpointing(self.scheduler)
         self.stats = needed_statistics(cfg.objective, self.hparams)
@@ -310,9 +320,11 @@ class Trainer:
                    desc=f"train {cfg.objective}", unit="step")
         metrics: dict[str, Any] = {}
         while self.step < self.total_steps:
-            metrics = self._run_step()
+            with self.phases("steps"):
+                metrics = self._run_step()
             if self.eval_examples and cfg.eval_steps and self.step % cfg.eval_steps == 0:
-                metrics.update(self.evaluate())
+                with self.phases("eval"):
+                    metrics.update(self.evaluate())
             if self.main and (self.step % max(1, cfg.logging_steps) == 0 or self.step == 1):
                 with open(self.metrics_path, "a", encoding="utf-8") as f:
                     f.write(json.dumps(metrics) + "\n")
@@ -322,18 +334,24 @@ class Trainer:
             bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4f}",
                             acc=f"{metrics.get('rewards/accuracy', float('nan')):.2f}")
             if cfg.save_steps and self.step % cfg.save_steps == 0 and self.step < self.total_steps:
-                self._save_checkpoint(running)
+                with self.phases("save"):
+                    self._save_checkpoint(running)
         bar.close()
         if self.eval_examples:
-            final_eval = self.evaluate()
+            with self.phases("eval"):
+                final_eval = self.evaluate()
             metrics.update(final_eval)
             if self.main:
                 (cfg.output_dir / "eval.json").write_text(json.dumps(final_eval, indent=2))
-        self.save_model()
+        with self.phases("save"):
+            self.save_model()
         if cfg.report_to:
             acc.end_training()
+        if self.main:  # this run's phases (a resumed run counts only its own part)
+            (cfg.output_dir / "timings.json").write_text(json.dumps(self.phases.rounded(), indent=2))
         reused = bool(getattr(self.reference, "reused", False))
-        return TrainResult(cfg.output_dir, self.step, metrics, self.reference_kind, reused)
+        return TrainResult(cfg.output_dir, self.step, metrics, self.reference_kind, reused,
+                           self.phases.rounded())
 
     def save_model(self) -> None:
         """The final model in Hugging Face format (``OUTPUT/model``), LoRA merged on request."""
