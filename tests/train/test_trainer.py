@@ -107,3 +107,12 @@ def test_config_file_values_are_overridden_by_flags(tmp_path):
     path.write_text("learning_rate: 0.5\n")
     with pytest.raises(ValueError, match="learning_rate.*did you mean"):
         TrainConfig.from_sources(str(path))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without a GPU")
+def test_flex_attention_without_a_gpu_is_refused_before_loading(pair_file, tmp_path):
+    cfg = TrainConfig(model=str(tmp_path / "does-not-exist"), data=str(pair_file),
+                      attn_implementation="flex_attention", output=str(tmp_path / "r"),
+                      progress=False)
+    with pytest.raises(ValueError, match="flex_attention needs a CUDA GPU"):
+        train(cfg)

@@ -119,6 +119,11 @@ class Trainer:
             gradient_accumulation_steps=1,  # accumulation is done (and scaled) here explicitly
             mixed_precision="bf16" if cfg.bf16 else "no",
             log_with=cfg.report_to or None, project_dir=str(cfg.output_dir))
+        if cfg.attn_implementation == "flex_attention" and self.accelerator.device.type != "cuda":
+            # torch has no FlexAttention backward on CPU, and its compiled CPU forward fails once
+            # the packed batch shape changes; say so before any work
+            raise ValueError("--attn-implementation flex_attention needs a CUDA GPU (this run is "
+                             f"on {self.accelerator.device.type}); use sdpa (the default)")
         set_seed(cfg.seed)
         self.main = self.accelerator.is_main_process
         self.phases = PhaseTimes()
