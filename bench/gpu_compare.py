@@ -103,7 +103,8 @@ def main():
     ap.add_argument("--resp-len", type=int, default=256)
     ap.add_argument("--pairs", type=int, default=512)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--runs", default="prefalign,prefalign-flex,trl-bf16,trl-bf16-gc")
+    # FlexAttention last: it compiles for a minute or more, and a time limit should cut it first
+    ap.add_argument("--runs", default="prefalign,trl-bf16,trl-bf16-gc,prefalign-flex")
     ap.add_argument("--shared-bench", default=str(SHARED_BENCH))
     ap.add_argument("--out", default=str(HERE / "out"))
     a = ap.parse_args()
@@ -118,15 +119,18 @@ def main():
                         "--hidden", str(a.hidden), "--layers", str(a.layers),
                         "--prompt-len", str(a.prompt_len), "--resp-len", str(a.resp_len),
                         "--pairs", str(a.pairs)], check=True, capture_output=True)
-    work = Path(tempfile.mkdtemp(prefix="prefalign-gpu-bench-"))
-    runners = {"trl-bf16": lambda: run_trl(fx, a.batch, False, work),
-               "trl-bf16-gc": lambda: run_trl(fx, a.batch, True, work),
-               "prefalign": lambda: run_prefalign(fx, a.batch, "sdpa", work),
-               "prefalign-flex": lambda: run_prefalign(fx, a.batch, "flex_attention", work)}
+    runners = {"trl-bf16": lambda work: run_trl(fx, a.batch, False, work),
+               "trl-bf16-gc": lambda work: run_trl(fx, a.batch, True, work),
+               "prefalign": lambda work: run_prefalign(fx, a.batch, "sdpa", work),
+               "prefalign-flex": lambda work: run_prefalign(fx, a.batch, "flex_attention", work)}
     results = []
     for name in a.runs.split(","):
-        results.append({"impl": name, **runners[name]()})
+        # each run in its own scratch folder (saved models are large), removed after it
+        with tempfile.TemporaryDirectory(prefix=f"prefalign-gpu-bench-{name}-") as work:
+            results.append({"impl": name, **runners[name](Path(work))})
         print(json.dumps(results[-1]), flush=True)
+        # written after every run, so a time limit still leaves the finished ones
+        (out / "gpu-compare.json").write_text(json.dumps(results, indent=2))
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     print(f"\n{device}; Llama-style, hidden {a.hidden}, {a.layers} layers, "
@@ -141,7 +145,6 @@ def main():
     for r in results:
         if "phases" in r:
             print(f"{r['impl']} phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in r["phases"].items()))
-    (out / "gpu-compare.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

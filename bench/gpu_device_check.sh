@@ -24,15 +24,19 @@ step() {  # step NAME SECONDS COMMAND...
   local name=$1 limit=$2; shift 2
   local t0=$SECONDS
   timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
-  echo "== $name: exit $? in $((SECONDS - t0)) s" | tee -a "$OUT/summary.log"
+  local rc=$?
+  echo "== $name: exit $rc in $((SECONDS - t0)) s" | tee -a "$OUT/summary.log"
   tail -n 25 "$OUT/$name.log"
+  [ "$rc" -eq 0 ] || failed=1
 }
-step gpu_tests 180 python3 -m pytest -o addopts= -v -rfE -p no:cacheprovider -n 4 tests/engine/test_cuda_engine.py \
+failed=0
+step gpu_tests 150 python3 -m pytest -o addopts= -v -rfE -p no:cacheprovider -n 4 tests/engine/test_cuda_engine.py \
   tests/train/test_cuda_train.py tests/synth tests/eval
 step synth_example 45 python3 examples/synth_verifier.py /tmp/synth-example
 # shellcheck disable=SC2086  # BENCH_ARGS is a list of flags
-step bench 180 python3 bench/gpu_compare.py --shared-bench "$SHARED" --out /tmp/bench ${BENCH_ARGS:-}
+step bench 240 python3 bench/gpu_compare.py --shared-bench "$SHARED" --out /tmp/bench ${BENCH_ARGS:-}
 cp /tmp/bench/gpu-compare.json "$OUT/" 2>/dev/null
 step suite "${SUITE_LIMIT:-120}" python3 -m pytest -o addopts= -v -rfE -p no:cacheprovider -n 8 tests \
   --ignore tests/engine/test_cuda_engine.py --ignore tests/train/test_cuda_train.py \
   --ignore tests/synth --ignore tests/eval
+exit $failed

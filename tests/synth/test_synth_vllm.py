@@ -31,6 +31,7 @@ def vllm_model(tmp_path_factory):
     # vLLM's attention kernels take head sizes of 32 and more; the default tiny model has 16
     path = build_tiny_model(tmp_path_factory.mktemp("vllm") / "model", family="llama",
                             hidden=128, heads=2, kv_heads=1)
+    _make_eos_likely(path)
     with pytest.MonkeyPatch.context() as mp:
         # the engine in this process (no spawned core to outlive a failing test); a small
         # KV cache for the CPU build (GiB)
@@ -39,6 +40,21 @@ def vllm_model(tmp_path_factory):
         gen = VLLMGenerator(str(path), dtype="float32", enforce_eager=True, max_model_len=256,
                             gpu_memory_utilization=0.2 if torch.cuda.is_available() else 0.85)
         yield path, gen
+
+
+def _make_eos_likely(path):
+    """A random model almost never ends a response; make its end-of-sequence logit twice that of
+    the token greedy decoding picks third for the first prompt, so some greedy answers stop
+    (and the comparison below covers the end id's handling)."""
+    from transformers import AutoModelForCausalLM
+
+    first = HFGenerator(str(path), device="cpu", dtype="float32").generate(
+        chats(1), 1, SamplingConfig(temperature=0.0, max_new_tokens=3))[0][0]
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    head = model.get_output_embeddings().weight
+    with torch.no_grad():
+        head[model.generation_config.eos_token_id] = 2 * head[first.token_ids[2]]
+    model.save_pretrained(path)
 
 
 def chats(k, start=0):
@@ -61,10 +77,11 @@ def test_vllm_greedy_equals_the_hf_back_end(vllm_model):
     path, gen = vllm_model
     hf = HFGenerator(str(path), device="cpu", dtype="float32")
     sampling = SamplingConfig(temperature=0.0, max_new_tokens=12)
-    ours, theirs = gen.generate(chats(4), 1, sampling), hf.generate(chats(4), 1, sampling)
+    ours, theirs = gen.generate(chats(6), 1, sampling), hf.generate(chats(6), 1, sampling)
     for a, b in zip(ours, theirs):
         assert (a[0].text, a[0].finish_reason, a[0].num_tokens, a[0].token_ids) == \
             (b[0].text, b[0].finish_reason, b[0].num_tokens, b[0].token_ids)
+    assert any(row[0].finish_reason == "stop" for row in theirs), "no answer reached the end id"
 
 
 def test_synth_job_with_vllm_runs_and_resumes(vllm_model, tmp_path, write_prompts):

@@ -33,6 +33,7 @@ def test_flex_attention_and_checkpointing_train_like_sdpa(tiny_model_dir, pair_f
                    attn_implementation="flex_attention", gradient_checkpointing=True)
     # three optimizer steps: the same losses and log-probs means the same gradients too
     keys = ["loss", "logps/chosen", "logps/rejected"] + (["kl/chosen"] if objective == "tdpo2" else [])
+    assert len(plain) == len(flex) == 3
     for a, b in zip(plain, flex):
         for key in keys:
             assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-4), (key, a["step"])

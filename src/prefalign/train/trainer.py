@@ -318,7 +318,8 @@ class Trainer:
             cfg.output_dir.mkdir(parents=True, exist_ok=True)
             (cfg.output_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
         acc.wait_for_everyone()
-        running = self._maybe_resume()
+        with self.phases("load"):  # a checkpoint's model, optimizer and RNG state
+            running = self._maybe_resume()
         if cfg.report_to:
             acc.init_trackers("prefalign", config={k: str(v) for k, v in cfg.to_dict().items()})
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not (cfg.progress and self.main),

@@ -32,3 +32,10 @@ def requests(prompts: Sequence[PromptItem], n: int, seed: int):
 
 def regroup(prompts: Sequence[PromptItem], n: int, flat: list[Completion]) -> list[list[Completion]]:
     return [flat[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+
+def end_ids(generation_eos, tokenizer) -> set[int]:
+    """The ids that end a response: the generation config's ``eos_token_id`` (an id or a list,
+    e.g. Llama 3's end-of-text and end-of-turn), else the tokenizer's EOS."""
+    eos = generation_eos if generation_eos is not None else tokenizer.eos_token_id
+    return set(eos if isinstance(eos, list) else [eos]) - {None}

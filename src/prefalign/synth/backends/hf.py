@@ -18,7 +18,7 @@ import torch
 from prefalign.data.tokenization import tokenize_prompt
 
 from ..types import Completion, PromptItem, SamplingConfig
-from .base import regroup, requests
+from .base import end_ids, regroup, requests
 
 
 class _RowSampler:
@@ -75,9 +75,7 @@ class HFGenerator:
                 model, dtype=torch_dtype, trust_remote_code=trust_remote_code)
         self.model = model_obj.to(self.device).eval()
         tok = self.tokenizer
-        gen_eos = self.model.generation_config.eos_token_id
-        eos = gen_eos if gen_eos is not None else tok.eos_token_id
-        self.eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
+        self.eos_ids = end_ids(self.model.generation_config.eos_token_id, tok)
         pad = tok.pad_token_id
         self.pad_id = pad if pad is not None else (min(self.eos_ids) if self.eos_ids else 0)
 

@@ -13,7 +13,7 @@ from typing import Sequence
 from prefalign.data.tokenization import tokenize_prompt
 
 from ..types import Completion, PromptItem, SamplingConfig
-from .base import regroup, requests
+from .base import end_ids, regroup, requests
 
 
 class VLLMGenerator:
@@ -21,7 +21,7 @@ class VLLMGenerator:
 
     def __init__(self, model: str, *, dtype: str = "auto", gpu_memory_utilization: float = 0.85,
                  tensor_parallel_size: int = 1, trust_remote_code: bool = False, **engine_args):
-        from transformers import AutoTokenizer
+        from transformers import AutoTokenizer, GenerationConfig
 
         try:
             from vllm import LLM
@@ -34,8 +34,13 @@ class VLLMGenerator:
                        gpu_memory_utilization=gpu_memory_utilization,
                        tensor_parallel_size=tensor_parallel_size,
                        trust_remote_code=trust_remote_code, **engine_args)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path,
+        self.tokenizer = AutoTokenizer.from_pretrained(engine_args.get("tokenizer", self.model_path),
                                                        trust_remote_code=trust_remote_code)
+        try:
+            generation_eos = GenerationConfig.from_pretrained(self.model_path).eos_token_id
+        except OSError:  # no generation_config.json
+            generation_eos = None
+        self.eos_ids = end_ids(generation_eos, self.tokenizer)
 
     def describe(self) -> dict:
         return {"backend": self.name, "model": self.model_path}
@@ -55,11 +60,12 @@ class VLLMGenerator:
         for (_, _, s), out in zip(reqs, outputs):
             o = out.outputs[0]
             ids = list(o.token_ids)
-            # vLLM keeps the end-of-sequence id in token_ids (stop_reason None); like the HF
-            # back end, num_tokens counts the response without it
-            ended_on_eos = o.finish_reason == "stop" and o.stop_reason is None
+            # vLLM keeps the end id in token_ids (stop_reason is None for the tokenizer's EOS,
+            # the id for other end ids of the generation config); like the HF back end,
+            # num_tokens counts the response without it
+            ended_on_eos = o.finish_reason == "stop" and bool(ids) and ids[-1] in self.eos_ids
             flat.append(Completion(text=o.text, seed=s,
                                    finish_reason="length" if o.finish_reason == "length" else "stop",
-                                   num_tokens=len(ids) - int(ended_on_eos and bool(ids)),
+                                   num_tokens=len(ids) - int(ended_on_eos),
                                    token_ids=ids))
         return regroup(prompts, n, flat)
