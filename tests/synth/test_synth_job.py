@@ -52,6 +52,7 @@ def test_manifest_counts_generated_scored_paired_and_dropped(tmp_path, write_pro
     assert c["reasons"] == {"no number in the response": 4, "empty_response": 1}
     assert manifest["kind"] == "pairwise" and manifest["n"] == 4
     assert manifest["sampling"]["temperature"] == 0.8 and manifest["scorer"] == VERIFIER
+    assert manifest["scorer_details_this_run"]["scorer"] == "verifier"
     records, _ = load_records(out)
     assert [(r.chosen, r.rejected) for r in records] == [("4", "5"), ("10", "100")]
     assert records[1].score_chosen == 1.0 and records[1].margin == pytest.approx(1 - 1 / 91)

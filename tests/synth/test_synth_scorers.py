@@ -60,6 +60,50 @@ def test_unit_tests_pass_fail_and_time_out_in_a_subprocess():
     assert scorer.stats == {"passed": 1, "failed": 2, "timeouts": 1}
 
 
+def test_unit_test_runs_cannot_reach_a_server_even_around_the_socket_module():
+    """With a network namespace the cut is in the kernel: code that goes around Python's socket
+    module (the C module ``_socket``, or a subprocess) still cannot reach a server listening on
+    this machine's loopback."""
+    import socketserver
+    import threading
+
+    from prefalign.synth.scorers.verifier import network_namespaces_available
+
+    if not network_namespaces_available():
+        pytest.skip("no network namespaces here; only Python's sockets are disabled")
+
+    class Accept(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.sendall(b"reached")
+
+    with socketserver.TCPServer(("127.0.0.1", 0), Accept) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        port = server.server_address[1]
+        item = PromptItem(0, "write add", meta={"tests": "assert add(2, 3) == 5"})
+        around = textwrap.dedent(f"""\
+            import _socket
+            s = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+            s.settimeout(3)
+            s.connect(("127.0.0.1", {port}))
+            assert s.recv(7) == b"reached"
+            def add(a, b):
+                return a + b""")
+        shell = textwrap.dedent(f"""\
+            import subprocess, sys
+            subprocess.run([sys.executable, "-S", "-c", "import _socket; "
+                            "s = _socket.socket(); s.settimeout(3); "
+                            "s.connect(('127.0.0.1', {port}))"], check=True)
+            def add(a, b):
+                return a + b""")
+        scorer = UnitTestVerifier("tests", timeout=10.0)
+        [row] = scorer.score([(item, [around, shell])])
+        server.shutdown()
+    assert [s.value for s in row] == [0.0, 0.0], [s.reason for s in row]
+    assert "unreachable" in row[0].reason.lower(), row[0].reason
+    assert "CalledProcessError" in row[1].reason, row[1].reason
+    assert scorer.describe()["network"] == "namespace"
+
+
 def test_unit_tests_need_the_tests_column():
     with pytest.raises(ValueError, match="needs a 'tests' column"):
         UnitTestVerifier().score([(ITEM, ["x"])])

@@ -197,6 +197,7 @@ def run_synth(cfg: SynthConfig) -> SynthResult:
     todo = [c for c in _chunks(prompts, cfg.chunk_size) if any(p.index not in done for p in c)]
     t0, generated_now = time.time(), 0
     scorer_stats: Counter = Counter()
+    scorer_desc = None  # what the scorer said of itself (e.g. how unit tests are isolated)
     if todo:
         generator = make_backend(cfg)
         scorer = cfg.scorer_obj
@@ -220,6 +221,7 @@ def run_synth(cfg: SynthConfig) -> SynthResult:
             bar.set_postfix(responses_s=f"{generated_now / elapsed:.1f}")
         bar.close()
         scorer_stats.update(scorer.stats)
+        scorer_desc = scorer.describe()
         backend_desc = generator.describe()
         retries = getattr(generator, "retries", None)
     else:
@@ -239,7 +241,7 @@ def run_synth(cfg: SynthConfig) -> SynthResult:
         "seed_rule": "sample j of prompt i uses sha256(f'{seed}:{i}:{j}')[:8] >> 1",
         "prompts": fp["prompts"],
         "pairs": dataclasses.asdict(opts), "counts": counts,
-        "scorer_stats_this_run": dict(scorer_stats),
+        "scorer_stats_this_run": dict(scorer_stats), "scorer_details_this_run": scorer_desc,
     }
     with atomic_write(manifest_path) as f:
         json.dump(manifest, f, indent=2, default=str)

@@ -7,15 +7,21 @@ exception counts as a failure scored 0.0, with the exception as its reason.
 
 ``tests:FIELD`` runs the response's code (its first fenced code block, or the whole text)
 followed by the row's ``FIELD`` column (asserts, a test script) in ``python -I`` in a fresh
-temporary folder, with a CPU-time and memory limit, an empty environment, no stdin, sockets
-disabled inside the interpreter, and a wall-clock ``timeout``. Exit status 0 passes (1.0);
-anything else, timeouts included, fails (0.0) with the reason. This keeps honest mistakes
-contained; it is not a security sandbox for hostile code (use a container for that).
+temporary folder, with a CPU-time and memory limit, an empty environment, no stdin, and a
+wall-clock ``timeout``. The network is cut at the OS level where Linux lets an unprivileged
+process make its own network namespace (with no interfaces up, every connection fails,
+subprocesses' too); elsewhere only Python's ``socket`` functions are disabled inside the
+interpreter, and the scorer says so (``describe()["network"]`` and a warning). Exit status 0
+passes (1.0); anything else, timeouts included, fails (0.0) with the reason. This keeps honest
+mistakes contained; it is not a security sandbox for hostile code (use a container for that).
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import importlib
+import logging
 import os
 import re
 import subprocess
@@ -94,10 +100,39 @@ def extract_code(text: str) -> str:
     return match.group(1) if match else text
 
 
-def _limits(cpu_seconds: int, memory_bytes: int):
+_CLONE_NEWUSER, _CLONE_NEWNET = 0x10000000, 0x40000000
+log = logging.getLogger(__name__)
+
+
+def _leave_network() -> None:
+    """Move this (forked, not yet exec'd) process into a new network namespace, whose only
+    interface, loopback, is down. A new user namespace alongside lets an unprivileged user do
+    it; root may do it without one. Raises OSError where neither is allowed."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) != 0 and libc.unshare(_CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+@functools.cache
+def network_namespaces_available() -> bool:
+    """Whether unit-test runs can be cut off the network by a namespace here (asked once)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        subprocess.run([sys.executable, "-c", "pass"], preexec_fn=_leave_network, check=True,
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+        return True
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _limits(cpu_seconds: int, memory_bytes: int, isolate_network: bool):
     def apply():  # runs in the child between fork and exec
         import resource
 
+        if isolate_network:
+            _leave_network()
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
         resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 20, 16 << 20))
@@ -111,6 +146,10 @@ class UnitTestVerifier(Scorer):
                  workers: int = 2):
         super().__init__()
         self.field, self.timeout, self.memory_mb, self.workers = field, timeout, memory_mb, workers
+        self.network_namespace = network_namespaces_available()
+        if not self.network_namespace:
+            log.warning("unit-test runs cannot get their own network namespace here; only "
+                        "Python's socket functions are disabled in them")
 
     def _run(self, code: str, tests: str) -> Score:
         with tempfile.TemporaryDirectory(prefix="prefalign-tests-") as tmp:
@@ -122,7 +161,8 @@ class UnitTestVerifier(Scorer):
                     [sys.executable, "-I", path], cwd=tmp, stdin=subprocess.DEVNULL,
                     capture_output=True, text=True, timeout=self.timeout,
                     env={"PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"},
-                    preexec_fn=_limits(int(self.timeout) + 1, self.memory_mb << 20))
+                    preexec_fn=_limits(int(self.timeout) + 1, self.memory_mb << 20,
+                                       self.network_namespace))
             except subprocess.TimeoutExpired:
                 self.stats["timeouts"] += 1
                 return Score(0.0, f"timeout after {self.timeout:g}s")
@@ -152,4 +192,5 @@ class UnitTestVerifier(Scorer):
 
     def describe(self) -> dict:
         return {"scorer": self.name, "field": self.field, "timeout": self.timeout,
-                "memory_mb": self.memory_mb}
+                "memory_mb": self.memory_mb,
+                "network": "namespace" if self.network_namespace else "python-sockets-disabled"}
