@@ -166,6 +166,9 @@ class UnitTestVerifier(Scorer):
             except subprocess.TimeoutExpired:
                 self.stats["timeouts"] += 1
                 return Score(0.0, f"timeout after {self.timeout:g}s")
+            except subprocess.SubprocessError as e:  # the child's setup (limits, namespace)
+                raise RuntimeError(f"could not start a unit-test run with its limits and "
+                                   f"network isolation: {e}") from e
         if proc.returncode == 0:
             self.stats["passed"] += 1
             return Score(1.0)
