@@ -2,7 +2,16 @@
 # The GPU checks, as one command for a lent GPU machine (never needed by the tests or CI):
 #   bash bench/gpu_device_check.sh WHEEL_DIR SHARED_BENCH_DIR OUT_DIR
 # WHEEL_DIR holds wheels the machine lacks (installed with --no-deps into /tmp/site);
-# SHARED_BENCH_DIR holds make_fixture.py. Each step has its own time limit and log in OUT_DIR:
+# SHARED_BENCH_DIR holds make_fixture.py. Each step has its own time limit and log in OUT_DIR.
+# Preparing them here (the 2026-11 image had torch 2.11, transformers 5.17, peft, accelerate,
+# pytest-xdist, but not datasets, bitsandbytes or trl), in an ignored folder that `carry` names:
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 \
+#     --platform manylinux2014_x86_64 --platform any -d .gpu/whl \
+#     datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 bitsandbytes==0.50.2 trl==1.16.0
+#   mkdir -p .gpu/bench && cp ../shared/bench/make_fixture.py .gpu/bench/
+# then run `bash bench/gpu_device_check.sh .gpu/whl .gpu/bench $OUT` there (about 6 minutes).
+# Steps:
 #   1. the CUDA tests (FlexAttention backward, CUDA autocast, trainer paths, QLoRA) and the
 #      synth and eval tests, whose HF generation runs on the GPU when one is there;
 #   2. examples/synth_verifier.py on the GPU;
