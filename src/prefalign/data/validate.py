@@ -182,21 +182,58 @@ def _system(row, prompt, where):
 # --- one parser per kind ------------------------------------------------------------------------
 
 def _implicit_prompt(row, where):
-    """TRL's implicit-prompt form: chosen/rejected are whole conversations sharing a prefix."""
+    """TRL's implicit-prompt form: no 'prompt' column; chosen and rejected both start with it.
+
+    Strings: the longest common prefix, cut back to a word boundary (`_shared_text`). Message
+    lists: the shared leading turns, less any trailing assistant turns (the prompt ends with the
+    turn the model answers). A side that is entirely the shared part leaves no response: refused.
+    """
     chosen = _text(row, "chosen", "pairwise", where)
     rejected = _text(row, "rejected", "pairwise", where)
-    if not (is_conversational(chosen) and is_conversational(rejected)):
-        _fail(where, "prompt", f"missing; {_need('pairwise', 'prompt')} (only conversational "
-              "chosen/rejected can carry the prompt as their shared first turns)", "missing_field")
-    n = 0
-    while n < min(len(chosen), len(rejected)) and chosen[n] == rejected[n]:
-        n += 1
-    while n > 0 and chosen[n - 1]["role"] == "assistant":
-        n -= 1
-    if n == 0:
-        _fail(where, "prompt", "missing, and chosen/rejected share no leading turns to use as the "
-              "prompt; add a 'prompt' column", "missing_field")
+    if is_conversational(chosen) != is_conversational(rejected):
+        fmt = "a message list" if is_conversational(rejected) else "a plain string"
+        other = "a message list" if is_conversational(chosen) else "a plain string"
+        _fail(where, "rejected", f"is {fmt} but 'chosen' is {other}; use one format per row",
+              "wrong_type")
+    if chosen == rejected:
+        _fail(where, "rejected", "identical to 'chosen'; a pair needs two different responses",
+              "identical_responses")
+    shared = 0  # length of the longest common prefix (characters or turns)
+    while shared < min(len(chosen), len(rejected)) and chosen[shared] == rejected[shared]:
+        shared += 1
+    for name, value, other in (("chosen", chosen, "rejected"), ("rejected", rejected, "chosen")):
+        if shared == len(value):
+            _fail(where, name, f"is the start of '{other}', so no response is left once the "
+                  "shared prompt is cut off; add a 'prompt' column", "empty_response")
+    if is_conversational(chosen):
+        n = shared
+        while n > 0 and chosen[n - 1]["role"] == "assistant":
+            n -= 1
+        empty = n == 0
+    else:
+        n = _shared_text(chosen, shared)
+        empty = not chosen[:n].strip()
+    if empty:
+        _fail(where, "prompt", "missing, and chosen/rejected share no leading "
+              f"{'turns' if is_conversational(chosen) else 'words'} to use as the prompt; add a "
+              "'prompt' column", "no_shared_prompt")
     return {**row, "prompt": chosen[:n], "chosen": chosen[n:], "rejected": rejected[n:]}
+
+
+def _shared_text(text: str, shared: int) -> int:
+    """Where the implicit prompt of two strings ends, given their common prefix length ``shared``.
+
+    TRL's `extract_prompt` ends the prompt at the first differing character, moving one space
+    before it into the responses. It can split a word ("The ca" + "t"/"r"), which leaves odd
+    responses and a BPE merge across the boundary, so a prefix ending inside a word (on a
+    non-whitespace character) is first cut back to just after its last whitespace.
+    """
+    n = shared
+    if n and not text[n - 1].isspace():
+        n = max((i + 1 for i in range(n) if text[i].isspace()), default=0)
+    if n and text[n - 1] == " ":  # TRL: the space before the responses goes with them
+        n -= 1
+    return n
 
 
 def _parse_pairwise(row, where):
