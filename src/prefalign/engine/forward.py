@@ -21,6 +21,8 @@ from torch import nn
 from prefalign.engine.layout import PackedBatch, pack
 from prefalign.engine.logprobs import (DEFAULT_CHUNK_TOKENS, token_kl, token_logprobs,
                                        token_statistics)
+from prefalign.engine.attention import (AttentionPlan, attention_plan, check_kernel, decoder_body,
+                                        unwrap)
 from prefalign.engine.masks import dense_mask, flex_block_mask
 
 
@@ -72,12 +74,6 @@ class HeadInputs:
     softcap: float | None
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The transformers model under a PEFT wrapper (adapters stay active: they live in place)."""
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model
-
-
 def head_transform(config) -> tuple[float, float | None]:
     """(logit scale, final softcap) that a model family applies after its LM head."""
     scale = 1.0
@@ -99,25 +95,36 @@ class PackedLogProbModel(nn.Module):
 
     @property
     def config(self):
-        return _unwrap(self.model).config
+        return unwrap(self.model).config
+
+    @property
+    def plan(self) -> AttentionPlan:
+        """Which mask each layer needs (worked out once; refuses models it cannot serve)."""
+        if getattr(self, "_plan", None) is None:
+            self._plan = attention_plan(self.model)
+        return self._plan
 
     def _attention_mask(self, batch: PackedBatch):
-        impl = getattr(self.config, "_attn_implementation", None) or "eager"
+        """The layout's mask for every kind of layer the model has: a dict from layer type to
+        mask for models that take one, else the one mask all layers share."""
+        impl = check_kernel(self.model)
         if impl == "flex_attention":
-            return flex_block_mask(batch.segment_ids, batch.branch_ids)
-        if impl in ("sdpa", "eager"):
+            build = lambda kind: flex_block_mask(  # noqa: E731
+                batch.segment_ids, batch.branch_ids, batch.position_ids, kind)
+        else:
             dtype = next(self.model.parameters()).dtype
-            return dense_mask(batch.segment_ids, batch.branch_ids, attn_implementation=impl,
-                              dtype=dtype if dtype.is_floating_point else torch.float32)
-        raise ValueError(
-            f"attention implementation {impl!r} cannot take the block-diagonal prefix-sharing "
-            "mask; load the model with attn_implementation='sdpa' (CPU/GPU) or "
-            "'flex_attention' (GPU)")
+            dtype = dtype if dtype.is_floating_point else torch.float32
+            build = lambda kind: dense_mask(  # noqa: E731
+                batch.segment_ids, batch.branch_ids, batch.position_ids, kind,
+                attn_implementation=impl, dtype=dtype)
+        by_kind = {kind: build(kind) for kind in set(self.plan.kinds.values())}
+        masks = {layer_type: by_kind[kind] for layer_type, kind in self.plan.kinds.items()}
+        return masks if self.plan.mapping else next(iter(masks.values()))
 
     def head_inputs(self, batch: PackedBatch) -> HeadInputs:
         """Run the decoder body and gather the hidden states that predict response tokens."""
-        base = _unwrap(self.model)
-        body, head = base.get_decoder(), base.get_output_embeddings()
+        base = unwrap(self.model)
+        body, head = decoder_body(base), base.get_output_embeddings()
         out = body(input_ids=batch.input_ids, position_ids=batch.position_ids,
                    attention_mask=self._attention_mask(batch), use_cache=False)
         hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
