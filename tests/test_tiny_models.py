@@ -39,3 +39,28 @@ def test_llama_flavour_adds_bos_once_on_encode(tiny_model_dir):
     tok = AutoTokenizer.from_pretrained(tiny_model_dir("llama"))
     assert tok("ab").input_ids[0] == tok.bos_token_id
     assert tok("ab").input_ids.count(tok.bos_token_id) == 1
+
+
+@pytest.mark.parametrize("family", ["llama", "mistral", "gemma"])
+@pytest.mark.parametrize("kind", ["metaspace", "word"])
+def test_sentencepiece_and_word_tokenizers_load_as_built(tiny_model_dir, family, kind):
+    """The saved tokenizer.json is what transformers loads (no pipeline rebuilt from the vocab),
+    and ids decoded on their own lose a leading space, as SentencePiece and word-level ones do."""
+    from prefalign.tiny_models import build_tokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir(family, kind))
+    built = build_tokenizer(kind, add_bos=family == "llama")
+    text = "What is 1+2? The answer is 3."
+    assert tok(text).input_ids == built(text).input_ids
+    assert tok.decode(tok(" world", add_special_tokens=False).input_ids) == "world"
+    chat = tok.apply_chat_template([{"role": "user", "content": "2+3=?"}], tokenize=False,
+                                   add_generation_prompt=True)
+    assert chat.endswith("<|im_start|>assistant\n")
+    assert tok.unk_token_id not in tok(chat, add_special_tokens=False).input_ids
+
+
+def test_metaspace_and_word_tokenizers_refuse_qwen2(tmp_path):
+    from prefalign.tiny_models import build_tiny_model
+
+    with pytest.raises(ValueError, match="byte-level BPE"):
+        build_tiny_model(tmp_path / "m", family="qwen2", tokenizer="word")

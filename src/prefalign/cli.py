@@ -128,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tiny-model", help="build a random-weight tiny model + tokenizer (offline)")
     p.add_argument("output", help="folder to write the model to")
     p.add_argument("--family", default="llama", choices=["llama", "qwen2", "mistral", "gemma"])
-    p.add_argument("--tokenizer", default="char", choices=["char", "bpe"])
+    p.add_argument("--tokenizer", default="char",
+                   choices=["char", "bpe", "metaspace", "word"])
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)

@@ -4,11 +4,21 @@ Tests, examples and the demo load these exactly as users load real models
 (`AutoModelForCausalLM.from_pretrained(path)`, `AutoTokenizer.from_pretrained(path)`), so every
 code path that touches a model is exercised without a download.
 
-Two tokenizers:
+Four tokenizers:
 - ``char``: one token per character (printable ASCII and newline) plus special tokens. Prompt and
   response tokenize independently, so the prompt is always a prefix of prompt+response.
 - ``bpe``: byte-level BPE trained on a small built-in corpus. Merges cross the prompt/response
   boundary ("the" + "re" -> "there"), which is the case the data layer must handle exactly.
+- ``metaspace``: SentencePiece style (Llama 2, Mistral, Gemma): a Unigram model trained on the
+  same corpus behind a Metaspace pre-tokenizer (spaces become "▁", one is prepended to the start
+  of the text) and a Metaspace decoder, so ids decoded on their own lose a leading space
+  (``decode(encode(" world")) == "world"``).
+- ``word``: a WordLevel vocabulary (the corpus's words, every printable character, the numbers
+  0-199) behind a Whitespace pre-tokenizer that also splits punctuation marks apart, decoded by joining words with single spaces: text
+  does not round-trip (newlines and runs of spaces become one space), ids do.
+
+``metaspace`` and ``word`` need a family whose tokenizer transformers loads from tokenizer.json
+as it is (llama, mistral, gemma); it loads Qwen2's as a byte-level BPE rebuilt from the vocabulary.
 
 Each tokenizer carries a ChatML-style chat template. The Llama flavour also adds a BOS token on
 encode *and* renders one in its template, like real Llama tokenizers, so double-BOS bugs show up.
@@ -21,10 +31,13 @@ import string
 from pathlib import Path
 
 FAMILIES = ("llama", "qwen2", "mistral", "gemma")
-TOKENIZER_KINDS = ("char", "bpe")
+TOKENIZER_KINDS = ("char", "bpe", "metaspace", "word")
+# transformers rebuilds a Qwen2 tokenizer as byte-level BPE from its vocabulary on load
+BYTE_LEVEL_ONLY_FAMILIES = ("qwen2",)
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "<|im_end|>", "<unk>"
 IM_START = "<|im_start|>"
+SPIECE = "\u2581"  # SentencePiece's space
 SPECIAL_TOKENS = [PAD, BOS, EOS, UNK, IM_START]
 
 # ChatML: "<|im_start|>role\ncontent<|im_end|>\n"; the generation prompt opens an assistant turn.
@@ -58,6 +71,41 @@ def _char_vocab() -> dict[str, int]:
     for ch in string.printable:
         if ch not in "\r\x0b\x0c":
             vocab.setdefault(byte_to_char[ord(ch)], len(vocab))
+    return vocab
+
+
+def _unigram_vocab() -> list[tuple[str, float]]:
+    """A Unigram vocabulary with log-frequency scores from the corpus, built by hand rather than
+    by `UnigramTrainer`, whose scores (and so segmentations) vary from run to run: the special
+    tokens, every printable character and "▁", and each corpus word (and the chat roles) with
+    and without "▁"."""
+    import math
+    import re
+    from collections import Counter
+
+    counts: Counter = Counter()
+    for word in re.findall(r"\w+|[^\w\s]+", _BPE_CORPUS) + ["user", "assistant", "system"]:
+        counts[SPIECE + word] += 1
+        counts[word] += 1
+    for ch in string.printable + SPIECE:
+        if ch not in "\r\x0b\x0c":
+            counts[ch] += 1 + _BPE_CORPUS.count(ch)
+    total = sum(counts.values())
+    scored = sorted(((piece, math.log(n / total)) for piece, n in counts.items()),
+                    key=lambda ps: (-ps[1], ps[0]))
+    return [(tok, 0.0) for tok in SPECIAL_TOKENS] + scored
+
+
+def _word_vocab() -> dict[str, int]:
+    """Special tokens, printable characters, the numbers 0-199, then the corpus's words."""
+    import re
+
+    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
+    pieces = [ch for ch in string.printable if not ch.isspace()]
+    pieces += [str(n) for n in range(200)] + ["user", "assistant", "system"]
+    pieces += re.findall(r"\w+", _BPE_CORPUS)
+    for piece in pieces:
+        vocab.setdefault(piece, len(vocab))
     return vocab
 
 
@@ -95,6 +143,18 @@ def build_tokenizer(kind: str = "char", *, add_bos: bool = False, bpe_vocab_size
             vocab_size=bpe_vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
         tok.train_from_iterator(_BPE_CORPUS.splitlines(keepends=True), trainer=trainer)
+    elif kind == "metaspace":
+        tok = Tokenizer(models.Unigram(_unigram_vocab(), unk_id=SPECIAL_TOKENS.index(UNK),
+                                       byte_fallback=False))
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement=SPIECE, prepend_scheme="first")
+        tok.decoder = decoders.Metaspace(replacement=SPIECE, prepend_scheme="first")
+    elif kind == "word":
+        tok = Tokenizer(models.WordLevel(vocab=_word_vocab(), unk_token=UNK))
+        # words and single punctuation marks ("=?" is two tokens, not an unknown one)
+        tok.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Whitespace(), pre_tokenizers.Punctuation("isolated")])
+        # WordPiece's decoder joins tokens with a space (no "##" pieces here), without cleanup
+        tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)
     else:
         raise ValueError(f"unknown tokenizer kind {kind!r}; choose one of {TOKENIZER_KINDS}")
     tok.add_special_tokens(SPECIAL_TOKENS)
@@ -144,6 +204,10 @@ def build_tiny_model(path: str | os.PathLike, *, family: str = "llama", tokenize
     path.mkdir(parents=True, exist_ok=True)
     if add_bos is None:
         add_bos = family == "llama"
+    if tokenizer in ("metaspace", "word") and family in BYTE_LEVEL_ONLY_FAMILIES:
+        raise ValueError(f"the {tokenizer!r} tokenizer does not survive loading as a {family} "
+                         "tokenizer (transformers rebuilds it as byte-level BPE); use family "
+                         "llama, mistral or gemma, or tokenizer char or bpe")
     tok = build_tokenizer(tokenizer, add_bos=add_bos)
     config = _config(family, len(tok), tok, hidden=hidden, layers=layers, heads=heads,
                      kv_heads=kv_heads, intermediate=intermediate or 2 * hidden,
