@@ -91,6 +91,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if missing:
         raise SystemExit(f"prefalign train: --{missing[0]} is required (or set it in --config)")
     result = train(cfg)
+    if result.data_summary:
+        print(result.data_summary)
     print(f"trained {result.steps} steps; model in {result.output_dir / 'model'}; "
           f"metrics in {result.output_dir / 'metrics.jsonl'}")
     if result.phase_seconds:

@@ -4,12 +4,13 @@ model must predict after them; BOS once, EOS after plain-text responses, templat
 from __future__ import annotations
 
 import functools
+import json
 
 import pytest
 
 from prefalign.data import (
-    PairRecord, RankedRecord, SFTRecord, TokenizationError, UnpairedRecord, render_prompt,
-    render_response, tokenize_prompt, tokenize_records)
+    PairRecord, RankedRecord, SFTRecord, TokenizationError, UnpairedRecord, load_records,
+    render_prompt, render_response, tokenize_prompt, tokenize_records)
 from prefalign.tiny_models import EOS, build_tiny_model, build_tokenizer
 
 KINDS = [("char", False), ("char", True), ("bpe", False), ("bpe", True)]
@@ -156,3 +157,53 @@ def test_boundaries_hold_for_tokenizers_loaded_from_disk(tmp_path, family, kind)
     assert decode(tok, chat.prompt_ids + chat.responses[0]) == tok.apply_chat_template(
         USER + PARIS, tokenize=False)
     assert chat.prompt_ids.count(tok.bos_token_id) == int(family == "llama")
+
+
+# A template in the style of Llama 2 / Mistral: it raises when roles do not alternate.
+ALTERNATING = (
+    "{% for m in messages %}"
+    "{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{% endif %}"
+    "{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+
+
+def test_a_chat_template_that_raises_names_the_file_line_and_field(tmp_path):
+    tok = build_tokenizer("char")
+    tok.chat_template = ALTERNATING
+    twice = [{"role": "assistant", "content": "Paris."}, {"role": "assistant", "content": "Yes."}]
+    path = tmp_path / "chat.jsonl"
+    rows = [{"prompt": USER, "chosen": PARIS, "rejected": ROME},
+            {"prompt": USER + USER, "chosen": PARIS, "rejected": ROME},  # prompt: user, user
+            {"prompt": USER, "chosen": PARIS, "rejected": twice}]  # rejected: two assistant turns
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    records, _ = load_records(path)
+    with pytest.raises(TokenizationError) as err:
+        tokenize_records(records, tok)
+    assert str(err.value) == (f"{path}, line 2, field 'prompt': the chat template refused this "
+                              "conversation: Conversation roles must alternate "
+                              "user/assistant/user/assistant/...")
+    with pytest.raises(TokenizationError, match=f"^{path}, line 3, field 'rejected': the chat "):
+        tokenize_records([records[0], records[2]], tok)
+    examples, report = tokenize_records(records, tok, on_error="skip")
+    assert [ex.index for ex in examples] == [0]
+    assert report.skipped == {"chat_template_error": 2} and len(report.problems) == 2
+    assert report.records == 3 and report.examples == 1
+
+
+def test_a_template_that_does_not_compile_is_raised_even_when_skipping():
+    tok = build_tokenizer("char")
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}"  # no endfor
+    with pytest.raises(TokenizationError, match="the chat template does not compile") as err:
+        tokenize_records([PairRecord(USER, PARIS, ROME)], tok, on_error="skip")
+    assert err.value.reason == "bad_chat_template"
+
+
+def test_a_record_built_in_python_is_placed_by_its_row():
+    tok = build_tokenizer("char")
+    tok.chat_template = ALTERNATING
+    good, bad = PairRecord(USER, PARIS, ROME), PairRecord(USER + USER, PARIS, ROME)
+    with pytest.raises(TokenizationError, match=r"^records, row 1 \(0-based\), field 'prompt': "):
+        tokenize_records([good, bad], tok)

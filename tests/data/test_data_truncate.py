@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from prefalign.data import PairRecord, SFTRecord, TokenizationError, tokenize_records
+from prefalign.data import (
+    PairRecord, SFTRecord, TokenizationError, load_records, tokenize_records)
 from prefalign.data.truncate import fit
 from prefalign.tiny_models import build_tokenizer
 
@@ -135,6 +136,23 @@ class _WordTokenizer:
         return " ".join(inverse[i] for i in ids)
 
 
-def test_no_exact_split_raises_a_clear_error():
-    with pytest.raises(TokenizationError, match="record 0: no exact token boundary"):
+def test_no_exact_split_raises_a_clear_error_naming_the_row_and_field():
+    with pytest.raises(TokenizationError) as err:
         tokenize_records([SFTRecord("a", "b")], _WordTokenizer())
+    assert str(err.value).startswith(
+        "records, row 0 (0-based), field 'completion': no exact token boundary")
+    assert err.value.field == "completion" and err.value.reason == "tokenization"
+
+
+def test_no_exact_split_names_the_source_file_line_and_field(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text('{"prompt": "b", "chosen": "a", "rejected": "b"}\n\n'
+                    '{"prompt": "a", "chosen": "a", "rejected": "b"}\n')
+    records, _ = load_records(path)
+    with pytest.raises(TokenizationError) as err:  # "a" + "b" tokenizes as "ab": no split
+        tokenize_records(records, _WordTokenizer())
+    assert str(err.value).startswith(f"{path}, line 3, field 'rejected': no exact token boundary")
+    examples, report = tokenize_records(records, _WordTokenizer(), on_error="skip")
+    assert [ex.index for ex in examples] == [0] and report.skipped == {"tokenization": 1}
+    assert report.problems == [str(err.value)]
+    assert "skipped 1 (tokenization: 1; first problem: " in report.summary()

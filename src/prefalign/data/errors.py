@@ -8,6 +8,7 @@ for Parquet, `datasets` and in-memory data) and the field, then says what to do:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -43,5 +44,25 @@ class DataError(ValueError):
         super().__init__(f"{prefix}: {problem}" if prefix else problem)
 
 
-class TokenizationError(ValueError):
-    """A record cannot be tokenized with an exact prompt/response boundary."""
+class TokenizationError(DataError):
+    """A record cannot be rendered or tokenized with an exact prompt/response boundary.
+
+    The tokenizer steps raise it without a place; `tokenize_record` adds the record's source
+    position and field (`placed`). Reasons in ``SETUP_REASONS`` are about the tokenizer, not
+    the row, so they are raised even when bad rows are skipped.
+    """
+
+    SETUP_REASONS = frozenset({"no_chat_template", "bad_chat_template", "no_eos_token"})
+
+    def __init__(self, problem: str, *, where: Location | None = None, field: str | None = None,
+                 reason: str = "tokenization"):
+        super().__init__(problem, where=where, field=field, reason=reason)
+
+    def placed(self, where: Location, field: str) -> TokenizationError:
+        """The same problem at ``where``, in ``field`` (unless it already has a place)."""
+        if self.where is not None:
+            return self
+        # the position replaces the "record N: " index some messages start with
+        problem = re.sub(r"^record \d+: ", "", self.problem)
+        return TokenizationError(problem, where=where, field=self.field or field,
+                                 reason=self.reason)

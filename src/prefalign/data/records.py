@@ -5,13 +5,17 @@ Conversational records have a prompt that is a message list ending with the turn
 answers, and responses that are message lists starting with an assistant message.
 
 Columns a record does not know (ids, sources, ...) are kept in ``meta`` and written back out as
-columns, so a dataset goes through load -> convert -> save without losing anything.
+columns, so a dataset goes through load -> convert -> save without losing anything. ``where`` is
+the row's place in its source (file and line, or row), so later steps (tokenization) can name
+it; records built in Python have none.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
+
+from .errors import Location
 
 Message = dict[str, Any]
 Text = Union[str, list[Message]]
@@ -49,6 +53,7 @@ class PairRecord:
     score_rejected: float | None = None
     system: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    where: Location | None = field(default=None, compare=False, repr=False)  # set by load_records
 
     kind: ClassVar[str] = "pairwise"
     FIELDS: ClassVar[tuple[str, ...]] = (
@@ -57,6 +62,10 @@ class PairRecord:
     @property
     def responses(self) -> list[Text]:
         return [self.chosen, self.rejected]
+
+    @property
+    def response_fields(self) -> list[str]:  # the field each of `responses` came from
+        return ["chosen", "rejected"]
 
     def to_row(self) -> dict[str, Any]:
         return _row(self, self.FIELDS[:-1])
@@ -71,6 +80,7 @@ class UnpairedRecord:
     label: bool
     system: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    where: Location | None = field(default=None, compare=False, repr=False)  # set by load_records
 
     kind: ClassVar[str] = "unpaired"
     FIELDS: ClassVar[tuple[str, ...]] = ("prompt", "completion", "label", "system")
@@ -78,6 +88,10 @@ class UnpairedRecord:
     @property
     def responses(self) -> list[Text]:
         return [self.completion]
+
+    @property
+    def response_fields(self) -> list[str]:  # the field each of `responses` came from
+        return ["completion"]
 
     def to_row(self) -> dict[str, Any]:
         return _row(self, self.FIELDS[:-1])
@@ -92,6 +106,7 @@ class RankedRecord:
     scores: list[float]
     system: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    where: Location | None = field(default=None, compare=False, repr=False)  # set by load_records
 
     kind: ClassVar[str] = "ranked"
     FIELDS: ClassVar[tuple[str, ...]] = ("prompt", "completions", "scores", "system")
@@ -99,6 +114,10 @@ class RankedRecord:
     @property
     def responses(self) -> list[Text]:
         return list(self.completions)
+
+    @property
+    def response_fields(self) -> list[str]:  # the field each of `responses` came from
+        return [f"completions[{i}]" for i in range(len(self.completions))]
 
     def to_row(self) -> dict[str, Any]:
         return _row(self, self.FIELDS[:-1])
@@ -112,6 +131,7 @@ class SFTRecord:
     completion: Text
     system: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    where: Location | None = field(default=None, compare=False, repr=False)  # set by load_records
 
     kind: ClassVar[str] = "sft"
     FIELDS: ClassVar[tuple[str, ...]] = ("prompt", "completion", "system")
@@ -119,6 +139,10 @@ class SFTRecord:
     @property
     def responses(self) -> list[Text]:
         return [self.completion]
+
+    @property
+    def response_fields(self) -> list[str]:  # the field each of `responses` came from
+        return ["completion"]
 
     def to_row(self) -> dict[str, Any]:
         return _row(self, self.FIELDS[:-1])

@@ -23,13 +23,26 @@ def _messages(prompt: list[Message], system: str | None) -> list[Message]:
 
 
 def _template(tokenizer, messages: list[Message], *, generation_prompt: bool) -> str:
+    from jinja2 import TemplateError, TemplateSyntaxError
+
     if not getattr(tokenizer, "chat_template", None):
         raise TokenizationError(
             f"conversational data needs a tokenizer with a chat template, and "
             f"{type(tokenizer).__name__} has none; set tokenizer.chat_template or use plain-text "
-            "prompts and responses")
-    return tokenizer.apply_chat_template(messages, tokenize=False,
-                                         add_generation_prompt=generation_prompt)
+            "prompts and responses", reason="no_chat_template")
+    try:
+        return tokenizer.apply_chat_template(messages, tokenize=False,
+                                             add_generation_prompt=generation_prompt)
+    except TemplateSyntaxError as error:  # the template itself is broken: not this row's fault
+        raise TokenizationError(f"the chat template does not compile: {_one_line(error)}",
+                                reason="bad_chat_template") from error
+    except TemplateError as error:  # e.g. raise_exception('roles must alternate ...')
+        raise TokenizationError(f"the chat template refused this conversation: "
+                                f"{_one_line(error)}", reason="chat_template_error") from error
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def render_prompt(prompt: Text, tokenizer, system: str | None = None) -> str:
@@ -51,7 +64,7 @@ def split_render(prompt: Text, response: Text, tokenizer, system: str | None = N
         if eos is None or getattr(tokenizer, "eos_token_id", None) is None:
             raise TokenizationError(
                 f"{type(tokenizer).__name__} has no EOS token; plain-text responses end with EOS "
-                "so the model learns to stop. Set tokenizer.eos_token first")
+                "so the model learns to stop. Set tokenizer.eos_token first", reason="no_eos_token")
         return prompt_text, response, not response.endswith(eos)
     full = _template(tokenizer, _messages(prompt, system) + list(response),
                      generation_prompt=False)
@@ -63,7 +76,8 @@ def split_render(prompt: Text, response: Text, tokenizer, system: str | None = N
             f"the start of the full conversation, from character {at}: prompt has "
             f"{prompt_text[at:at + 40]!r}, conversation has {full[at:at + 40]!r}; there is no "
             "exact prompt/response boundary. Fix the template so that the prompt rendering with "
-            "add_generation_prompt=True is a prefix of the conversation")
+            "add_generation_prompt=True is a prefix of the conversation",
+            reason="template_not_prefix")
     return prompt_text, full[len(prompt_text):], False
 
 

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .errors import Location, TokenizationError
+from .errors import DataError, Location, TokenizationError
 from .records import PairRecord, RankedRecord, Record, Text, UnpairedRecord, is_conversational
 from .render import render_prompt, split_render
 from .truncate import check_limits, fit
@@ -58,13 +58,22 @@ class TokenizeReport:
     dropped: Counter = field(default_factory=Counter)   # reason -> rows
     identical_after_truncation: int = 0  # rows whose responses became identical token lists
     boundary_retokenized: int = 0    # responses tokenized apart because BPE merged the boundary
+    skipped: Counter = field(default_factory=Counter)   # reason -> rows (on_error="skip")
+    problems: list[str] = field(default_factory=list)   # the skipped rows' messages (first 1000)
 
     @property
     def n_dropped(self) -> int:
         return sum(self.dropped.values())
 
+    @property
+    def n_skipped(self) -> int:
+        return sum(self.skipped.values())
+
     def summary(self) -> str:
         text = f"tokenized {self.records} records into {self.examples} examples"
+        if self.skipped:
+            reasons = ", ".join(f"{r}: {n}" for r, n in self.skipped.most_common())
+            text += f"; skipped {self.n_skipped} ({reasons}; first problem: {self.problems[0]})"
         limits = ", ".join(f"{k}={v}" for k, v in (("max_length", self.max_length),
                            ("max_prompt_length", self.max_prompt_length)) if v is not None)
         if self.truncated:
@@ -142,14 +151,21 @@ def tokenize_record(record: Record, tokenizer, *, index: int = 0, system: str | 
     needed the boundary fallback. ``system`` is used when the record has none of its own."""
     enc = _enc or _Encoder(tokenizer)
     system = record.system or system
-    prompt_text = render_prompt(record.prompt, tokenizer, system)
+    where = record.where or Location("records", row=index)
+    try:
+        prompt_text = render_prompt(record.prompt, tokenizer, system)
+    except TokenizationError as error:
+        raise error.placed(where, "prompt") from error
     body = enc.encode([prompt_text])[0]
     prompt_ids = enc.with_bos(record.prompt, body)
     responses, fallbacks = [], 0
-    for response in record.responses:
-        _, response_text, append_eos = split_render(record.prompt, response, tokenizer, system,
-                                                    prompt_text=prompt_text)
-        ids, fell_back = _split(enc, body, prompt_text, response_text, index)
+    for name, response in zip(record.response_fields, record.responses):
+        try:
+            _, response_text, append_eos = split_render(record.prompt, response, tokenizer,
+                                                        system, prompt_text=prompt_text)
+            ids, fell_back = _split(enc, body, prompt_text, response_text, index)
+        except TokenizationError as error:
+            raise error.placed(where, name) from error
         responses.append([*ids, enc.eos] if append_eos else ids)
         fallbacks += fell_back
     example = TokenizedExample(prompt_ids, responses, record.kind, index=index)
@@ -166,24 +182,37 @@ def tokenize_record(record: Record, tokenizer, *, index: int = 0, system: str | 
 
 def tokenize_records(records: Sequence[Record], tokenizer, *, max_length: int | None = None,
                      truncation: str = "keep_start", max_prompt_length: int | None = None,
-                     system: str | None = None) -> tuple[list[TokenizedExample], TokenizeReport]:
+                     system: str | None = None, on_error: str = "raise",
+                     ) -> tuple[list[TokenizedExample], TokenizeReport]:
     """Validate, tokenize and fit ``records``; returns the examples and a `TokenizeReport`.
 
     ``max_length`` bounds prompt + each response; ``truncation`` is ``keep_start``,
     ``truncate_prompt_left`` or ``drop`` (see `prefalign.data.truncate`). ``system`` is a default
     system prompt for records without one. ``example.index`` is the record's position in
-    ``records``, also for the rows kept after drops.
+    ``records``, also for the rows kept after drops. A record that cannot be tokenized raises
+    a `TokenizationError` naming its source, line or row, and field; with ``on_error="skip"`` it
+    is skipped and counted in ``report.skipped`` (problems with the tokenizer itself still raise).
     """
     check_limits(max_length, truncation, max_prompt_length)
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be one of ('raise', 'skip'), got {on_error!r}")
     enc = _Encoder(tokenizer)
     report = TokenizeReport(policy=truncation, max_length=max_length,
                             max_prompt_length=max_prompt_length)
     examples = []
     for index, record in enumerate(records):
         report.records += 1
-        record = validate_record(record, Location("records", row=index))
-        example, fallbacks = tokenize_record(record, tokenizer, index=index, system=system,
-                                             _enc=enc)
+        try:
+            record = validate_record(record, record.where or Location("records", row=index))
+            example, fallbacks = tokenize_record(record, tokenizer, index=index, system=system,
+                                                 _enc=enc)
+        except DataError as error:
+            if on_error == "raise" or error.reason in TokenizationError.SETUP_REASONS:
+                raise
+            report.skipped[error.reason] += 1
+            if len(report.problems) < 1000:
+                report.problems.append(str(error))
+            continue
         report.boundary_retokenized += fallbacks
         result = fit(example.prompt_ids, example.responses, max_length=max_length,
                      policy=truncation, max_prompt_length=max_prompt_length,
@@ -201,6 +230,6 @@ def tokenize_records(records: Sequence[Record], tokenizer, *, max_length: int | 
                 report.identical_after_truncation += 1
         examples.append(example)
     report.examples = len(examples)
-    if report.truncated or report.dropped or report.identical_after_truncation:
+    if report.truncated or report.dropped or report.identical_after_truncation or report.skipped:
         log.warning("%s", report.summary())
     return examples, report

@@ -60,12 +60,14 @@ def parse_row(row: Mapping[str, Any], kind: str, where: Location) -> Record:
     record = _PARSERS[kind](row, where)
     known = RECORD_TYPES[kind].FIELDS
     record.meta = {k: v for k, v in row.items() if k not in known}
+    record.where = where
     return record
 
 
 def validate_record(record: Record, where: Location | None = None) -> Record:
-    """Check a record built in Python with the same rules as loaded rows; returns a clean copy."""
-    return parse_row(record.to_row(), record.kind, where or Location("record"))
+    """Check a record built in Python with the same rules as loaded rows; returns a clean copy.
+    Problems are placed at ``where``, else where the record was loaded from."""
+    return parse_row(record.to_row(), record.kind, where or record.where or Location("record"))
 
 
 # --- field checks -------------------------------------------------------------------------------

@@ -79,15 +79,31 @@ def _add_kl_completions(examples):
 def prepare_examples(source, cfg, spec, tokenizer):
     """Read ``source``, check and fit it to ``spec``, tokenize; returns (examples, report)."""
     records, load_report = load_records(source, on_error=cfg.on_error)  # warns about skips
-    examples, tok_report = tokenize_records(
+    examples, tok_report = tokenize_records(  # warns about skips, cuts and drops
         records, tokenizer, max_length=cfg.max_length, truncation=cfg.truncation,
-        max_prompt_length=cfg.max_prompt_length)
-    if tok_report.truncated or sum(tok_report.dropped.values()):
-        log.warning("%s: %s", source, tok_report.summary())
+        max_prompt_length=cfg.max_prompt_length, on_error=cfg.on_error)
     if not examples:
-        raise ValueError(f"{source}: no usable examples ({load_report.summary()})")
+        raise ValueError(f"{source}: no usable examples ({load_report.summary()}; "
+                         f"{tok_report.summary()})")
     examples = _fit_shape(examples, spec, str(source))
     if spec.shape == "unpaired" and _needs_kl(spec):
         examples = _add_kl_completions(examples)
     examples = [replace(ex, index=i) for i, ex in enumerate(examples)]
     return examples, {"load": load_report, "tokenize": tok_report}
+
+
+def data_summary(reports) -> str:
+    """One line for ``prefalign train``: every count shown, zeros included, so nothing skipped,
+    cut, dropped or re-tokenized goes unseen."""
+    load, tok = reports["load"], reports["tokenize"]
+    skipped = load.skipped + tok.skipped
+
+    def counts(total, by_reason):
+        reasons = ", ".join(f"{r}: {n}" for r, n in by_reason.most_common())
+        return f"{total} ({reasons})" if reasons else str(total)
+
+    kind = f"{load.kind} " if load.kind else ""
+    return (f"data {load.source}: {load.rows} {kind}rows, {tok.examples} used; skipped "
+            f"{counts(sum(skipped.values()), skipped)}; truncated {tok.truncated}; dropped "
+            f"{counts(tok.n_dropped, tok.dropped)}; responses re-tokenized at the boundary "
+            f"{tok.boundary_retokenized}")

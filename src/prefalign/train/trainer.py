@@ -33,7 +33,7 @@ from prefalign.engine.layout import pack
 from prefalign.engine.reference import AdapterDisabledReference, CachedReference, FrozenReference
 from prefalign.train.batches import BatchPlan
 from prefalign.train.config import TrainConfig
-from prefalign.train.data_prep import prepare_examples
+from prefalign.train.data_prep import data_summary, prepare_examples
 from prefalign.train.model_setup import load_causal_lm
 from prefalign.train.phases import PhaseTimes
 from prefalign.train.schedules import make_scheduler
@@ -50,6 +50,7 @@ class TrainResult:
     reference: str
     reference_reused: bool = False
     phase_seconds: dict[str, float] | None = None  # also in OUTPUT/timings.json
+    data_summary: str | None = None  # the training data's counts, printed by prefalign train
 
 
 def resolve_reference(cfg: TrainConfig, needs_reference: bool, token_kl: bool = False) -> str:
@@ -357,7 +358,7 @@ class Trainer:
             (cfg.output_dir / "timings.json").write_text(json.dumps(self.phases.rounded(), indent=2))
         reused = bool(getattr(self.reference, "reused", False))
         return TrainResult(cfg.output_dir, self.step, metrics, self.reference_kind, reused,
-                           self.phases.rounded())
+                           self.phases.rounded(), data_summary(self.data_report))
 
     def save_model(self) -> None:
         """The final model in Hugging Face format (``OUTPUT/model``), LoRA merged on request."""
