@@ -44,6 +44,7 @@ _TRAIN_FLAGS = [
     ("--lora-dropout", "lora_dropout", float), ("--save-steps", "save_steps", int),
     ("--eval-steps", "eval_steps", int), ("--logging-steps", "logging_steps", int),
     ("--cache-dir", "cache_dir", str),
+    ("--router-aux-loss-coef", "router_aux_loss_coef", float),
 ]
 _TRAIN_SWITCHES = [
     ("--lora", "lora"), ("--qlora", "qlora"), ("--merge-lora", "merge_lora"), ("--bf16", "bf16"),
@@ -129,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tiny-model", help="build a random-weight tiny model + tokenizer (offline)")
     p.add_argument("output", help="folder to write the model to")
-    p.add_argument("--family", default="llama", choices=["llama", "qwen2", "mistral", "gemma"])
+    p.add_argument("--family", default="llama",
+                   choices=["llama", "qwen2", "mistral", "gemma", "gemma2"])
     p.add_argument("--tokenizer", default="char",
                    choices=["char", "bpe", "metaspace", "word"])
     p.add_argument("--hidden", type=int, default=64)

@@ -30,7 +30,9 @@ import os
 import string
 from pathlib import Path
 
-FAMILIES = ("llama", "qwen2", "mistral", "gemma")
+FAMILIES = ("llama", "qwen2", "mistral", "gemma", "gemma2")
+# Sliding windows shorter than typical test sequences, so a dropped window shows.
+SLIDING_WINDOW = 8
 TOKENIZER_KINDS = ("char", "bpe", "metaspace", "word")
 # transformers rebuilds a Qwen2 tokenizer as byte-level BPE from its vocabulary on load
 BYTE_LEVEL_ONLY_FAMILIES = ("qwen2",)
@@ -182,9 +184,14 @@ def _config(family: str, vocab_size: int, tokenizer, *, hidden: int, layers: int
     if family == "qwen2":
         return transformers.Qwen2Config(**common, tie_word_embeddings=True)
     if family == "mistral":
-        return transformers.MistralConfig(**common, tie_word_embeddings=False, sliding_window=None)
+        return transformers.MistralConfig(**common, tie_word_embeddings=False,
+                                          sliding_window=SLIDING_WINDOW)
     if family == "gemma":
         return transformers.GemmaConfig(**common, head_dim=hidden // heads)
+    if family == "gemma2":  # sliding/full layers, soft-capping: eager attention only
+        return transformers.Gemma2Config(**common, head_dim=hidden // heads,
+                                         sliding_window=SLIDING_WINDOW,
+                                         query_pre_attn_scalar=hidden // heads)
     raise ValueError(f"unknown model family {family!r}; choose one of {FAMILIES}")
 
 

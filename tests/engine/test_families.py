@@ -123,3 +123,56 @@ def test_families_that_cannot_be_packed_exactly_are_refused(family):
     model = AutoModelForCausalLM.from_config(family.config())
     with pytest.raises(UnsupportedModelError, match=family.name):
         attention_plan(model)
+
+
+def plain_router_logits(model, examples):
+    """Per MoE layer, the router logits of every real token the packed batch holds, from plain
+    forwards: each prompt once (from its first response's forward), then each response."""
+    body = model.model
+    per_layer = None
+    for ex in examples:
+        for k, resp in enumerate(ex.responses):
+            ids = torch.tensor([list(ex.prompt_ids) + list(resp)])
+            logits = body(input_ids=ids, output_router_logits=True, use_cache=False).router_logits
+            keep = slice(0, None) if k == 0 else slice(len(ex.prompt_ids), None)
+            rows = [t[keep] for t in logits]
+            per_layer = rows if per_layer is None else [
+                torch.cat([a, b]) for a, b in zip(per_layer, rows)]
+    return tuple(per_layer)
+
+
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f.moe and f.name in (
+    "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "gpt_oss", "granitemoe", "phimoe")],
+    ids=lambda f: f.name)
+def test_router_aux_loss_counts_real_tokens_once(family):
+    import sys
+
+    from prefalign.engine.moe import _num_experts
+
+    model = build(family, "eager")
+    examples = examples_longer_than_the_window(seed=5)
+    batch = pack(examples, row_capacity=64, pad_to_multiple_of=16)
+    assert (batch.segment_ids < 0).any(), "the batch should hold padding"
+    fast = PackedLogProbModel(model, router_aux_loss=True)(batch).aux_loss
+    fn = sys.modules[type(model).__module__].load_balancing_loss_func
+    config = model.config
+    expected = fn(plain_router_logits(model, examples), _num_experts(config),
+                  config.num_experts_per_tok, None)
+    torch.testing.assert_close(fast, expected, rtol=1e-5, atol=1e-7)
+    # the check can fail: the same packed router logits with the padding counted differ
+    packed = PackedLogProbModel(model)
+    out = model.model(input_ids=batch.input_ids, position_ids=batch.position_ids,
+                      attention_mask=packed._attention_mask(batch), use_cache=False,
+                      output_router_logits=True)
+    counted = fn(out.router_logits, _num_experts(config), config.num_experts_per_tok, None)
+    assert not torch.allclose(counted, expected, rtol=1e-4, atol=0)
+
+
+def test_router_aux_loss_is_refused_for_a_family_without_one():
+    from transformers import AutoModelForCausalLM
+
+    from prefalign.engine.families import by_name
+
+    model = AutoModelForCausalLM.from_config(by_name("llama").config())
+    with pytest.raises(UnsupportedModelError, match="load-balancing"):
+        PackedLogProbModel(model, router_aux_loss=True)

@@ -114,3 +114,34 @@ def test_token_statistics_match_full_softmax(tiny_model_dir):
 def test_empty_prompt_is_refused_with_a_reason():
     with pytest.raises(ValueError, match="empty prompt"):
         pack([Example([], [[1, 2]])])
+
+
+def test_windows_and_chunks_count_logical_positions():
+    from prefalign.engine.masks import AttentionKind
+
+    # prompt of 3, chosen of 2, rejected of 3: positions 0 1 2 | 3 4 | 3 4 5
+    b = pack([Example([10, 11, 12], [[20, 21], [30, 31, 32]])])
+    window = allowed(b.segment_ids, b.branch_ids, b.position_ids, AttentionKind(window=2))[0]
+    # the rejected response's first token (col 5, position 3) sees the last prompt token
+    # (position 2) and itself, not the prompt token at position 1, nor the chosen response
+    assert window[5].nonzero().flatten().tolist() == [2, 5]
+    assert window[7].nonzero().flatten().tolist() == [6, 7]
+    chunk = allowed(b.segment_ids, b.branch_ids, b.position_ids, AttentionKind(chunk=4))[0]
+    # chunks [0..3], [4..7] by position: position 4 of the chosen response starts a new chunk
+    assert chunk[4].nonzero().flatten().tolist() == [4]
+    assert chunk[5].nonzero().flatten().tolist() == [0, 1, 2, 5]
+
+
+def test_flex_mask_mod_equals_the_dense_mask():
+    from torch.nn.attention.flex_attention import create_mask
+
+    from prefalign.engine.masks import FULL, AttentionKind, flex_mask_mod
+
+    batch = pack(random_examples(5), row_capacity=40)
+    seg, br, pos = batch.segment_ids, batch.branch_ids, batch.position_ids
+    rows, length = seg.shape
+    for kind in (FULL, AttentionKind(window=3), AttentionKind(chunk=4)):
+        dense = allowed(seg, br, pos, kind)
+        flex = create_mask(flex_mask_mod(seg, br, pos, kind), rows, None, length, length,
+                           device="cpu")
+        assert torch.equal(flex[:, 0], dense), kind

@@ -21,6 +21,7 @@ from torch import nn
 from prefalign.engine.layout import PackedBatch, pack
 from prefalign.engine.logprobs import (DEFAULT_CHUNK_TOKENS, token_kl, token_logprobs,
                                        token_statistics)
+from prefalign.engine import moe
 from prefalign.engine.attention import (AttentionPlan, attention_plan, check_kernel, decoder_body,
                                         unwrap)
 from prefalign.engine.masks import dense_mask, flex_block_mask
@@ -46,6 +47,8 @@ class SequenceLogps:
     kl: torch.Tensor | None = None
     # with ``keep_head``: what the LM head saw, for another model's per-token KL against this one
     head: "HeadInputs | None" = None
+    # with ``router_aux_loss``: the MoE router's load-balancing loss over the batch's real tokens
+    aux_loss: torch.Tensor | None = None
 
     def padded(self, values: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-token ``values`` (default: token log-probs) as [E, K, T] plus a bool mask."""
@@ -72,6 +75,7 @@ class HeadInputs:
     bias: torch.Tensor | None
     scale: float
     softcap: float | None
+    aux_loss: torch.Tensor | None = None  # MoE router load-balancing loss, when asked for
 
 
 def head_transform(config) -> tuple[float, float | None]:
@@ -88,10 +92,14 @@ def head_transform(config) -> tuple[float, float | None]:
 class PackedLogProbModel(nn.Module):
     """Computes response log-probs for packed, prefix-shared batches with a chunked LM head."""
 
-    def __init__(self, model: nn.Module, *, chunk_tokens: int = DEFAULT_CHUNK_TOKENS):
+    def __init__(self, model: nn.Module, *, chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+                 router_aux_loss: bool = False):
         super().__init__()
         self.model = model
         self.chunk_tokens = chunk_tokens
+        self.router_aux_loss = router_aux_loss
+        if router_aux_loss:
+            moe.loss_function(unwrap(model))  # refuse before any work
 
     @property
     def config(self):
@@ -125,12 +133,16 @@ class PackedLogProbModel(nn.Module):
         """Run the decoder body and gather the hidden states that predict response tokens."""
         base = unwrap(self.model)
         body, head = decoder_body(base), base.get_output_embeddings()
+        extra = {"output_router_logits": True} if self.router_aux_loss else {}
         out = body(input_ids=batch.input_ids, position_ids=batch.position_ids,
-                   attention_mask=self._attention_mask(batch), use_cache=False)
+                   attention_mask=self._attention_mask(batch), use_cache=False, **extra)
         hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
         hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.source_index)
         scale, softcap = head_transform(base.config)
-        return HeadInputs(hidden, head.weight, getattr(head, "bias", None), scale, softcap)
+        aux = None
+        if self.router_aux_loss:
+            aux = moe.router_aux_loss(base, out.router_logits, batch.segment_ids >= 0)
+        return HeadInputs(hidden, head.weight, getattr(head, "bias", None), scale, softcap, aux)
 
     def forward(self, batch: PackedBatch, stats: Sequence[str] = (), topk: int = 10,
                 kl_reference: HeadInputs | None = None, keep_head: bool = False) -> SequenceLogps:
@@ -151,7 +163,7 @@ class PackedLogProbModel(nn.Module):
         sums = token_logps.new_zeros(e * k).index_add(0, batch.sequence_index, token_logps)
         result = SequenceLogps(logps=sums.view(e, k), lengths=batch.response_lengths,
                                token_logps=token_logps, sequence_index=batch.sequence_index,
-                               stats=extra)
+                               stats=extra, aux_loss=h.aux_loss)
         if kl_reference is not None:
             r = kl_reference
             result.token_kl = token_kl(h.hidden, h.weight, r.hidden, r.weight, bias=h.bias,

@@ -54,11 +54,11 @@ def read_prompts(source: str | os.PathLike | Sequence) -> list:
 
 
 def _load(path, dtype: str, device, trust_remote_code: bool):
-    from transformers import AutoModelForCausalLM
+    from prefalign.engine.loading import check_model, load_causal_lm
 
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype],
-                                                 attn_implementation="sdpa",
-                                                 trust_remote_code=trust_remote_code)
+    impl = check_model(path, trust_remote_code=trust_remote_code)
+    model = load_causal_lm(path, dtype=DTYPES[dtype], attn_implementation=impl,
+                           trust_remote_code=trust_remote_code)
     return model.to(device).eval().requires_grad_(False)
 
 

@@ -43,7 +43,12 @@ class TrainConfig:
     # engine
     dtype: str = "float32"  # float32 | bfloat16 (weights); use bf16 for autocast on GPU
     bf16: bool = False  # mixed precision (autocast) through accelerate
-    attn_implementation: str = "sdpa"
+    # auto: sdpa where the family supports it, else eager (Gemma-2, GPT-OSS); or sdpa | eager |
+    # flex_attention (CUDA)
+    attn_implementation: str = "auto"
+    # MoE router load-balancing loss weight, like TRL: None = the model config's
+    # router_aux_loss_coef when its output_router_logits is set, else off; 0 = off
+    router_aux_loss_coef: float | None = None
     gradient_checkpointing: bool = False
     chunk_tokens: int = 1024
     row_tokens: int | None = None  # tokens per packed row (default: the longest example)

@@ -26,7 +26,7 @@ def disable_dropout(model: nn.Module) -> None:
 
 
 def load_causal_lm(path: str, cfg: TrainConfig, *, for_training: bool) -> nn.Module:
-    from transformers import AutoModelForCausalLM
+    from prefalign.engine.loading import load_causal_lm as load_for_engine
 
     kwargs = dict(dtype=_dtype(cfg.dtype), attn_implementation=cfg.attn_implementation,
                   trust_remote_code=cfg.trust_remote_code)
@@ -36,7 +36,7 @@ def load_causal_lm(path: str, cfg: TrainConfig, *, for_training: bool) -> nn.Mod
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16,
             bnb_4bit_use_double_quant=True)
-    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    model = load_for_engine(path, **kwargs)
     if cfg.disable_dropout:
         disable_dropout(model)
     if not for_training:

@@ -29,6 +29,7 @@ import torch
 
 from prefalign import objectives
 from prefalign.engine.forward import PackedLogProbModel
+from prefalign.engine.loading import check_model
 from prefalign.engine.layout import pack
 from prefalign.engine.reference import AdapterDisabledReference, CachedReference, FrozenReference
 from prefalign.train.batches import BatchPlan
@@ -90,6 +91,19 @@ def _scheduler(cfg: TrainConfig, optimizer, total_steps: int):
     return make_scheduler(optimizer, cfg.scheduler, warmup=warmup, total=total_steps)
 
 
+def _router_aux_coef(cfg: TrainConfig) -> float:
+    """The MoE router loss weight: the flag, else the model config's when it asks for router
+    logits (TRL's rule), else 0."""
+    if cfg.router_aux_loss_coef is not None:
+        return float(cfg.router_aux_loss_coef)
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    if getattr(config, "output_router_logits", False):
+        return float(getattr(config, "router_aux_loss_coef", 0.0) or 0.0)
+    return 0.0
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig):
         from accelerate import Accelerator
@@ -124,7 +138,12 @@ class Trainer:
             # torch has no FlexAttention backward on CPU, and its compiled CPU forward fails once
             # the packed batch shape changes; say so before any work
             raise ValueError("--attn-implementation flex_attention needs a CUDA GPU (this run is "
-                             f"on {self.accelerator.device.type}); use sdpa (the default)")
+                             f"on {self.accelerator.device.type}); use auto (the default)")
+        # refuse a model the engine cannot run exactly before reading any data or weights
+        self.aux_coef = _router_aux_coef(cfg)
+        self.attn_implementation = check_model(
+            cfg.model, trust_remote_code=cfg.trust_remote_code,
+            attn_implementation=cfg.attn_implementation, router_aux_loss=self.aux_coef > 0)
         set_seed(cfg.seed)
         self.main = self.accelerator.is_main_process
         self.phases = PhaseTimes()
@@ -141,7 +160,8 @@ class Trainer:
 
         with self.phases("load"):
             self.policy = PackedLogProbModel(load_causal_lm(cfg.model, cfg, for_training=True),
-                                             chunk_tokens=cfg.chunk_tokens)
+                                             chunk_tokens=cfg.chunk_tokens,
+                                             router_aux_loss=self.aux_coef > 0)
         self.plan = BatchPlan(len(self.examples), cfg.batch_size, cfg.grad_accum,
                               self.accelerator.num_processes, cfg.seed)
         if cfg.max_steps and cfg.max_steps > 0:
@@ -183,7 +203,7 @@ class Trainer:
         if kind == "model":
             return FrozenReference(load())
         cache_dir = cfg.cache_dir or (cfg.output_dir.parent / ".prefalign-cache")
-        settings = {"dtype": cfg.dtype, "attn": cfg.attn_implementation, "split": split}
+        settings = {"dtype": cfg.dtype, "attn": self.attn_implementation, "split": split}
         # Every process computes (or loads) the same cache; the main process writes it first.
         with self.accelerator.main_process_first():
             return CachedReference.build(load, ref_path, examples, cache_dir=cache_dir,
@@ -254,7 +274,12 @@ class Trainer:
             with sync:
                 policy_out = self._policy_logps(batch, ref)
                 out = compute_step_loss(cfg.objective, self.hparams, policy_out, ref, exs)
-                acc.backward(out.losses.sum() * scale)
+                loss = out.losses.sum() * scale
+                if self.aux_coef > 0:
+                    # the mean over this process's micro-batches; DDP averages the processes
+                    loss = loss + self.aux_coef * policy_out.aux_loss / len(micro)
+                    self._accumulate(sums, "aux_loss", policy_out.aux_loss.detach()[None])
+                acc.backward(loss)
             self._accumulate(sums, "loss", out.losses.detach())
             for name, values in out.metrics.items():
                 self._accumulate(sums, name, values)

@@ -61,7 +61,9 @@ class HFGenerator:
     def __init__(self, model: str, *, device: str | None = None, dtype: str = "auto",
                  batch_size: int = 16, trust_remote_code: bool = False, model_obj=None,
                  tokenizer=None):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
+
+        from prefalign.engine.loading import load_causal_lm
 
         self.model_path = str(model)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -71,8 +73,8 @@ class HFGenerator:
         if model_obj is None:
             torch_dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16,
                            "float16": torch.float16}[dtype]
-            model_obj = AutoModelForCausalLM.from_pretrained(
-                model, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+            model_obj = load_causal_lm(model, dtype=torch_dtype,
+                                       trust_remote_code=trust_remote_code)
         self.model = model_obj.to(self.device).eval()
         tok = self.tokenizer
         self.eos_ids = end_ids(self.model.generation_config.eos_token_id, tok)

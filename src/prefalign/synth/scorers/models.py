@@ -22,16 +22,17 @@ class LogProbModel:
 
     def __init__(self, path: str, *, device: str | None = None, trust_remote_code: bool = False,
                  batch_examples: int = 8):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         from prefalign.engine.forward import PackedLogProbModel
+        from prefalign.engine.loading import check_model, load_causal_lm
 
         self.path = str(path)
         self.device = default_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=torch.float32, attn_implementation="sdpa",
-            trust_remote_code=trust_remote_code).to(self.device).eval()
+        impl = check_model(path, trust_remote_code=trust_remote_code)
+        model = load_causal_lm(path, dtype=torch.float32, attn_implementation=impl,
+                               trust_remote_code=trust_remote_code).to(self.device).eval()
         self.packed = PackedLogProbModel(model)
         self.batch_examples = batch_examples
         pad = self.tokenizer.pad_token_id

@@ -1,0 +1,80 @@
+"""Loading a causal LM for prefalign: one attention choice for train, eval and synth, and the
+exactness check before any work.
+
+``attn_implementation="auto"`` (the default everywhere) picks SDPA where the family supports it
+and eager attention otherwise (Gemma-2 and GPT-OSS refuse SDPA: soft-capping, attention sinks).
+An explicit choice is checked against what the packed layout can take (sdpa, eager,
+flex_attention) and against what the family supports, with a one-line reason if not.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from prefalign.engine.attention import KERNELS, UnsupportedModelError, attention_plan
+
+AUTO = "auto"
+
+
+def _causal_lm_class(config):
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    try:
+        return MODEL_FOR_CAUSAL_LM_MAPPING[type(config)]
+    except KeyError:
+        return None  # remote code: the class is only known once loaded
+
+
+def resolve_attn_implementation(config, requested: str | None = AUTO) -> str:
+    """The attention implementation to load ``config``'s model with."""
+    requested = requested or AUTO
+    cls = _causal_lm_class(config)
+    sdpa_ok = cls is None or getattr(cls, "_supports_sdpa", True)
+    family = getattr(config, "model_type", "this model")
+    if requested == AUTO:
+        return "sdpa" if sdpa_ok else "eager"
+    if requested not in KERNELS:
+        raise UnsupportedModelError(
+            f"attention implementation {requested!r} cannot take the packed, prefix-sharing "
+            f"masks; choose auto, {', '.join(KERNELS)}")
+    if requested == "sdpa" and not sdpa_ok:
+        raise UnsupportedModelError(
+            f"{family} does not support attn_implementation 'sdpa' in transformers; use 'eager' "
+            "(or 'auto', which picks it)")
+    if requested == "flex_attention" and cls is not None and not getattr(
+            cls, "_supports_flex_attn", False):
+        raise UnsupportedModelError(
+            f"{family} does not support attn_implementation 'flex_attention' in transformers; "
+            "use 'auto'")
+    return requested
+
+
+def check_model(path, *, trust_remote_code: bool = False, attn_implementation: str = AUTO,
+                router_aux_loss: bool = False) -> str:
+    """Refuse, before any work, a model the packed engine cannot run exactly; returns the
+    attention implementation to load it with. Builds the model on the meta device (no weights
+    are read)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    impl = resolve_attn_implementation(config, attn_implementation)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code,
+                                                 attn_implementation=impl)
+    attention_plan(model)
+    if router_aux_loss:
+        from prefalign.engine.moe import loss_function
+
+        loss_function(model)
+    return impl
+
+
+def load_causal_lm(path, *, dtype=torch.float32, attn_implementation: str = AUTO,
+                   trust_remote_code: bool = False, **kwargs):
+    """``AutoModelForCausalLM.from_pretrained`` with the attention choice resolved."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    impl = resolve_attn_implementation(config, attn_implementation)
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation=impl,
+                                                trust_remote_code=trust_remote_code, **kwargs)
