@@ -25,6 +25,12 @@ def _messages(prompt: list[Message], system: str | None) -> list[Message]:
 def _template(tokenizer, messages: list[Message], *, generation_prompt: bool) -> str:
     from jinja2 import TemplateError, TemplateSyntaxError
 
+    from .mistral import TEXT_ADVICE, is_mistral_common
+
+    if is_mistral_common(tokenizer):  # setting a chat_template would give wrong ids; say why
+        raise TokenizationError(f"chat data cannot be rendered as text with "
+                                f"{type(tokenizer).__name__}: {TEXT_ADVICE}",
+                                reason="no_chat_template")
     if not getattr(tokenizer, "chat_template", None):
         raise TokenizationError(
             f"conversational data needs a tokenizer with a chat template, and "

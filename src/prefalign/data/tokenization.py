@@ -22,10 +22,14 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from .errors import DataError, Location, TokenizationError
 from .records import PairRecord, RankedRecord, Record, Text, UnpairedRecord, is_conversational
-from .render import render_prompt, split_render
+from .mistral import MistralChat, is_mistral_common
+from .render import _messages, render_prompt, split_render
+from .sampled import FIELD as SAMPLED_FIELD
+from .sampled import SampledIds, decode_continuation, response_text, tokenizer_fingerprint
 from .truncate import check_limits, fit
 from .validate import validate_record
 
@@ -59,6 +63,11 @@ class TokenizeReport:
     identical_after_truncation: int = 0  # rows whose responses became identical token lists
     boundary_retokenized: int = 0    # responses tokenized apart because BPE merged the boundary
     skipped: Counter = field(default_factory=Counter)   # reason -> rows (on_error="skip")
+    # where response ids came from: the ids synth sampled (prefalign.data.sampled) or the text;
+    # sampled_ids_unused: reason -> responses that carried sampled ids tokenized from text
+    responses_from_ids: int = 0
+    responses_from_text: int = 0
+    sampled_ids_unused: Counter = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)   # the skipped rows' messages (first 1000)
 
     @property
@@ -88,6 +97,19 @@ class TokenizeReport:
         if self.boundary_retokenized:
             text += (f"; {self.boundary_retokenized} responses tokenized apart from their prompt "
                      "(token merges across the boundary)")
+        if self.responses_from_ids or self.sampled_ids_unused:
+            text += f"; {self.sources_summary()}"
+        return text
+
+    def sources_summary(self) -> str:
+        """``"N responses from sampled token ids, M from text"`` (and why sampled ids went
+        unused, if any did)."""
+        text = (f"{self.responses_from_ids} responses from sampled token ids, "
+                f"{self.responses_from_text} from text")
+        if self.sampled_ids_unused:
+            reasons = ", ".join(f"{r}: {n}" for r, n in self.sampled_ids_unused.most_common())
+            text += (f" (sampled ids of {sum(self.sampled_ids_unused.values())} not used: "
+                     f"{reasons})")
         return text
 
 
@@ -110,6 +132,15 @@ class _Encoder:
     def decode(self, ids: list[int]) -> str:
         return self.tok.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
+    @cached_property
+    def mistral(self) -> MistralChat | None:
+        """mistral-common's chat encoder, for `MistralCommonBackend` tokenizers."""
+        return MistralChat.of(self.tok) if is_mistral_common(self.tok) else None
+
+    @cached_property
+    def fingerprint(self) -> str:
+        return tokenizer_fingerprint(self.tok)
+
     def with_bos(self, prompt: Text, body: list[int]) -> list[int]:
         """Prompt ids from the rendered prompt's ids: BOS once, for plain text only (a chat
         template writes its own)."""
@@ -121,6 +152,8 @@ class _Encoder:
 def tokenize_prompt(prompt: Text, tokenizer, system: str | None = None) -> list[int]:
     """The token ids generation feeds the model for ``prompt`` (template and BOS applied once)."""
     enc = _Encoder(tokenizer)
+    if is_conversational(prompt) and enc.mistral is not None:
+        return enc.mistral.prompt_ids(_messages(prompt, system))
     return enc.with_bos(prompt, enc.encode([render_prompt(prompt, tokenizer, system)])[0])
 
 
@@ -145,28 +178,119 @@ def _split(enc: _Encoder, prompt_body: list[int], prompt_text: str, response_tex
         f"full text with {type(enc.tok).__name__}")
 
 
+def _sampled_ids(enc: _Encoder, record: Record,
+                 prompt_ids: list[int]) -> tuple[SampledIds | None, str | None]:
+    """The record's sampled ids (see `prefalign.data.sampled`) if they can apply to this
+    tokenizer and prompt, else None and why not (None when it has none)."""
+    if SAMPLED_FIELD not in record.meta:
+        return None, None
+    sampled = SampledIds.from_meta(record.meta[SAMPLED_FIELD])
+    if sampled is None or len(sampled.responses) != len(record.responses):
+        return None, "malformed"
+    if sampled.tokenizer != enc.fingerprint:
+        return None, "tokenizer_differs"
+    if sampled.prompt != prompt_ids:
+        return None, "prompt_differs"
+    return sampled, None
+
+
+def _from_sampled(enc: _Encoder, sampled: SampledIds, i: int, prompt_ids: list[int],
+                  response: Text, closing) -> tuple[list[int] | None, str | None]:
+    """Response ``i``'s ids from its sampled ids, plus the ids that close it (``closing(content)``:
+    the EOS or the template's turn end); or None and why not."""
+    ids = sampled.responses[i]
+    content = response_text(response)
+    if ids is None:
+        return None, "no_ids"
+    if content is None:
+        return None, "not_one_text"
+    if decode_continuation(enc.tok, prompt_ids, ids) != content:
+        return None, "text_changed"
+    tail = closing(content)
+    if tail is None:
+        return None, "turn_end"
+    return [*ids, *tail], None
+
+
+def _template_closing(enc: _Encoder, response_text: str, append_eos: bool):
+    """The ids after a response's content: EOS for plain text, the text the chat template
+    renders after the assistant content (e.g. ``<|im_end|>\\n``) tokenized on its own."""
+    def closing(content: str) -> list[int] | None:
+        if append_eos:
+            return [enc.eos]
+        if not response_text.startswith(content):
+            return None  # the template changes the content; only the text can say what it reads
+        rest = response_text[len(content):]
+        return enc.encode([rest])[0] if rest else []
+    return closing
+
+
+def _mistral_closing(chat: MistralChat, text_ids: list[int]):
+    """The ids mistral-common writes after the assistant content (``</s>``)."""
+    def closing(content: str) -> list[int] | None:
+        for text in (content, content.rstrip(" ")):  # it strips trailing spaces
+            ids = chat.content_ids(text)
+            if text_ids[:len(ids)] == ids:
+                return text_ids[len(ids):]
+        return None
+    return closing
+
+
 def tokenize_record(record: Record, tokenizer, *, index: int = 0, system: str | None = None,
-                    _enc: _Encoder | None = None) -> tuple[TokenizedExample, int]:
+                    _enc: _Encoder | None = None,
+                    _sources: Counter | None = None) -> tuple[TokenizedExample, int]:
     """Tokenize one record without truncation; returns the example and how many responses
-    needed the boundary fallback. ``system`` is used when the record has none of its own."""
+    needed the boundary fallback. ``system`` is used when the record has none of its own.
+
+    A response with sampled ids that apply (`prefalign.data.sampled`) gets those ids; the others
+    are tokenized from their text. ``_sources`` counts them (``ids``, ``text``, and
+    ``unused:REASON`` for sampled ids that did not apply). Chat data with a
+    `MistralCommonBackend` tokenizer goes through mistral-common's chat encoder
+    (`prefalign.data.mistral`)."""
     enc = _enc or _Encoder(tokenizer)
     system = record.system or system
     where = record.where or Location("records", row=index)
+    chat = enc.mistral if is_conversational(record.prompt) else None
+    messages = _messages(record.prompt, system) if chat is not None else None
     try:
-        prompt_text = render_prompt(record.prompt, tokenizer, system)
+        if chat is not None:
+            prompt_ids = chat.prompt_ids(messages)
+        else:
+            prompt_text = render_prompt(record.prompt, tokenizer, system)
     except TokenizationError as error:
         raise error.placed(where, "prompt") from error
-    body = enc.encode([prompt_text])[0]
-    prompt_ids = enc.with_bos(record.prompt, body)
+    if chat is None:
+        body = enc.encode([prompt_text])[0]
+        prompt_ids = enc.with_bos(record.prompt, body)
+    sampled, unused = _sampled_ids(enc, record, prompt_ids)
+    sources = Counter() if _sources is None else _sources
     responses, fallbacks = [], 0
-    for name, response in zip(record.response_fields, record.responses):
+    for i, (name, response) in enumerate(zip(record.response_fields, record.responses)):
+        ids, fell_back, reason = None, False, unused
         try:
-            _, response_text, append_eos = split_render(record.prompt, response, tokenizer,
-                                                        system, prompt_text=prompt_text)
-            ids, fell_back = _split(enc, body, prompt_text, response_text, index)
+            if chat is not None:
+                text_ids = chat.response_ids(messages, response, prompt_ids)
+                if sampled is not None:
+                    ids, reason = _from_sampled(enc, sampled, i, prompt_ids, response,
+                                                _mistral_closing(chat, text_ids))
+                ids = text_ids if ids is None else ids
+            else:
+                _, response_text, append_eos = split_render(record.prompt, response, tokenizer,
+                                                            system, prompt_text=prompt_text)
+                if sampled is not None:
+                    ids, reason = _from_sampled(
+                        enc, sampled, i, prompt_ids, response,
+                        _template_closing(enc, response_text, append_eos))
+                if ids is None:
+                    ids, fell_back = _split(enc, body, prompt_text, response_text, index)
+                    ids = [*ids, enc.eos] if append_eos else ids
         except TokenizationError as error:
             raise error.placed(where, name) from error
-        responses.append([*ids, enc.eos] if append_eos else ids)
+        used = sampled is not None and reason is None
+        sources["ids" if used else "text"] += 1
+        if reason is not None:
+            sources["unused:" + reason] += 1
+        responses.append(ids)
         fallbacks += fell_back
     example = TokenizedExample(prompt_ids, responses, record.kind, index=index)
     if isinstance(record, PairRecord):
@@ -204,8 +328,9 @@ def tokenize_records(records: Sequence[Record], tokenizer, *, max_length: int | 
         report.records += 1
         try:
             record = validate_record(record, record.where or Location("records", row=index))
+            sources: Counter = Counter()
             example, fallbacks = tokenize_record(record, tokenizer, index=index, system=system,
-                                                 _enc=enc)
+                                                 _enc=enc, _sources=sources)
         except DataError as error:
             if on_error == "raise" or error.reason in TokenizationError.SETUP_REASONS:
                 raise
@@ -214,6 +339,9 @@ def tokenize_records(records: Sequence[Record], tokenizer, *, max_length: int | 
                 report.problems.append(str(error))
             continue
         report.boundary_retokenized += fallbacks
+        report.responses_from_ids += sources.pop("ids", 0)
+        report.responses_from_text += sources.pop("text", 0)
+        report.sampled_ids_unused.update({k.removeprefix("unused:"): n for k, n in sources.items()})
         result = fit(example.prompt_ids, example.responses, max_length=max_length,
                      policy=truncation, max_prompt_length=max_prompt_length,
                      bos_token_id=enc.bos)
