@@ -176,3 +176,45 @@ def test_router_aux_loss_is_refused_for_a_family_without_one():
     model = AutoModelForCausalLM.from_config(by_name("llama").config())
     with pytest.raises(UnsupportedModelError, match="load-balancing"):
         PackedLogProbModel(model, router_aux_loss=True)
+
+
+def test_llama4_temperature_tuning_limits_the_row_length():
+    """Llama-4's NoPE layers scale queries by physical position; exact (and allowed) only in
+    rows shorter than floor_scale, refused past it, and the refusal is needed."""
+    from prefalign.engine.families import by_name
+
+    family = by_name("llama4_text")
+    model = build(family, "eager")
+    model.config.floor_scale = 6
+    for layer in model.model.layers:
+        layer.self_attn.floor_scale = 6
+    examples = examples_longer_than_the_window(seed=2)
+    with pytest.raises(UnsupportedModelError, match="within 5 tokens"):
+        PackedLogProbModel(model)(pack(examples))
+    short = [Example([5], [[6], [7, 8]]), Example([9, 10], [[11]])]
+    with torch.no_grad():
+        fast = PackedLogProbModel(model)(pack(short))
+        plain = plain_sequence_logps(model, short)
+    torch.testing.assert_close(fast.logps[fast.lengths > 0], plain[fast.lengths > 0])
+    packed = PackedLogProbModel(model)
+    packed._plan = attention_plan(model).__class__(packed.plan.kinds, packed.plan.mapping)
+    with torch.no_grad():  # without the limit, long rows give other log-probs
+        unchecked = packed(pack(examples)).logps
+        plain = plain_sequence_logps(model, examples)
+    mask = pack(examples).response_mask
+    assert (unchecked - plain)[mask].abs().max() > 1e-4
+
+
+def test_an_unknown_logit_transform_is_refused(monkeypatch):
+    """A family whose head does something the engine does not apply is caught by the head
+    check (here: Granite's logits_scaling, with the engine's knowledge of it switched off)."""
+    from prefalign.engine import forward
+    from prefalign.engine.families import by_name
+
+    model = build(by_name("granite"), "sdpa")
+    with torch.no_grad():  # logits of a trained model's size, so the scale matters
+        model.lm_head.weight.mul_(50)
+    forward.PackedLogProbModel(model).verify_head()  # known: passes
+    monkeypatch.setattr(forward, "head_transform", lambda config: (1.0, None))
+    with pytest.raises(UnsupportedModelError, match="does not reproduce the model's own logits"):
+        forward.PackedLogProbModel(model)(pack(examples_longer_than_the_window(1)))

@@ -36,6 +36,17 @@ class AttentionPlan:
 
     kinds: dict[str, AttentionKind]  # layer type -> kind; a single-mask model has one entry
     mapping: bool
+    # rows must stay under this many tokens to be exact (a layer that uses physical positions
+    # whose effect is nil below it), with the reason
+    max_row_length: int | None = None
+    row_limit_reason: str = ""
+
+    def check_row_length(self, length: int) -> None:
+        if self.max_row_length is not None and length > self.max_row_length:
+            raise UnsupportedModelError(
+                f"{self.row_limit_reason}; packed rows must stay within {self.max_row_length} "
+                f"tokens to be exact, and this batch has a row of {length} (lower --row-tokens "
+                "or --max-length)")
 
     def describe(self) -> str:
         return ", ".join(f"{t}: {k.describe()}" for t, k in self.kinds.items())
@@ -123,7 +134,8 @@ def attention_plan(model) -> AttentionPlan:
     layer_types = list(getattr(config, "layer_types", None) or [])
     if _MAPPING.search(source):
         types = dict.fromkeys(layer_types or ["full_attention"])
-        return AttentionPlan({t: _kind(t, config, family) for t in types}, mapping=True)
+        plan = AttentionPlan({t: _kind(t, config, family) for t in types}, mapping=True)
+        return _with_row_limit(plan, config, family)
     if len(set(layer_types)) > 1:
         raise UnsupportedModelError(
             f"{family}: its layers mix attention types ({', '.join(sorted(set(layer_types)))}) "
@@ -145,6 +157,18 @@ def attention_plan(model) -> AttentionPlan:
         f"{family}: {type(decoder).__name__} builds its attention mask in a way prefalign does "
         "not recognise (no transformers mask helper in its forward), so the packed layout cannot "
         "be verified to be exact for it")
+
+
+def _with_row_limit(plan: AttentionPlan, config, family: str) -> AttentionPlan:
+    # Llama-4 scales the queries of its NoPE layers by log1p(floor((i + 1) / floor_scale)) of the
+    # *physical* index i in the row: 0 (no change) for every i < floor_scale - 1.
+    no_rope = getattr(config, "no_rope_layers", None) or []
+    if getattr(config, "attn_temperature_tuning", False) and 0 in no_rope:
+        scale = int(getattr(config, "floor_scale", 8192))
+        return AttentionPlan(plan.kinds, plan.mapping, max_row_length=scale - 1,
+                             row_limit_reason=f"{family}: the attention temperature of its NoPE "
+                             "layers follows physical token positions")
+    return plan
 
 
 def check_kernel(model) -> str:

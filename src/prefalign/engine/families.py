@@ -120,7 +120,7 @@ FAMILIES: list[Family] = [
            "layer, MoE", _cfg(
                "Llama4TextConfig", attention_chunk_size=WINDOW, no_rope_layers=[1, 0],
                num_local_experts=4, num_experts_per_tok=1, intermediate_size_mlp=48,
-               interleave_moe_layer_step=1, attn_temperature_tuning=False), moe=True),
+               interleave_moe_layer_step=1, attn_temperature_tuning=True), moe=True),
     Family("exaone4", f"sliding window {WINDOW} / full layers, QK norm", _cfg(
         "Exaone4Config", sliding_window=WINDOW, sliding_window_pattern=2,
         layer_types=["sliding_attention", "full_attention"])),

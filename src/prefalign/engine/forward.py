@@ -19,11 +19,11 @@ import torch
 from torch import nn
 
 from prefalign.engine.layout import PackedBatch, pack
-from prefalign.engine.logprobs import (DEFAULT_CHUNK_TOKENS, token_kl, token_logprobs,
-                                       token_statistics)
+from prefalign.engine.logprobs import (DEFAULT_CHUNK_TOKENS, head_logits, token_kl,
+                                       token_logprobs, token_statistics)
 from prefalign.engine import moe
-from prefalign.engine.attention import (AttentionPlan, attention_plan, check_kernel, decoder_body,
-                                        unwrap)
+from prefalign.engine.attention import (AttentionPlan, UnsupportedModelError, attention_plan,
+                                        check_kernel, decoder_body, unwrap)
 from prefalign.engine.masks import dense_mask, flex_block_mask
 
 
@@ -116,6 +116,7 @@ class PackedLogProbModel(nn.Module):
         """The layout's mask for every kind of layer the model has: a dict from layer type to
         mask for models that take one, else the one mask all layers share."""
         impl = check_kernel(self.model)
+        self.plan.check_row_length(batch.input_ids.shape[1])
         if impl == "flex_attention":
             build = lambda kind: flex_block_mask(  # noqa: E731
                 batch.segment_ids, batch.branch_ids, batch.position_ids, kind)
@@ -129,8 +130,39 @@ class PackedLogProbModel(nn.Module):
         masks = {layer_type: by_kind[kind] for layer_type, kind in self.plan.kinds.items()}
         return masks if self.plan.mapping else next(iter(masks.values()))
 
+    @torch.no_grad()
+    def verify_head(self) -> None:
+        """Once per model: on a tiny example, the engine's body + LM head give the logits of the
+        model's own forward. Catches a family whose head applies a transform the engine does
+        not know (a logit scale, a soft-cap, a multiplier), before it trains on wrong log-probs."""
+        self._head_verified = True
+        vocab = int(self.config.vocab_size)
+        ids = [min(3 + i, vocab - 1) for i in range(4)]
+        device = next(self.model.parameters()).device
+        example = type("Probe", (), {"prompt_ids": ids[:2], "responses": [ids[2:]]})()
+        if self.model.training and any(isinstance(m, nn.Dropout) and m.p > 0
+                                       for m in self.model.modules()):
+            return  # dropout makes any two forwards differ; training switches it off by default
+        if getattr(unwrap(self.model), "is_quantized", False):
+            return  # a no-grad forward makes bitsandbytes repack 4-bit weights for CPU inference,
+            # after which its backward is wrong; the head of a quantized model is not quantized
+        h = self.head_inputs(pack([example]).to(device))
+        ours = head_logits(h.hidden, h.weight, h.bias, logit_scale=h.scale, softcap=h.softcap)
+        theirs = self.model(input_ids=torch.tensor([ids], device=device),
+                            use_cache=False).logits[0, 1:-1].float()
+        fp32 = h.hidden.dtype == torch.float32 and not torch.is_autocast_enabled(device.type)
+        tol = 1e-4 if fp32 else 3e-2
+        gap = float((ours - theirs).abs().max())
+        if gap > tol * (1.0 + float(theirs.abs().max())):
+            raise UnsupportedModelError(
+                f"{self.config.model_type}: the engine's LM head does not reproduce the model's "
+                f"own logits (max difference {gap:.3g}): this family transforms its logits in a "
+                "way prefalign does not know, so its log-probs would be wrong")
+
     def head_inputs(self, batch: PackedBatch) -> HeadInputs:
         """Run the decoder body and gather the hidden states that predict response tokens."""
+        if not getattr(self, "_head_verified", False):
+            self.verify_head()
         base = unwrap(self.model)
         body, head = decoder_body(base), base.get_output_embeddings()
         extra = {"output_router_logits": True} if self.router_aux_loss else {}

@@ -34,6 +34,12 @@ def _logits(hidden, weight, bias, scale, softcap):
     return logits, None
 
 
+def head_logits(hidden, weight, bias=None, *, logit_scale: float = 1.0,
+                softcap: float | None = None) -> torch.Tensor:
+    """Full head logits (float32) as the chunked paths compute them."""
+    return _logits(hidden, weight, bias, float(logit_scale), softcap)[0]
+
+
 def _autocast_dtype(device_type: str):
     """The autocast dtype in force for ``device_type``, or None when autocast is off."""
     if torch.is_autocast_enabled(device_type):

@@ -26,7 +26,8 @@ from prefalign.engine.forward import PackedLogProbModel, SequenceLogps
 from prefalign.engine.layout import pack
 
 log = logging.getLogger(__name__)
-CACHE_FORMAT = 1
+# 2: per-layer masks (sliding windows, chunks); caches written before were computed without them
+CACHE_FORMAT = 2
 
 
 def model_fingerprint(model_or_path) -> str:
