@@ -10,6 +10,10 @@ duplicated, and because every sample has its own seed the result is the same as 
 run. The records are built from the log at the end and written atomically to ``OUTPUT``
 (``.jsonl`` or ``.parquet``), with ``OUTPUT``'s ``.manifest.json`` beside it. Since pairs are
 built from the log, rerunning with another ``pairs`` strategy only rebuilds the output.
+
+Back ends that see token ids (hf, vllm) also log each prompt's ids, each response's sampled ids
+and the tokenizer's fingerprint; the records carry them (``sampled_token_ids``, see
+`prefalign.data.sampled`) so that training trains on the tokens the policy sampled.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prefalign.data.sampled import FIELD as SAMPLED_FIELD
+from prefalign.data.sampled import SampledIds, tokenizer_fingerprint
+from prefalign.data.tokenization import tokenize_prompt
 from prefalign.data.writers import atomic_write, save_records
 
 from .durable_log import DurableLog
@@ -139,10 +146,30 @@ def fingerprint(cfg: SynthConfig, n_prompts: int) -> dict[str, Any]:
     return json.loads(json.dumps(fp, default=str))  # as it reads back from the log
 
 
-def _entry(item: PromptItem, completions: list[Completion], scores) -> dict[str, Any]:
-    return {"index": item.index, "completions": [c.to_dict() for c in completions],
-            "scores": [s.value if s is not None else None for s in scores],
-            "reasons": [s.reason if s is not None else "empty_response" for s in scores]}
+class _PromptIds:
+    """The generator's tokenizer fingerprint and the prompt ids it fed the model (the same
+    `tokenize_prompt` the hf and vllm back ends call); nothing for back ends without one."""
+
+    def __init__(self, generator):
+        self.tokenizer = getattr(generator, "tokenizer", None)
+        self.fingerprint = (tokenizer_fingerprint(self.tokenizer)
+                            if self.tokenizer is not None else None)
+
+    def fields(self, item: PromptItem, completions: list[Completion]) -> dict[str, Any]:
+        if self.tokenizer is None or all(c.token_ids is None for c in completions):
+            return {}
+        return {"tokenizer": self.fingerprint,
+                "prompt_ids": tokenize_prompt(item.prompt, self.tokenizer, item.system)}
+
+
+def _entry(item: PromptItem, completions: list[Completion], scores,
+           prompt_ids: _PromptIds | None = None) -> dict[str, Any]:
+    entry = {"index": item.index, "completions": [c.to_dict() for c in completions],
+             "scores": [s.value if s is not None else None for s in scores],
+             "reasons": [s.reason if s is not None else "empty_response" for s in scores]}
+    if prompt_ids is not None:
+        entry.update(prompt_ids.fields(item, completions))
+    return entry
 
 
 def score_chunk(scorer, items: list[PromptItem], completions: list[list[Completion]]):
@@ -200,6 +227,7 @@ def run_synth(cfg: SynthConfig) -> SynthResult:
     scorer_desc = None  # what the scorer said of itself (e.g. how unit tests are isolated)
     if todo:
         generator = make_backend(cfg)
+        prompt_ids = _PromptIds(generator)
         scorer = cfg.scorer_obj
         if scorer is None:
             from .scorers import build_scorer
@@ -211,7 +239,7 @@ def run_synth(cfg: SynthConfig) -> SynthResult:
         for chunk in todo:
             completions = generator.generate(chunk, cfg.n, cfg.sampling(), cfg.seed)
             scores = score_chunk(scorer, chunk, completions)
-            log.append(_entry(item, comps, sc) for item, comps, sc in
+            log.append(_entry(item, comps, sc, prompt_ids) for item, comps, sc in
                        zip(chunk, completions, scores) if item.index not in done)
             new = [item for item in chunk if item.index not in done]
             done.update(item.index for item in new)
@@ -274,10 +302,15 @@ def build_from_log(entries: list[dict], prompts: list[PromptItem], opts: PairOpt
                 reasons[reason.split(":")[0].strip()] += 1
                 if value is not None:
                     counts["failed"] += 1
+        sampled = None
+        if e.get("prompt_ids") is not None:
+            sampled = SampledIds(e["tokenizer"], e["prompt_ids"],
+                                 [c.get("response_ids") for c in comps])
         recs, _ = build_records(item, [c["text"] for c in comps], e["scores"], opts,
-                                [c.get("num_tokens") for c in comps], dropped)
+                                [c.get("num_tokens") for c in comps], dropped, sampled)
         records.extend(recs)
     counts["records"] = len(records)
+    counts["records_with_sampled_ids"] = sum(SAMPLED_FIELD in r.meta for r in records)
     counts["dropped"] = dict(dropped)
     # The most common reasons only: verifiers often put the wrong value in the reason, which
     # would make one key per distinct answer; the rest are counted together.

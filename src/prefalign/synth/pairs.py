@@ -20,6 +20,10 @@ one with a gap below ``min_gap`` is ``below_min_gap``; a prompt left with fewer 
 is ``too_few_responses``; all are counted, never written. Every pair keeps ``score_chosen``,
 ``score_rejected`` (after the length penalty) and ``margin`` = their gap, plus ``prompt_index``,
 ``chosen_index`` and ``rejected_index`` columns (sample indices) for tracing.
+
+When the back end kept the sampled ids (hf, vllm), every record also carries them in its
+``sampled_token_ids`` column: the tokenizer's fingerprint, the prompt ids and each response's ids
+in the record's order (see `prefalign.data.sampled`), so training trains on the sampled tokens.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from prefalign.data.records import PairRecord, RankedRecord, UnpairedRecord
+from prefalign.data.sampled import FIELD as SAMPLED_FIELD
+from prefalign.data.sampled import SampledIds
 
 from .types import PromptItem, response_value, sample_seed
 
@@ -85,10 +91,42 @@ def _pair(item: PromptItem, chosen, rejected, opts: PairOptions, dropped: Counte
               "rejected_index": rejected[0]})
 
 
+def _sample_indices(record) -> list[int]:
+    """The sample index of each of the record's responses, in the record's order."""
+    meta = record.meta
+    if isinstance(record, PairRecord):
+        return [meta["chosen_index"], meta["rejected_index"]]
+    if isinstance(record, RankedRecord):
+        return list(meta["sample_indices"])
+    return [meta["sample_index"]]
+
+
+def _with_sampled_ids(records: list, sampled: SampledIds | None) -> list:
+    """Each record with its responses' sampled ids (``sampled.responses`` holds every sample's
+    ids, by sample index); records whose responses have none are left as they are."""
+    if sampled is None:
+        return records
+    for record in records:
+        ids = [sampled.responses[i] for i in _sample_indices(record)]
+        if any(r is not None for r in ids):
+            record.meta[SAMPLED_FIELD] = SampledIds(sampled.tokenizer, sampled.prompt,
+                                                    ids).to_meta()
+    return records
+
+
 def build_records(item: PromptItem, texts: Sequence[str], scores: Sequence[float | None],
                   opts: PairOptions, lengths: Sequence[int | None] | None = None,
-                  dropped: Counter | None = None) -> tuple[list, Counter]:
-    """Records for one prompt from its responses ``texts`` and their ``scores``."""
+                  dropped: Counter | None = None,
+                  sampled: SampledIds | None = None) -> tuple[list, Counter]:
+    """Records for one prompt from its responses ``texts`` and their ``scores``; ``sampled``
+    holds the prompt's ids and every response's sampled ids, for the records to carry."""
+    records, dropped = _build_records(item, texts, scores, opts, lengths, dropped)
+    return _with_sampled_ids(records, sampled), dropped
+
+
+def _build_records(item: PromptItem, texts: Sequence[str], scores: Sequence[float | None],
+                   opts: PairOptions, lengths: Sequence[int | None] | None = None,
+                   dropped: Counter | None = None) -> tuple[list, Counter]:
     dropped = Counter() if dropped is None else dropped
     lengths = list(lengths) if lengths is not None else [None] * len(texts)
     kept = _kept(texts, scores, lengths, opts.length_penalty, dropped)

@@ -65,12 +65,23 @@ class Completion:
     seed: int
     finish_reason: str = "stop"
     num_tokens: int | None = None
-    # the generated ids, the stop token included (back ends that see ids fill it; not logged)
+    # the generated ids, the stop token included (back ends that see ids fill it)
     token_ids: list[int] | None = field(default=None, repr=False)
 
+    def response_ids(self) -> list[int] | None:
+        """The sampled ids without the id that ended the response (the first ``num_tokens``):
+        tokenization adds the end as it does for text (see `prefalign.data.sampled`)."""
+        if self.token_ids is None:
+            return None
+        ids = list(self.token_ids)
+        return ids[:self.num_tokens] if self.num_tokens is not None else ids
+
     def to_dict(self) -> dict[str, Any]:
+        """What the job logs: the fields, with ``response_ids`` in place of ``token_ids``."""
         d = asdict(self)
         d.pop("token_ids")
+        if self.token_ids is not None:
+            d["response_ids"] = self.response_ids()
         return d
 
 

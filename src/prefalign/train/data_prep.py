@@ -103,7 +103,10 @@ def data_summary(reports) -> str:
         return f"{total} ({reasons})" if reasons else str(total)
 
     kind = f"{load.kind} " if load.kind else ""
-    return (f"data {load.source}: {load.rows} {kind}rows, {tok.examples} used; skipped "
+    line = (f"data {load.source}: {load.rows} {kind}rows, {tok.examples} used; skipped "
             f"{counts(sum(skipped.values()), skipped)}; truncated {tok.truncated}; dropped "
             f"{counts(tok.n_dropped, tok.dropped)}; responses re-tokenized at the boundary "
             f"{tok.boundary_retokenized}")
+    if tok.responses_from_ids or tok.sampled_ids_unused:  # synthesized data with sampled ids
+        line += f"; {tok.sources_summary()}"
+    return line

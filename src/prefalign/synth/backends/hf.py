@@ -7,6 +7,10 @@ generator and hands ``generate`` a one-hot distribution that greedy decoding fol
 does not depend on which other rows share its batch, on the chunking, or on where a resumed run
 starts. (Rows in a batch are left-padded together; the job keeps batches identical on resume, so
 even padding-level float differences cannot change a sample.)
+
+A response's text is decoded in the context of its prompt (`decode_continuation`, special tokens
+skipped), so prompt text + response text reads as the sampled tokens do, leading space included;
+its ids (``Completion.token_ids``) are kept for training to use as sampled.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Sequence
 
 import torch
 
+from prefalign.data.sampled import decode_continuation
 from prefalign.data.tokenization import tokenize_prompt
 
 from ..types import Completion, PromptItem, SamplingConfig
@@ -122,8 +127,9 @@ class HFGenerator:
                 if tok in self.eos_ids:
                     finish, kept, ids = "stop", seq[:pos], seq[:pos + 1]
                     break
-            text = self.tokenizer.decode(kept, skip_special_tokens=True,
-                                         clean_up_tokenization_spaces=False)
+            # decoded after the prompt, as servers' incremental detokenizers do: a SentencePiece
+            # or word-level response decoded alone loses its leading space
+            text = decode_continuation(self.tokenizer, prompt_ids[row], kept)
             completions.append(Completion(text=text, seed=seeds[row], finish_reason=finish,
                                           num_tokens=len(kept), token_ids=ids))
         return completions
