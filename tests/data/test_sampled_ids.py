@@ -117,3 +117,45 @@ def test_word_level_text_decoded_alone_cannot_be_trained_but_sampled_ids_can():
     (ex,), report = tokenize_records([sampled_record(tok, "Hello", [world, ids_of(tok, "there")],
                                                      prompt_ids=prompt_ids)], tok)
     assert ex.responses[0] == world + [tok.eos_token_id] and report.responses_from_ids == 2
+
+
+def _ranked(tok):
+    from prefalign.data import RankedRecord
+
+    prompt_ids = tokenize_prompt("Hello", tok)
+    ids = [[ids_of(tok, ch)[-1] for ch in text] for text in (" a cat", " the dog", " there")]
+    texts = [decode_continuation(tok, prompt_ids, i) for i in ids]
+    meta = {FIELD: SampledIds(tokenizer_fingerprint(tok), prompt_ids, ids).to_meta()}
+    return RankedRecord("Hello", texts, [0.1, 0.9, 0.5], meta=meta), ids
+
+
+def test_conversions_keep_each_responses_sampled_ids():
+    from prefalign.data import pairs_to_sft, pairs_to_unpaired, ranked_to_pairs
+
+    tok = tokenizer("bpe")
+    ranked, ids = _ranked(tok)
+    pairs, _ = ranked_to_pairs([ranked])  # best vs worst: 1 vs 0
+    assert pairs[0].meta[FIELD]["responses"] == [ids[1], ids[0]]
+    unpaired = pairs_to_unpaired(pairs)
+    assert [u.meta[FIELD]["responses"] for u in unpaired] == [[ids[1]], [ids[0]]]
+    sft = pairs_to_sft(pairs)
+    assert sft[0].meta[FIELD]["responses"] == [ids[1]]
+    examples, report = tokenize_records([ranked, *pairs, *unpaired, *sft], tok)
+    assert (report.responses_from_ids, report.responses_from_text) == (3 + 2 + 2 + 1, 0)
+    assert examples[-1].responses == [ids[1] + [tok.eos_token_id]]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_sampled_ids_survive_writing_and_reading(tmp_path, suffix):
+    from prefalign.data import load_records, save_records
+
+    tok = tokenizer("bpe")
+    ranked, ids = _ranked(tok)
+    from prefalign.data import RankedRecord
+
+    plain = RankedRecord("Hi", [" a", " b"], [1.0, 0.0])  # a row without sampled ids
+    save_records([ranked, plain], tmp_path / f"data{suffix}")
+    records, _ = load_records(tmp_path / f"data{suffix}")
+    examples, report = tokenize_records(records, tok)
+    assert examples[0].responses == [i + [tok.eos_token_id] for i in ids]
+    assert (report.responses_from_ids, report.responses_from_text) == (3, 2)

@@ -2,7 +2,8 @@
 
 Ranked -> pairs keeps the score gap as ``margin`` and the two scores as ``score_chosen`` /
 ``score_rejected``. Ties (equal scores), gaps below ``min_gap`` and identical texts make no pair;
-each is counted in the returned `ConvertReport`, never dropped silently.
+each is counted in the returned `ConvertReport`, never dropped silently. Sampled token ids
+(`prefalign.data.sampled`) follow the responses they belong to.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .records import PairRecord, RankedRecord, SFTRecord, UnpairedRecord
+from .sampled import select
 
 log = logging.getLogger("prefalign.data")
 
@@ -68,7 +70,7 @@ def ranked_to_pairs(records: Iterable[RankedRecord], strategy: str = "best_vs_wo
             pairs.append(PairRecord(
                 prompt=copy.deepcopy(record.prompt), chosen=copy.deepcopy(record.completions[i]),
                 rejected=copy.deepcopy(record.completions[j]), margin=gap, score_chosen=si,
-                score_rejected=sj, system=record.system, meta=dict(record.meta)))
+                score_rejected=sj, system=record.system, meta=select(record.meta, [i, j])))
     report.produced = len(pairs)
     if report.dropped:
         log.warning("%s", report.summary())
@@ -90,13 +92,13 @@ def pairs_to_unpaired(records: Iterable[PairRecord]) -> list[UnpairedRecord]:
     """Two unpaired rows per pair: chosen with label True, then rejected with label False."""
     out = []
     for r in records:
-        for completion, label in ((r.chosen, True), (r.rejected, False)):
+        for k, (completion, label) in enumerate(((r.chosen, True), (r.rejected, False))):
             out.append(UnpairedRecord(copy.deepcopy(r.prompt), copy.deepcopy(completion), label,
-                                      system=r.system, meta=dict(r.meta)))
+                                      system=r.system, meta=select(r.meta, [k])))
     return out
 
 
 def pairs_to_sft(records: Iterable[PairRecord]) -> list[SFTRecord]:
     """One demonstration per pair: the prompt and its chosen response."""
     return [SFTRecord(copy.deepcopy(r.prompt), copy.deepcopy(r.chosen), system=r.system,
-                      meta=dict(r.meta)) for r in records]
+                      meta=select(r.meta, [0])) for r in records]

@@ -111,6 +111,18 @@ class SampledIds:
                    [None if r is None else [int(i) for i in r] for r in responses])
 
 
+def select(meta: dict, indices: list[int]) -> dict:
+    """A copy of a record's ``meta`` for a record made of its responses ``indices`` (a pair from
+    a ranked list, an unpaired row or a demonstration from a pair): the sampled ids follow their
+    responses. Meta without (well-formed) sampled ids is copied as it is."""
+    meta = dict(meta)
+    sampled = SampledIds.from_meta(meta.get(FIELD))
+    if sampled is not None and all(0 <= i < len(sampled.responses) for i in indices):
+        meta[FIELD] = SampledIds(sampled.tokenizer, sampled.prompt,
+                                 [sampled.responses[i] for i in indices]).to_meta()
+    return meta
+
+
 def _ids(value) -> bool:
     return isinstance(value, list) and all(isinstance(i, int) and not isinstance(i, bool)
                                            for i in value)
