@@ -6,6 +6,11 @@ server honours ``seed``. At most ``concurrency`` requests are in flight; each ha
 connection errors, timeouts, 408, 409, 429 and 5xx are retried up to ``max_retries`` times with
 exponential backoff (``backoff * 2**attempt`` seconds, or the server's Retry-After when larger).
 Other HTTP errors (400, 401, 404, ...) fail at once with the server's message.
+
+A server returns text only (decoded after the prompt by its own incremental detokenizer, as vLLM's
+and TGI's do), no token ids: training tokenizes these responses' text (the data summary counts
+them as "from text"), and with a tokenizer that does not round-trip text exactly the trained
+tokens may differ from the sampled ones. Use the hf or vllm back end to train on sampled ids.
 """
 
 from __future__ import annotations

@@ -4,6 +4,11 @@ One request per (prompt, sample) with ``SamplingParams(seed=sample_seed(...))``,
 has its own seed as in the Hugging Face back end. Prompts are tokenized with the model folder's
 own Hugging Face tokenizer and the data layer's ``tokenize_prompt`` (chat template and BOS
 applied exactly once, as in training) and passed to vLLM as token ids.
+
+A response's text is vLLM's own: its incremental detokenizer starts from the prompt's last tokens,
+so the text reads as it does after the prompt (a SentencePiece-style response keeps its leading
+space), as the HF back end's `decode_continuation` gives it. The sampled ids are kept
+(``Completion.token_ids``), and synth writes them for training to use as sampled.
 """
 
 from __future__ import annotations
