@@ -68,3 +68,15 @@ def test_router_aux_loss_follows_the_model_config(tmp_path):
     assert _router_aux_coef(TrainConfig(model=str(path), router_aux_loss_coef=0.0)) == 0.0
     with pytest.raises(UnsupportedModelError, match="load-balancing"):
         check_model(_save_config("llama", tmp_path / "llama"), router_aux_loss=True)
+
+
+def test_eval_loads_a_saved_lora_adapter(tiny_model_dir, pair_file, tmp_path):
+    model = tiny_model_dir("mistral")
+    result = train(TrainConfig(model=str(model), data=str(pair_file), output=str(tmp_path / "r"),
+                               cache_dir=str(tmp_path / "cache"), batch_size=2, max_steps=1,
+                               lora=True, lora_r=2, progress=False))
+    adapter = result.output_dir / "model"
+    assert (adapter / "adapter_config.json").is_file()
+    assert check_model(adapter) == "sdpa"
+    assert main(["eval", "--model", str(adapter), "--data", str(pair_file),
+                 "--output", str(tmp_path / "eval")]) == 0

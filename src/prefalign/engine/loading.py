@@ -25,6 +25,21 @@ def _causal_lm_class(config):
         return None  # remote code: the class is only known once loaded
 
 
+def model_config(path, *, trust_remote_code: bool = False):
+    """The config of a model folder, or of the base model of a PEFT adapter folder."""
+    import json
+    from pathlib import Path
+
+    from transformers import AutoConfig
+
+    adapter = Path(path) / "adapter_config.json"
+    if adapter.is_file() and not (Path(path) / "config.json").is_file():
+        base = json.loads(adapter.read_text()).get("base_model_name_or_path")
+        if base:
+            path = base
+    return AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+
+
 def resolve_attn_implementation(config, requested: str | None = AUTO) -> str:
     """The attention implementation to load ``config``'s model with."""
     requested = requested or AUTO
@@ -54,9 +69,9 @@ def check_model(path, *, trust_remote_code: bool = False, attn_implementation: s
     """Refuse, before any work, a model the packed engine cannot run exactly; returns the
     attention implementation to load it with. Builds the model on the meta device (no weights
     are read)."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    config = model_config(path, trust_remote_code=trust_remote_code)
     impl = resolve_attn_implementation(config, attn_implementation)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code,
@@ -72,9 +87,9 @@ def check_model(path, *, trust_remote_code: bool = False, attn_implementation: s
 def load_causal_lm(path, *, dtype=torch.float32, attn_implementation: str = AUTO,
                    trust_remote_code: bool = False, **kwargs):
     """``AutoModelForCausalLM.from_pretrained`` with the attention choice resolved."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    config = model_config(path, trust_remote_code=trust_remote_code)
     impl = resolve_attn_implementation(config, attn_implementation)
     return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation=impl,
                                                 trust_remote_code=trust_remote_code, **kwargs)
