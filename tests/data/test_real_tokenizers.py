@@ -25,6 +25,9 @@ import pytest
 pytest.importorskip("mistral_common", reason="needs mistral-common (pip install mistral-common, "
                     "in the test extra): its Tekken files and chat encoder are the reference")
 
+pytest.importorskip("transformers.integrations.mistral.tokenizer",
+                    reason="needs transformers 5 (its Tekken conversion and MistralCommonBackend)")
+
 from mistral_common.protocol.instruct.request import ChatCompletionRequest  # noqa: E402
 from mistral_common.protocol.instruct.validator import ValidationMode  # noqa: E402
 from mistral_common.tokens.tokenizers.mistral import MistralTokenizer  # noqa: E402

@@ -27,9 +27,13 @@ from .records import Message
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+_NAMES = {"MistralCommonBackend", "MistralCommonTokenizer"}  # transformers 5, 4.x
+
+
 def is_mistral_common(tokenizer) -> bool:
-    """True for transformers' `MistralCommonBackend` (checked by name: no import needed)."""
-    return any(cls.__name__ == "MistralCommonBackend" for cls in type(tokenizer).__mro__)
+    """True for transformers' `MistralCommonBackend` (``MistralCommonTokenizer`` before
+    transformers 5), checked by name: no import needed."""
+    return any(cls.__name__ in _NAMES for cls in type(tokenizer).__mro__)
 
 
 class MistralChat:
