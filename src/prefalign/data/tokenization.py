@@ -14,6 +14,12 @@ Special tokens: rendered chat-template text is tokenized with ``add_special_toke
 template writes its own BOS, as `apply_chat_template` does for generation), so BOS is never doubled.
 Plain text gets the tokenizer's BOS once, only if the tokenizer adds one, and an EOS token after
 each response.
+
+Two exceptions to tokenizing text: a response whose record carries the token ids synth sampled
+(`prefalign.data.sampled`) gets those ids when they apply to this tokenizer and prompt (counted
+in the report either way); chat data with a `MistralCommonBackend` tokenizer is encoded by
+mistral-common's own chat encoder (`prefalign.data.mistral`), since its text encoder does not
+read control tokens.
 """
 
 from __future__ import annotations
