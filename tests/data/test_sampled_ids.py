@@ -92,6 +92,20 @@ def test_text_is_used_when_the_prompt_or_the_text_changed():
     assert (report.responses_from_ids, report.responses_from_text) == (1, 3)
 
 
+def test_ids_the_model_does_not_have_are_never_trained():
+    """Ids read from a file are data: a negative id or one past the vocabulary falls back to the
+    text (counted), instead of crashing the tokenizer or indexing past the embeddings."""
+    tok = tokenizer("char")
+    good = ids_of(tok, " 4")
+    negative = sampled_record(tok, "1+2=", [ids_of(tok, " 3"), good], texts=[" 3", " 4"])
+    negative.meta[FIELD]["responses"][0] = [-1]
+    past = sampled_record(tok, "1+2=", [ids_of(tok, " 3"), good], texts=[" 3", " 4"])
+    past.meta[FIELD]["responses"][0] = [len(tok) + 3]
+    examples, report = tokenize_records([negative, past], tok)
+    assert report.sampled_ids_unused == {"malformed": 2, "out_of_vocabulary": 1}
+    assert all(max(r) < len(tok) for ex in examples for r in ex.responses)
+
+
 def test_fingerprint_is_stable_across_saving_and_differs_across_tokenizers(tmp_path):
     from transformers import AutoTokenizer
 

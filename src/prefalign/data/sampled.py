@@ -125,4 +125,4 @@ def select(meta: dict, indices: list[int]) -> dict:
 
 def _ids(value) -> bool:
     return isinstance(value, list) and all(isinstance(i, int) and not isinstance(i, bool)
-                                           for i in value)
+                                           and i >= 0 for i in value)

@@ -208,6 +208,8 @@ def _from_sampled(enc: _Encoder, sampled: SampledIds, i: int, prompt_ids: list[i
     content = response_text(response)
     if ids is None:
         return None, "no_ids"
+    if any(t >= len(enc.tok) for t in ids):  # the model has no such token: never embed it
+        return None, "out_of_vocabulary"
     if content is None:
         return None, "not_one_text"
     if decode_continuation(enc.tok, prompt_ids, ids) != content:
