@@ -152,7 +152,8 @@ def robust(
     summary="EXO: reverse KL between the model's pair preference and the (smoothed) label",
     hyperparameters=(
         params.beta(),
-        params.label_smoothing(1e-3, "smoothing ε of the target distribution; must be > 0", "1e-3 (paper)"),
+        params.label_smoothing(1e-3, "smoothing ε of the target distribution; must be > 0", "1e-3 (paper)",
+                               low_open=True, high=1.0),
         *F_DIV,
         *params.ALL_MODIFIERS,
     ),
@@ -367,7 +368,8 @@ def apo_down(b: PairwiseBatch, *, beta: float, f_divergence_type: str, f_alpha_d
     summary="DiscoPOP: log-ratio-modulated blend of logistic and exponential losses (LLM-discovered)",
     hyperparameters=(
         params.beta(),
-        Hyperparameter("discopop_tau", 0.05, "temperature τ of the modulation σ(βΔ/τ)", "0.01-0.1"),
+        Hyperparameter("discopop_tau", 0.05, "temperature τ of the modulation σ(βΔ/τ)", "0.01-0.1", low=0.0,
+                       low_open=True),
         *F_DIV,
         *params.ALL_MODIFIERS,
     ),

@@ -5,6 +5,8 @@ pieces; the DPO function itself lives in :mod:`.pairwise`.
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 
 import torch
@@ -59,7 +61,7 @@ _OFFSET_FNS = {"log1p": torch.log1p, "identity": lambda m: m}
     summary="ODPO: the margin must exceed an offset that grows with preference strength",
     hyperparameters=(
         params.beta(),
-        Hyperparameter("offset_scale", 1.0, "α: scale of the offset Δ_r", "0.1-2"),
+        Hyperparameter("offset_scale", 1.0, "α: scale of the offset Δ_r", "0.1-2", low=0.0),
         Hyperparameter(
             "offset_fn",
             "log1p",
@@ -143,9 +145,10 @@ def beta_dpo_selection(
     summary="β-DPO: β calibrated per batch from the reward gap, with β-guided outlier filtering",
     hyperparameters=(
         params.beta(description="base β_0"),
-        Hyperparameter("beta_dpo_alpha", 0.6, "α: how strongly β follows the batch's mean gap (0 = fixed β)", "0-1"),
+        Hyperparameter("beta_dpo_alpha", 0.6, "α: how strongly β follows the batch's mean gap (0 = fixed β)", "0-1", low=0.0),
         Hyperparameter(
-            "beta_dpo_filter_ratio", 0.2, "fraction of the batch filtered out as outliers (0 = no filtering)", "0-0.3"
+            "beta_dpo_filter_ratio", 0.2, "fraction of the batch filtered out as outliers (0 = no filtering)", "0-0.3",
+            low=0.0, high=1.0, high_open=True,
         ),
         Hyperparameter(
             "beta_dpo_sampling",
@@ -202,7 +205,7 @@ def beta_dpo(
     summary="DPO-Positive: DPO plus a penalty whenever the chosen likelihood falls below the reference's",
     hyperparameters=(
         params.beta(),
-        Hyperparameter("dpop_lambda", 50.0, "λ: weight of the penalty on lowering the chosen likelihood", "5-500 (paper: 5 or 50)"),
+        Hyperparameter("dpop_lambda", 50.0, "λ: weight of the penalty on lowering the chosen likelihood", "5-500 (paper: 5 or 50)", low=0.0),
         *params.ALL_MODIFIERS,
     ),
     modifiers=MODS,
@@ -231,7 +234,7 @@ def dpop(b: PairwiseBatch, *, beta: float, dpop_lambda: float) -> Tensor:
     summary="RPO: DPO plus a token-mean NLL on the chosen response",
     hyperparameters=(
         params.beta(),
-        Hyperparameter("rpo_alpha", 1.0, "α: weight of the NLL term on the chosen response", "0.1-1 (TRL docs: 1.0)"),
+        Hyperparameter("rpo_alpha", 1.0, "α: weight of the NLL term on the chosen response", "0.1-1 (TRL docs: 1.0)", low=0.0),
         *F_DIV,
         *params.ALL_MODIFIERS,
     ),
@@ -257,7 +260,7 @@ def _preset(base: Objective, **changes) -> Objective:
     """A named entry reusing ``base``'s function with different defaults/metadata."""
     defaults = changes.pop("defaults")
     hps = tuple(
-        type(h)(h.name, defaults[h.name], h.description, h.typical, h.choices) if h.name in defaults else h
+        dataclasses.replace(h, default=defaults[h.name]) if h.name in defaults else h
         for h in base.hyperparameters
     )
     fields = {k: getattr(base, k) for k in base.__dataclass_fields__}

@@ -26,7 +26,7 @@ MODS = tuple(h.name for h in params.ALL_MODIFIERS)
     summary="SimPO: logistic loss on the average log-prob margin with a target margin γ",
     hyperparameters=(
         params.beta(2.0, "reward scale on the mean token log-prob", "2-10 (paper)"),
-        Hyperparameter("simpo_gamma", 1.0, "γ: target reward margin (absolute, as TRL's CPOTrainer)", "0.5-1.6 (paper)"),
+        Hyperparameter("simpo_gamma", 1.0, "γ: target reward margin (absolute, as TRL's CPOTrainer)", "0.5-1.6 (paper)", low=0.0),
         params.label_smoothing(),
         *params.ALL_MODIFIERS,
     ),
@@ -57,7 +57,7 @@ def simpo(b: PairwiseBatch, *, beta: float, simpo_gamma: float, label_smoothing:
     summary="CPO: reference-free DPO on summed log-probs plus an NLL term on the chosen response",
     hyperparameters=(
         params.beta(),
-        Hyperparameter("cpo_alpha", 1.0, "α: weight of the NLL term on the chosen response", "0-1"),
+        Hyperparameter("cpo_alpha", 1.0, "α: weight of the NLL term on the chosen response", "0-1", low=0.0),
         params.label_smoothing(),
         *params.ALL_MODIFIERS,
     ),
@@ -86,7 +86,7 @@ def cpo(b: PairwiseBatch, *, beta: float, cpo_alpha: float, label_smoothing: flo
     formula="−π_w/|y_w| − λ·log σ(log odds(y_w) − log odds(y_l)),  odds = p/(1−p), p = exp(π/|y|)",
     summary="ORPO: SFT loss plus an odds-ratio penalty, in one stage without a reference",
     hyperparameters=(
-        params.beta(0.1, "λ: weight of the odds-ratio term (TRL calls it beta)", "0.05-1"),
+        params.beta(0.1, "λ: weight of the odds-ratio term (TRL calls it beta)", "0.05-1", zero_ok=True),
         *params.ALL_MODIFIERS,
     ),
     modifiers=MODS,
@@ -113,7 +113,7 @@ def orpo(b: PairwiseBatch, *, beta: float) -> Tensor:
     formula="−π_w/|y_w| + λ·[−log σ(f(y_w)) − log σ(−f(y_l))],  f = log odds of p = exp(π/|y|) (default) or π/|y|",
     summary="ASFT: SFT plus an absolute-likelihood term per response (no Bradley-Terry, no reference)",
     hyperparameters=(
-        params.beta(0.1, "λ: weight of the alignment term", "0.05-1"),
+        params.beta(0.1, "λ: weight of the alignment term", "0.05-1", zero_ok=True),
         Hyperparameter(
             "asft_score",
             "log_odds",

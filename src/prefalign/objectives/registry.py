@@ -10,6 +10,7 @@ switches on names with if/elif.
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -18,13 +19,71 @@ SHAPES = ("pairwise", "unpaired", "listwise", "sft")
 
 @dataclass(frozen=True)
 class Hyperparameter:
-    """One hyperparameter of an objective: name (TRL's where TRL has one), default, meaning."""
+    """One hyperparameter of an objective: name (TRL's where TRL has one), default, meaning.
+
+    Numbers have a declared range where the objective's formula needs one: ``low``/``high``
+    (None = unbounded), ``low_open``/``high_open`` for strict bounds. Every numeric value must
+    be finite. :meth:`check` enforces type, choices and range (the functional ``compute*``,
+    the trainer and the CLI all go through it); :meth:`coerce` first turns text from a YAML
+    file or ``--set`` into the declared type.
+    """
 
     name: str
     default: Any
     description: str
     typical: str = ""
     choices: tuple | None = None
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    @property
+    def numeric(self) -> bool:
+        return self.choices is None and not isinstance(self.default, bool) and (
+            isinstance(self.default, (int, float)) or self.default is None)
+
+    @property
+    def allowed(self) -> str:
+        """The allowed values in words: an interval, the choices, or the type."""
+        if self.choices is not None:
+            return "one of " + ", ".join(map(repr, self.choices))
+        if isinstance(self.default, bool):
+            return "True or False"
+        if not self.numeric:
+            return "any value"
+        none = " (or None = off)" if self.default is None else ""
+        if self.low is None and self.high is None:
+            return "a finite number" + none
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}{none}"
+        if self.low is None:
+            return f"{'<' if self.high_open else '<='} {self.high:g}{none}"
+        return (f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                f"{')' if self.high_open else ']'}{none}")
+
+    def coerce(self, objective: str, value: Any) -> Any:
+        """``value`` (text from YAML or ``--set`` included) as this hyperparameter's type, then
+        :meth:`check`-ed. Raises ValueError naming the hyperparameter and what it accepts."""
+        if isinstance(value, str):
+            text = value.strip()
+            if self.choices is None and isinstance(self.default, bool):
+                low = text.lower()
+                if low in ("true", "yes", "on", "1"):
+                    value = True
+                elif low in ("false", "no", "off", "0"):
+                    value = False
+            elif self.numeric:
+                if self.default is None and text.lower() in ("none", "null", "~", ""):
+                    value = None
+                else:
+                    try:
+                        value = float(text)
+                    except ValueError:
+                        raise ValueError(
+                            f"objective {objective!r}: hyperparameter {self.name} must be a "
+                            f"number {self.allowed}, got {value!r}") from None
+        return self.check(objective, value)
 
     def check(self, objective: str, value: Any) -> Any:
         """Return ``value`` if it is acceptable for this hyperparameter, else raise ValueError."""
@@ -42,7 +101,7 @@ class Hyperparameter:
                     f"got {value!r}"
                 )
             return value
-        if isinstance(self.default, (int, float)) or self.default is None:
+        if self.numeric:
             if value is None and self.default is None:
                 return value
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -50,8 +109,26 @@ class Hyperparameter:
                     f"objective {objective!r}: hyperparameter {self.name} must be a number, "
                     f"got {value!r}"
                 )
-            return float(value)
+            value = float(value)
+            if not math.isfinite(value):
+                raise ValueError(
+                    f"objective {objective!r}: hyperparameter {self.name}={value:g} is not a "
+                    f"finite number; it must be {self.allowed}"
+                )
+            if not self._in_range(value):
+                raise ValueError(
+                    f"objective {objective!r}: hyperparameter {self.name}={value:g} is out of "
+                    f"range: it must be {self.allowed}"
+                )
+            return value
         return value
+
+    def _in_range(self, value: float) -> bool:
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        if self.high is not None and (value > self.high or (self.high_open and value == self.high)):
+            return False
+        return True
 
 
 @dataclass(frozen=True)

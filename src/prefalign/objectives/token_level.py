@@ -170,7 +170,7 @@ def tdpo1(b: PairwiseBatch, *, beta: float) -> Tensor:
     summary="TDPO2: TDPO1 with a weighted KL term and no gradient through the chosen KL",
     hyperparameters=(
         params.beta(),
-        Hyperparameter("tdpo_alpha", 0.5, "α: weight of the sequential-KL margin", "0.1-1 (paper: 0.5)"),
+        Hyperparameter("tdpo_alpha", 0.5, "α: weight of the sequential-KL margin", "0.1-1 (paper: 0.5)", low=0.0),
         *params.LD_MODIFIERS,
     ),
     inputs=TDPO_INPUTS,

@@ -16,8 +16,8 @@ from .common import log_ratio, nll
 from .registry import Hyperparameter, objective
 
 WEIGHTS = (
-    Hyperparameter("desirable_weight", 1.0, "weight of the desirable examples' losses", "1; raise when desirable are rarer"),
-    Hyperparameter("undesirable_weight", 1.0, "weight of the undesirable examples' losses", "1; ratio λ_D·n_D/(λ_U·n_U) in [1, 4/3] (KTO paper)"),
+    Hyperparameter("desirable_weight", 1.0, "weight of the desirable examples' losses", "1; raise when desirable are rarer", low=0.0),
+    Hyperparameter("undesirable_weight", 1.0, "weight of the undesirable examples' losses", "1; ratio λ_D·n_D/(λ_U·n_U) in [1, 4/3] (KTO paper)", low=0.0),
 )
 
 
