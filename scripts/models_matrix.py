@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST = "tests/engine/test_families.py"
-KERNELS = ("sdpa", "eager", "flex_attention")
+KERNELS = ("sdpa", "eager", "flex_attention", "varlen")
 
 
 def run_tests(junit: Path) -> None:
@@ -52,6 +52,8 @@ def cell(status: str | None) -> str:
         return "✗"
     if "CUDA" in status:
         return "CUDA"
+    if "refused" in status:
+        return "refused"
     if "n/a" in status:
         return "n/a"
     return "skipped"
@@ -106,10 +108,16 @@ def render(results: dict[str, str]) -> str:
         f"(transformers {transformers.__version__}, torch {torch.__version__}, "
         f"{platform.machine()}{', CUDA' if torch.cuda.is_available() else ', no GPU'}). "
         "n/a: transformers does not offer that attention for the family (`auto` picks eager "
-        "there). CUDA: FlexAttention training needs a GPU; those cells run on a GPU machine.",
+        "there). CUDA: FlexAttention training needs a GPU; those cells run on a GPU machine. "
+        "varlen: the padding-free path (`--attn-implementation varlen`; FlashAttention's "
+        "variable-length kernel on CUDA, here its CPU twin over the same index plan); "
+        "refused: the family has something that kernel cannot do (chunks, score soft-capping, "
+        "sinks, a layer that does not pass attention arguments on), checked to be refused "
+        "with the reason.",
         "",
-        "| family | feature switched on | sdpa | eager | flex_attention | router aux loss |",
-        "|---|---|---|---|---|---|",
+        "| family | feature switched on | sdpa | eager | flex_attention | varlen | router aux "
+        "loss |",
+        "|---|---|---|---|---|---|---|",
     ]
     failed = []
     for f in FAMILIES:

@@ -17,7 +17,11 @@ from prefalign.engine.families import FAMILIES, REFUSED, VOCAB, WINDOW
 from prefalign.engine.forward import PackedLogProbModel, plain_sequence_logps
 from prefalign.engine.layout import pack
 
-KERNELS = ["sdpa", "eager", "flex_attention"]
+KERNELS = ["sdpa", "eager", "flex_attention", "varlen"]
+# what the padding-free varlen kernel refuses, and why (chunks, score soft-capping, sinks)
+VARLEN_REFUSED = {"llama4_text": "chunked", "gemma2": "soft-capping", "gpt_oss": "sinks",
+                  "stablelm": "does not pass attention keyword arguments",
+                  "falcon": "has no 'prefalign_varlen' attention"}
 
 
 @dataclass
@@ -41,7 +45,10 @@ def examples_longer_than_the_window(seed, n=5):
 def build(family, impl):
     from transformers import AutoModelForCausalLM
 
+    from prefalign.engine.loading import resolve_attn_implementation
+
     config = family.config()
+    impl = resolve_attn_implementation(config, impl)  # registers varlen
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = AutoModelForCausalLM.from_config(config, attn_implementation=impl,
@@ -55,7 +62,16 @@ def build(family, impl):
     return model.eval()
 
 
-def _skip_unsupported_kernel(family, impl):
+def _skip_unsupported_kernel(family, impl, tmp_path):
+    if impl == "varlen" and family.name in VARLEN_REFUSED:
+        from prefalign.engine.loading import check_model
+
+        family.config().save_pretrained(tmp_path / family.name)
+        with pytest.raises(UnsupportedModelError, match=VARLEN_REFUSED[family.name]):
+            # as the trainer does: the check before loading, then the first (head-check) batch
+            check_model(tmp_path / family.name, attn_implementation=impl)
+            PackedLogProbModel(build(family, impl))(pack(examples_longer_than_the_window(0)))
+        pytest.skip(f"n/a: {family.name} is refused by the varlen kernel (checked)")
     if impl == "flex_attention" and not torch.cuda.is_available():
         pytest.skip("FlexAttention training needs CUDA")
     if impl == "sdpa":
@@ -68,8 +84,8 @@ def _skip_unsupported_kernel(family, impl):
 
 @pytest.mark.parametrize("impl", KERNELS)
 @pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
-def test_packed_logps_and_gradients_equal_plain_forward(family, impl):
-    _skip_unsupported_kernel(family, impl)
+def test_packed_logps_and_gradients_equal_plain_forward(family, impl, tmp_path):
+    _skip_unsupported_kernel(family, impl, tmp_path)
     model = build(family, impl)
     device = "cuda" if impl == "flex_attention" else "cpu"
     model.to(device)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from prefalign.engine.masks import FULL, AttentionKind
 
-KERNELS = ("sdpa", "eager", "flex_attention")
+KERNELS = ("sdpa", "eager", "flex_attention", "prefalign_varlen")
 
 
 class UnsupportedModelError(ValueError):
@@ -169,6 +169,24 @@ def _with_row_limit(plan: AttentionPlan, config, family: str) -> AttentionPlan:
                              row_limit_reason=f"{family}: the attention temperature of its NoPE "
                              "layers follows physical token positions")
     return plan
+
+
+def check_varlen(model, plan: AttentionPlan) -> None:
+    """Refuse what the padding-free varlen kernel cannot do exactly (it takes a causal window
+    only, no chunks, no score soft-capping, no attention sinks)."""
+    base = unwrap(model)
+    family = getattr(base.config, "model_type", type(base).__name__)
+    reasons = []
+    if any(k.chunk is not None for k in plan.kinds.values()):
+        reasons.append("chunked attention")
+    if getattr(base.config, "attn_logit_softcapping", None):
+        reasons.append("attention-score soft-capping")
+    if any(name.rsplit(".", 1)[-1] == "sinks" for name, _ in base.named_parameters()):
+        reasons.append("attention sinks")
+    if reasons:
+        raise UnsupportedModelError(
+            f"{family}: the varlen attention kernel has no {' or '.join(reasons)}; use "
+            "attn_implementation 'auto' (dense masks)")
 
 
 def check_kernel(model) -> str:

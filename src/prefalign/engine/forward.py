@@ -18,12 +18,12 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from prefalign.engine.layout import PackedBatch, pack
+from prefalign.engine.layout import PackedBatch, pack, to_stream
 from prefalign.engine.logprobs import (DEFAULT_CHUNK_TOKENS, head_logits, token_kl,
                                        token_logprobs, token_statistics)
-from prefalign.engine import moe
+from prefalign.engine import moe, varlen
 from prefalign.engine.attention import (AttentionPlan, UnsupportedModelError, attention_plan,
-                                        check_kernel, decoder_body, unwrap)
+                                        check_kernel, check_varlen, decoder_body, unwrap)
 from prefalign.engine.masks import dense_mask, flex_block_mask
 
 
@@ -110,6 +110,8 @@ class PackedLogProbModel(nn.Module):
         """Which mask each layer needs (worked out once; refuses models it cannot serve)."""
         if getattr(self, "_plan", None) is None:
             self._plan = attention_plan(self.model)
+            if check_kernel(self.model) == varlen.NAME:
+                check_varlen(self.model, self._plan)
         return self._plan
 
     def _attention_mask(self, batch: PackedBatch):
@@ -166,8 +168,17 @@ class PackedLogProbModel(nn.Module):
         base = unwrap(self.model)
         body, head = decoder_body(base), base.get_output_embeddings()
         extra = {"output_router_logits": True} if self.router_aux_loss else {}
-        out = body(input_ids=batch.input_ids, position_ids=batch.position_ids,
-                   attention_mask=self._attention_mask(batch), use_cache=False, **extra)
+        if check_kernel(self.model) == varlen.NAME:
+            # padding-free: one token stream, attention split by the index plan
+            batch = to_stream(batch)
+            self.plan.check_row_length(batch.input_ids.shape[1])
+            with varlen.active():
+                out = body(input_ids=batch.input_ids, position_ids=batch.position_ids,
+                           use_cache=False, **{varlen.KWARG: varlen.VarlenPlan.from_batch(batch, self.plan)},
+                           **extra)
+        else:
+            out = body(input_ids=batch.input_ids, position_ids=batch.position_ids,
+                       attention_mask=self._attention_mask(batch), use_cache=False, **extra)
         hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
         hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.source_index)
         scale, softcap = head_transform(base.config)

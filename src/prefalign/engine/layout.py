@@ -158,3 +158,21 @@ def pack(examples: Sequence, *, pad_token_id: int = 0, row_capacity: int | None 
         sequence_index=torch.tensor(seqs, dtype=torch.long), num_examples=len(examples),
         num_responses=num_responses, response_lengths=response_lengths,
         prompt_lengths=prompt_lengths)
+
+
+def to_stream(batch: PackedBatch) -> PackedBatch:
+    """The same batch as one padding-free row: every row's real tokens one after another, the
+    examples' segments renumbered to stay distinct, the predicting positions moved with them.
+    Token-level tensors keep their order, so results line up with the batch's."""
+    real = batch.segment_ids >= 0
+    rows, width = batch.segment_ids.shape
+    offset = torch.arange(rows, device=real.device)[:, None] * (int(batch.segment_ids.max()) + 1)
+    new_index = torch.full((rows * width,), -1, dtype=torch.long, device=real.device)
+    new_index[real.reshape(-1)] = torch.arange(int(real.sum()), device=real.device)
+    return PackedBatch(
+        input_ids=batch.input_ids[real][None], position_ids=batch.position_ids[real][None],
+        segment_ids=(batch.segment_ids + offset)[real][None], branch_ids=batch.branch_ids[real][None],
+        source_index=new_index[batch.source_index], target_ids=batch.target_ids,
+        sequence_index=batch.sequence_index, num_examples=batch.num_examples,
+        num_responses=batch.num_responses, response_lengths=batch.response_lengths,
+        prompt_lengths=batch.prompt_lengths)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from prefalign.engine.attention import KERNELS, UnsupportedModelError, attention_plan
+from prefalign.engine import varlen
+from prefalign.engine.attention import KERNELS, UnsupportedModelError, attention_plan, check_varlen
 
 AUTO = "auto"
 
@@ -43,6 +44,9 @@ def model_config(path, *, trust_remote_code: bool = False):
 def resolve_attn_implementation(config, requested: str | None = AUTO) -> str:
     """The attention implementation to load ``config``'s model with."""
     requested = requested or AUTO
+    if requested in ("varlen", varlen.NAME):
+        varlen.register()
+        return varlen.NAME
     cls = _causal_lm_class(config)
     sdpa_ok = cls is None or getattr(cls, "_supports_sdpa", True)
     family = getattr(config, "model_type", "this model")
@@ -51,7 +55,7 @@ def resolve_attn_implementation(config, requested: str | None = AUTO) -> str:
     if requested not in KERNELS:
         raise UnsupportedModelError(
             f"attention implementation {requested!r} cannot take the packed, prefix-sharing "
-            f"masks; choose auto, {', '.join(KERNELS)}")
+            f"masks; choose auto, sdpa, eager, flex_attention or varlen")
     if requested == "sdpa" and not sdpa_ok:
         raise UnsupportedModelError(
             f"{family} does not support attn_implementation 'sdpa' in transformers; use 'eager' "
@@ -73,10 +77,17 @@ def check_model(path, *, trust_remote_code: bool = False, attn_implementation: s
 
     config = model_config(path, trust_remote_code=trust_remote_code)
     impl = resolve_attn_implementation(config, attn_implementation)
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code,
-                                                 attn_implementation=impl)
-    attention_plan(model)
+    try:
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code,
+                                                     attn_implementation=impl)
+    except KeyError as err:  # a family with its own table of attention classes
+        raise UnsupportedModelError(
+            f"{getattr(config, 'model_type', 'this model')} has no {impl!r} attention "
+            f"({err}); use attn_implementation 'auto'") from None
+    plan = attention_plan(model)
+    if impl == varlen.NAME:
+        check_varlen(model, plan)
     if router_aux_loss:
         from prefalign.engine.moe import loss_function
 
