@@ -147,6 +147,29 @@ def _use_flash(query: torch.Tensor) -> bool:
     return query.dtype in (torch.float16, torch.bfloat16)
 
 
+def _flash(q, k, v, plan: VarlenPlan, scale: float, window: int | None) -> torch.Tensor:
+    """torch's varlen FlashAttention, causal (bottom-right aligned: a branch's last query sees
+    its last key), with the window as (window - 1 keys to the left, none to the right)."""
+    import inspect
+
+    from torch.nn.attention.varlen import varlen_attn
+
+    params = inspect.signature(varlen_attn).parameters
+    if "window_size" not in params:
+        raise UnsupportedModelError("this torch's varlen_attn has no window_size (causal "
+                                    "masking); use attn_implementation 'auto'")
+    extra = {}
+    if k.shape[1] != q.shape[1]:
+        if "enable_gqa" in params:
+            extra["enable_gqa"] = True
+        else:  # older torch: repeat the key/value heads
+            k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+            v = v.repeat_interleave(q.shape[1] // v.shape[1], dim=1)
+    return varlen_attn(q, k, v, plan.cu_seq_q, plan.cu_seq_k, plan.max_q, plan.max_k,
+                       scale=scale, window_size=(-1 if window is None else window - 1, 0),
+                       **extra)
+
+
 def varlen_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
                      **kwargs):
     """transformers attention function: query [1, H, T, D], key/value [1, Hkv, T, D] ->
@@ -171,12 +194,7 @@ def varlen_attention(module, query, key, value, attention_mask, scaling=None, dr
     v = value[0].transpose(0, 1).index_select(0, plan.key_index)
     scale = scaling if scaling is not None else q.shape[-1] ** -0.5
     if _use_flash(q):
-        from torch.nn.attention.varlen import varlen_attn
-
-        out = varlen_attn(q, k, v, plan.cu_seq_q, plan.cu_seq_k, plan.max_q, plan.max_k,
-                          scale=scale, window_size=(-1 if window is None else window - 1, 0),
-                          enable_gqa=k.shape[1] != q.shape[1])
-        return out[None], None
+        return _flash(q, k, v, plan, scale, window)[None], None
     out = torch.nn.functional.scaled_dot_product_attention(
         q.transpose(0, 1)[None], k.transpose(0, 1)[None], v.transpose(0, 1)[None],
         attn_mask=plan.mask(window)[None, None], scale=scale,
