@@ -5,7 +5,7 @@ A spec is one or more terms joined by ``+``; each term is ``[WEIGHT*]KIND:ARGS[?
 | kind | ARGS | scores |
 |---|---|---|
 | ``verifier`` | ``MODULE:FUNCTION`` | ``FUNCTION(response, example)``: bool / number / (value, reason) |
-| ``tests`` | ``FIELD`` (default ``tests``) | 1 if the row's unit tests pass on the response's code, else 0; options ``timeout``, ``memory_mb``, ``workers`` |
+| ``tests`` | ``FIELD`` (default ``tests``) | 1 if the row's unit tests pass on the response's code, else 0 (run isolated: see `verifier`); options ``timeout``, ``memory_mb``, ``workers``, ``max_processes``, ``file_size_mb``, ``temp_mb``, ``isolation`` (``auto`` or ``full``) |
 | ``rm`` | ``PATH`` | a sequence-classification reward model's logit; options ``label``, ``batch_size`` |
 | ``judge`` | ``GENERATOR`` | pointwise LLM judge, 1-10 (``Rating: N``); option ``rubric`` |
 | ``pairjudge`` | ``GENERATOR`` | pairwise LLM judge, both orders, mean points; option ``rubric`` |

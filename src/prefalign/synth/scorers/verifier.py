@@ -6,28 +6,47 @@ generated text and ``example`` the prompt row (``prompt``, ``system`` and every 
 exception counts as a failure scored 0.0, with the exception as its reason.
 
 ``tests:FIELD`` runs the response's code (its first fenced code block, or the whole text)
-followed by the row's ``FIELD`` column (asserts, a test script) in ``python -I`` in a fresh
-temporary folder, with a CPU-time and memory limit, an empty environment, no stdin, and a
-wall-clock ``timeout``. The network is cut at the OS level where Linux lets an unprivileged
-process make its own network namespace (with no interfaces up, every connection fails,
-subprocesses' too); elsewhere only Python's ``socket`` functions are disabled inside the
-interpreter, and the scorer says so (``describe()["network"]`` and a warning). Exit status 0
-passes (1.0); anything else, timeouts included, fails (0.0) with the reason. This keeps honest
-mistakes contained; it is not a security sandbox for hostile code (use a container for that).
+followed by the row's ``FIELD`` column (asserts, a test script) in ``python -I``, each run through
+the launcher in `sandbox` (see it for the mechanics), in a session and process group of its own:
+
+- **Full isolation** (Linux, where this user may make namespaces, or real root): an empty,
+  private file system holding only the interpreter (read-only), ``/dev/null`` and friends and a
+  private tmpfs ``/tmp`` of ``temp_mb`` as the working folder; own PID namespace (every process
+  of the run ends with it: at the timeout, and when the test exits), own network namespace (no
+  network, loopback down), own IPC namespace; as real root the test runs as ``nobody``.
+- **Limits, always**: CPU time (``timeout`` + 1 s), address space (``memory_mb``), file size
+  (``file_size_mb``), processes (``max_processes``: ``RLIMIT_NPROC`` counted in the run's own user
+  namespace where there is one, else per user, approximately), no core files, no new privileges,
+  an environment of PATH, HOME/TMPDIR (the working folder) and PYTHONHASHSEED only, no stdin.
+- **Where full isolation is unavailable** the scorer falls back to a network namespace alone,
+  else to Python's ``socket`` functions disabled in the interpreter, kills orphans it adopted as
+  a child subreaper, and says so: a warning, and ``describe()`` (the manifest's
+  ``scorer_details_this_run``) names what is not isolated and why (``isolation_unavailable``).
+  ``isolation=full`` refuses to run without it.
+
+Exit status 0 passes (1.0); anything else, timeouts included, fails (0.0) with a reason: the last
+line of stderr, cut to 200 characters (or the limit that killed it). What a run printed is not
+kept beyond that line. Full isolation contains mistakes and casual misbehaviour; it shares the
+kernel with this machine, so for hostile code use a VM (see docs/synth.md).
 """
 
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import functools
 import importlib
+import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 from ..types import Score
@@ -100,82 +119,209 @@ def extract_code(text: str) -> str:
     return match.group(1) if match else text
 
 
-_CLONE_NEWUSER, _CLONE_NEWNET = 0x10000000, 0x40000000
 log = logging.getLogger(__name__)
 
+LAUNCHER = str(Path(__file__).with_name("sandbox.py"))
+ISOLATION_MODES = ("full", "network", "none")  # best first
+SETUP_FAILED = 125  # the launcher's exit status when a setup step failed (with a status message)
+REASON_CHARS = 200  # the stderr tail kept in a failure reason
+_SIGNALS = {signal.SIGKILL: "killed (the CPU-time limit, or out of memory)",
+            signal.SIGXCPU: "the CPU-time limit was reached",
+            signal.SIGXFSZ: "the file-size limit was exceeded"}
 
-def _leave_network() -> None:
-    """Move this (forked, not yet exec'd) process into a new network namespace, whose only
-    interface, loopback, is down. A new user namespace alongside lets an unprivileged user do
-    it; root may do it without one. Raises OSError where neither is allowed."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) != 0 and libc.unshare(_CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
+
+def readonly_paths() -> list[str]:
+    """What a fully isolated run sees of this machine, read-only: the interpreter (its prefixes,
+    the folder of its binary), the system library folders and the dynamic loader's cache."""
+    from . import sandbox
+
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+             os.path.dirname(os.path.realpath(sys.executable)), "/etc/ld.so.cache",
+             *sandbox.SYSTEM_LIBS}
+    return sorted(os.path.abspath(p) for p in paths if p)
+
+
+@dataclass
+class RunResult:
+    returncode: int | None  # None: the wall-clock timeout ended it
+    stderr_tail: str
+    setup_error: str | None
+    processes: str | None = None  # how the launcher limited processes (per run, per user, not)
+
+
+def run_isolated(code: str, *, isolation: str, timeout: float, memory_mb: int = 1024,
+                 max_processes: int = 32, file_size_mb: int = 16,
+                 temp_mb: int = 64) -> RunResult:
+    """Run the Python source ``code`` through the launcher (`prefalign.synth.scorers.sandbox`)
+    with ``isolation`` ("full", "network" or "none") and the limits; see the module docstring."""
+    with tempfile.TemporaryDirectory(prefix="prefalign-tests-") as tmp:
+        work, root = os.path.join(tmp, "work"), os.path.join(tmp, "root")
+        os.mkdir(work)
+        os.mkdir(root)
+        script = os.path.join(work, "run_tests.py")
+        with open(script, "w", encoding="utf-8") as f:
+            f.write(code)
+        read_end, write_end = os.pipe()
+        cfg = {"isolation": isolation, "status_fd": write_end, "script": script, "workdir": work,
+               "root_mount": root, "readonly": readonly_paths(), "python": sys.executable,
+               "cpu_seconds": int(timeout) + 1, "memory_bytes": memory_mb << 20,
+               "file_bytes": file_size_mb << 20, "max_processes": max_processes,
+               "temp_mb": temp_mb}
+        config = os.path.join(tmp, "sandbox.json")
+        with open(config, "w", encoding="utf-8") as f:
+            json.dump(cfg, f)
+        with open(os.path.join(tmp, "stderr"), "w+b") as err:
+            try:
+                proc = subprocess.Popen(
+                    [sys.executable, "-I", "-S", LAUNCHER, config], cwd=tmp, env={},
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                    pass_fds=(write_end,), start_new_session=True)
+            finally:
+                os.close(write_end)
+            try:
+                returncode = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _stop(proc)
+                returncode = None
+            os.set_blocking(read_end, False)
+            try:
+                status = os.read(read_end, 4096).decode("utf-8", "replace")
+            except BlockingIOError:
+                status = ""
+            finally:
+                os.close(read_end)
+            err.seek(0, os.SEEK_END)
+            err.seek(max(0, err.tell() - 4096))
+            tail = err.read().decode("utf-8", "replace")
+    notes = dict(line.split(": ", 1) for line in status.splitlines() if ": " in line)
+    setup = notes.get("error") if returncode == SETUP_FAILED else None
+    return RunResult(returncode, tail, setup, notes.get("processes"))
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End a run and everything it started: the launcher first (it kills what it adopted and,
+    in full isolation, takes the PID namespace down with it), then its whole process group;
+    the launcher is not reaped before that, so the group id cannot have been reused."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is not None:
+            break
+        time.sleep(0.01)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def probe_isolation(mode: str) -> str | None:
+    """None when runs can be isolated with ``mode`` here, else why not (asked once per mode)."""
+    return _probe(mode)[0]
+
+
+def process_limit(mode: str) -> str | None:
+    """How runs with ``mode`` have their processes limited here: "per run", "per user
+    (approximate)" or "not limited" (None if the mode is unavailable)."""
+    return _probe(mode)[1]
 
 
 @functools.cache
-def network_namespaces_available() -> bool:
-    """Whether unit-test runs can be cut off the network by a namespace here (asked once)."""
-    if not sys.platform.startswith("linux"):
-        return False
+def _probe(mode: str) -> tuple[str | None, str | None]:
+    if mode != "none" and not sys.platform.startswith("linux"):
+        return f"{sys.platform} has no Linux namespaces", None
+    if mode == "full" and "/" in readonly_paths():
+        return "the interpreter's prefix is / (it would expose the whole file system)", None
+    probe = "import os\nassert not os.path.exists('/proc/self')\n" if mode == "full" else "pass\n"
     try:
-        subprocess.run([sys.executable, "-c", "pass"], preexec_fn=_leave_network, check=True,
-                       stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
-        return True
-    except (OSError, subprocess.SubprocessError):
-        return False
+        result = run_isolated(probe, isolation=mode, timeout=30)
+    except OSError as e:
+        return f"cannot start the launcher: {e}", None
+    if result.setup_error:
+        return result.setup_error, None
+    if result.returncode != 0:
+        last = _last_line(result.stderr_tail) or f"exit status {result.returncode}"
+        return f"a trial run failed: {last}", None
+    return None, result.processes
 
 
-def _limits(cpu_seconds: int, memory_bytes: int, isolate_network: bool):
-    def apply():  # runs in the child between fork and exec
-        import resource
+def network_namespaces_available() -> bool:
+    """Whether unit-test runs can be cut off the network by a namespace here."""
+    return probe_isolation("full") is None or probe_isolation("network") is None
 
-        if isolate_network:
-            _leave_network()
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 20, 16 << 20))
-    return apply
+
+def _last_line(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+_WHAT = {
+    "full": {"network": "namespace", "filesystem": "private: empty root, the interpreter "
+             "read-only, a private tmpfs /tmp", "processes": "own PID namespace (killed as a "
+             "whole)"},
+    "network": {"network": "namespace", "filesystem": "NOT isolated: the user's files can be "
+                "read and written", "processes": "own session, killed as a group with the "
+                "orphans it adopted"},
+    "none": {"network": "python-sockets-disabled", "filesystem": "NOT isolated: the user's "
+             "files can be read and written", "processes": "own session, killed as a group "
+             "with the orphans it adopted"},
+}
 
 
 class UnitTestVerifier(Scorer):
     name = "tests"
 
     def __init__(self, field: str = "tests", *, timeout: float = 10.0, memory_mb: int = 1024,
-                 workers: int = 2):
+                 workers: int = 2, max_processes: int = 32, file_size_mb: int = 16,
+                 temp_mb: int = 64, isolation: str = "auto"):
         super().__init__()
+        if isolation not in ("auto", "full"):
+            raise ValueError(f"tests scorer: isolation={isolation!r}; use 'auto' (the best this "
+                             "machine allows, with a warning when it is not full) or 'full' "
+                             "(refuse to run without it)")
         self.field, self.timeout, self.memory_mb, self.workers = field, timeout, memory_mb, workers
-        self.network_namespace = network_namespaces_available()
-        if not self.network_namespace:
-            log.warning("unit-test runs cannot get their own network namespace here; only "
-                        "Python's socket functions are disabled in them")
+        self.max_processes, self.file_size_mb, self.temp_mb = max_processes, file_size_mb, temp_mb
+        self.unavailable: dict[str, str] = {}  # isolation mode -> why it cannot be used here
+        self.isolation = "none"
+        for mode in ISOLATION_MODES:
+            why = probe_isolation(mode)
+            if why is None:
+                self.isolation = mode
+                break
+            self.unavailable[mode] = why
+        if self.isolation != "full":
+            why = self.unavailable["full"]
+            if isolation == "full":
+                raise ValueError(f"tests scorer: full isolation is not available here ({why}); "
+                                 "run in a container or a VM, or use isolation=auto")
+            log.warning("unit-test runs cannot be fully isolated here (%s): %s; the code they "
+                        "run can read and write this user's files. Run untrusted code in a "
+                        "container or VM.", why,
+                        "the network is cut by a namespace" if self.isolation == "network"
+                        else "only Python's socket functions are disabled in them")
+        self.network_namespace = self.isolation != "none"
 
     def _run(self, code: str, tests: str) -> Score:
-        with tempfile.TemporaryDirectory(prefix="prefalign-tests-") as tmp:
-            path = os.path.join(tmp, "run_tests.py")
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(_PRELUDE + "\n" + code + "\n\n" + tests + "\n")
-            try:
-                proc = subprocess.run(
-                    [sys.executable, "-I", path], cwd=tmp, stdin=subprocess.DEVNULL,
-                    capture_output=True, text=True, timeout=self.timeout,
-                    env={"PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"},
-                    preexec_fn=_limits(int(self.timeout) + 1, self.memory_mb << 20,
-                                       self.network_namespace))
-            except subprocess.TimeoutExpired:
-                self.stats["timeouts"] += 1
-                return Score(0.0, f"timeout after {self.timeout:g}s")
-            except subprocess.SubprocessError as e:  # the child's setup (limits, namespace)
-                raise RuntimeError(f"could not start a unit-test run with its limits and "
-                                   f"network isolation: {e}") from e
-        if proc.returncode == 0:
+        result = run_isolated(_PRELUDE + "\n" + code + "\n\n" + tests + "\n",
+                              isolation=self.isolation, timeout=self.timeout,
+                              memory_mb=self.memory_mb, max_processes=self.max_processes,
+                              file_size_mb=self.file_size_mb, temp_mb=self.temp_mb)
+        if result.setup_error:  # the launcher could not set the run up: not the code's fault
+            raise RuntimeError("could not start a unit-test run with its limits and "
+                               f"{self.isolation} isolation: {result.setup_error}")
+        if result.returncode is None:
+            self.stats["timeouts"] += 1
+            return Score(0.0, f"timeout after {self.timeout:g}s")
+        if result.returncode == 0:
             self.stats["passed"] += 1
             return Score(1.0)
         self.stats["failed"] += 1
-        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-        last = lines[-1] if lines else f"exit status {proc.returncode}"
-        return Score(0.0, f"tests failed: {last[:300]}")
+        last = _last_line(result.stderr_tail)
+        if not last:
+            sig = result.returncode - 128
+            last = _SIGNALS.get(sig, f"exit status {result.returncode}")
+        if len(last) > REASON_CHARS:
+            last = last[:REASON_CHARS] + "..."
+        return Score(0.0, f"tests failed: {last}")
 
     def score(self, groups: Sequence[Group]) -> list[list[Score]]:
         jobs = []
@@ -194,6 +340,13 @@ class UnitTestVerifier(Scorer):
         return out
 
     def describe(self) -> dict:
-        return {"scorer": self.name, "field": self.field, "timeout": self.timeout,
-                "memory_mb": self.memory_mb,
-                "network": "namespace" if self.network_namespace else "python-sockets-disabled"}
+        desc = {"scorer": self.name, "field": self.field, "timeout": self.timeout,
+                "memory_mb": self.memory_mb, "max_processes": self.max_processes,
+                "file_size_mb": self.file_size_mb, "isolation": self.isolation,
+                **_WHAT[self.isolation]}
+        desc["processes"] += f"; number of processes: {process_limit(self.isolation)}"
+        if self.isolation == "full":
+            desc["temp_mb"] = self.temp_mb
+        else:
+            desc["isolation_unavailable"] = dict(self.unavailable)
+        return desc
