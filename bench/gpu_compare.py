@@ -10,6 +10,8 @@ resp_len/2..resp_len), then trains one epoch of sigmoid DPO (beta 0.1, lr 1e-5) 
   trl-bf16-gc     TRL's own defaults: bf16 autocast + gradient checkpointing
   prefalign       `prefalign train --bf16` (SDPA with a dense packed mask)
   prefalign-flex  `prefalign train --bf16 --attn-implementation flex_attention`
+  prefalign-varlen  `prefalign train --bf16 --attn-implementation varlen` (padding-free,
+                  FlashAttention's variable-length kernel)
 Each is timed as a whole process (start-up, tokenization and reference log-probs included);
 peak GPU memory is torch.cuda.max_memory_allocated inside the process. Prints a Markdown table
 and writes OUT/gpu-compare.json.
@@ -104,7 +106,8 @@ def main():
     ap.add_argument("--pairs", type=int, default=512)
     ap.add_argument("--batch", type=int, default=8)
     # FlexAttention last: it compiles for a minute or more, and a time limit should cut it first
-    ap.add_argument("--runs", default="prefalign,trl-bf16,trl-bf16-gc,prefalign-flex")
+    ap.add_argument("--runs",
+                    default="prefalign-varlen,prefalign,trl-bf16,trl-bf16-gc,prefalign-flex")
     ap.add_argument("--shared-bench", default=str(SHARED_BENCH))
     ap.add_argument("--out", default=str(HERE / "out"))
     a = ap.parse_args()
@@ -122,7 +125,8 @@ def main():
     runners = {"trl-bf16": lambda work: run_trl(fx, a.batch, False, work),
                "trl-bf16-gc": lambda work: run_trl(fx, a.batch, True, work),
                "prefalign": lambda work: run_prefalign(fx, a.batch, "sdpa", work),
-               "prefalign-flex": lambda work: run_prefalign(fx, a.batch, "flex_attention", work)}
+               "prefalign-flex": lambda work: run_prefalign(fx, a.batch, "flex_attention", work),
+               "prefalign-varlen": lambda work: run_prefalign(fx, a.batch, "varlen", work)}
     results = []
     for name in a.runs.split(","):
         # each run in its own scratch folder (saved models are large), removed after it
