@@ -171,9 +171,10 @@ _COMMAND_REGISTRARS: list = [_add_train, _add_synth_commands, _add_eval_commands
                              _add_demo_command]
 
 
-# Errors that carry a message meant for the user (bad data, wrong flags, missing files): printed
-# as one line; PREFALIGN_DEBUG=1 shows the traceback. Anything else is a bug and raises as is.
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, ImportError)
+# Errors that carry a message meant for the user (bad data, wrong flags, missing files, a file
+# system or a server that said no: OSError, the HTTP back end's errors included): printed as one
+# line; PREFALIGN_DEBUG=1 shows the traceback. Anything else is a bug and raises as is.
+USER_ERRORS = (ValueError, OSError, ImportError)
 
 
 def main(argv: list[str] | None = None) -> int:

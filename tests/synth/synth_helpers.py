@@ -62,3 +62,49 @@ class Server:
 def digit_share(response, example):
     """A graded toy verifier: the share of digits in the response (random text rarely ties)."""
     return sum(ch.isdigit() for ch in response) / max(len(response), 1)
+
+
+class ScriptedServer:
+    """A server on 127.0.0.1 whose every answer is ``respond(method, path, headers, body) ->
+    (status, headers dict, body bytes)``; ``requests`` records (method, path, headers)."""
+
+    def __init__(self, respond):
+        self.requests, self.lock = [], threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                with server.lock:
+                    server.requests.append((self.command, self.path, dict(self.headers)))
+                status, headers, payload = respond(self.command, self.path, self.headers, body)
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = _answer
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.url = self.origin + "/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def chat_answer(text="hello"):
+    return json.dumps({"choices": [{"message": {"role": "assistant", "content": text},
+                                    "finish_reason": "stop"}]}).encode()

@@ -8,7 +8,7 @@ from prefalign.synth.backends import make_generator
 from prefalign.synth.backends.hf import HFGenerator
 from prefalign.synth.backends.openai_http import HTTPGenerationError, OpenAIHTTPGenerator
 from prefalign.synth.types import PromptItem, SamplingConfig, sample_seed
-from synth_helpers import Server
+from synth_helpers import ScriptedServer, Server, chat_answer
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +164,41 @@ def test_vllm_adapter_sends_token_ids_and_one_seeded_request_per_sample(tiny_mod
             # the end id is kept in token_ids but not counted, as in the HF back end
             assert c.num_tokens == 2 and len(c.token_ids) == 2 + (case in (0, 1)), case
     assert cases == {0, 1, 2, 3}, "the seeds should cover every way of ending"
+
+
+@pytest.mark.parametrize("code", [301, 302, 303, 307, 308])
+def test_http_backend_never_follows_a_redirect_with_the_api_key(code):
+    """A redirect to another origin would carry the Authorization header there (and urllib turns
+    the POST into a GET): it is an error naming the location, and the other server sees nothing."""
+    with ScriptedServer(lambda *a: (200, {"Content-Type": "application/json"},
+                                    chat_answer("from elsewhere"))) as elsewhere:
+        target = elsewhere.url + "/chat/completions"
+        with ScriptedServer(lambda *a: (code, {"Location": target}, b"moved")) as server:
+            gen = OpenAIHTTPGenerator(server.url, "tiny", api_key="sk-secret", max_retries=0,
+                                      timeout=5)
+            with pytest.raises(HTTPGenerationError, match=f"HTTP {code} redirect to {target}"):
+                gen.generate([PromptItem(0, "q")], 1, SamplingConfig())
+        assert server.requests[0][2].get("Authorization") == "Bearer sk-secret"
+    assert elsewhere.requests == []
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_an_http_error_is_one_line_with_status_and_url(status):
+    body = b'{"error": {\n  "message": "Incorrect API key provided",\n  "type": "auth"\n}}\n'
+    with ScriptedServer(lambda *a: (status, {"Content-Type": "application/json"}, body)) as server:
+        gen = OpenAIHTTPGenerator(server.url, "tiny", api_key="sk-wrong", max_retries=2,
+                                  backoff=0.01, timeout=5)
+        with pytest.raises(HTTPGenerationError) as info:
+            gen.generate([PromptItem(0, "q")], 1, SamplingConfig())
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{server.url}/chat/completions: HTTP {status} ")
+    assert "Incorrect API key provided" in message
+    assert len(server.requests) == 1  # not retried
+
+
+def test_an_answer_that_is_not_json_is_one_line():
+    with ScriptedServer(lambda *a: (200, {}, b"<html>\n<body>login</body>\n</html>")) as server:
+        gen = OpenAIHTTPGenerator(server.url, "tiny", max_retries=0, timeout=5)
+        with pytest.raises(HTTPGenerationError, match="the answer is not JSON: <html> <body>"):
+            gen.generate([PromptItem(0, "q")], 1, SamplingConfig())

@@ -186,3 +186,94 @@ def test_manifest_keeps_the_most_common_failure_reasons(tmp_path, write_prompts)
     assert c["reasons"]["no number in the response"] == 30
     assert sum(c["reasons"].values()) == 60  # nothing lost: the rest are summed
     assert c["reasons"]["(other reasons)"] == 30 - (MAX_REASONS - 1)
+
+
+def test_a_second_job_on_the_same_output_is_refused_naming_the_first(tmp_path, write_prompts):
+    """Two jobs on one output would both do all the work: the second is refused at once, with
+    the first one's PID, and the first finishes as if alone."""
+    import threading
+
+    from prefalign.locks import LockHeldError
+
+    prompts = write_prompts(arithmetic_rows(2, chat=False))
+    started, release = threading.Event(), threading.Event()
+
+    class Slow(CannedGenerator):
+        def generate(self, prompts, n, sampling, seed=0):
+            started.set()
+            assert release.wait(30)
+            return super().generate(prompts, n, sampling, seed)
+
+    first_gen = Slow([["4", "5"], ["7", "8"]])
+    out = tmp_path / "pairs.jsonl"
+    cfg = dict(prompts=str(prompts), output=str(out), scorer=VERIFIER, n=2, progress=False)
+    results = []
+    first = threading.Thread(target=lambda: results.append(
+        run_synth(SynthConfig(**cfg, generator=first_gen))))
+    first.start()
+    try:
+        assert started.wait(30)
+        second_gen = CannedGenerator([["4", "5"], ["7", "8"]])
+        with pytest.raises(LockHeldError, match=rf"synth output {out} is in use .*PID {os.getpid()}"):
+            run_synth(SynthConfig(**cfg, generator=second_gen))
+        assert second_gen.calls == 0
+    finally:
+        release.set()
+        first.join(30)
+    assert results and results[0].counts["records"] == 2 and first_gen.calls == 1
+    # the lock goes with the job: a later run on the output resumes (nothing left to do)
+    again = CannedGenerator([["4", "5"], ["7", "8"]])
+    assert run_synth(SynthConfig(**cfg, generator=again)).counts["records"] == 2
+    assert again.calls == 0
+
+
+@pytest.mark.parametrize("name, problem", [("folder", "is a folder"),
+                                           ("pairs.txt", "file type '.txt'"),
+                                           ("pairs", "a name without a file type")])
+def test_an_output_synth_cannot_write_is_refused_before_any_work(tmp_path, write_prompts, name,
+                                                                  problem):
+    prompts = write_prompts(arithmetic_rows(2, chat=False))
+    (tmp_path / "folder").mkdir()
+    gen = CannedGenerator([["4", "5"], ["7", "8"]])
+    with pytest.raises(ValueError, match=problem):
+        run_synth(SynthConfig(prompts=str(prompts), output=str(tmp_path / name), scorer=VERIFIER,
+                              n=2, generator=gen, progress=False))
+    assert gen.calls == 0
+    assert not list(tmp_path.glob("*.progress.jsonl")) and not list(tmp_path.glob("folder/*"))
+
+
+def _main(argv, capsys, monkeypatch):
+    from prefalign.cli import main
+
+    monkeypatch.delenv("PREFALIGN_DEBUG", raising=False)
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err.splitlines()
+
+
+def test_synth_cli_errors_are_one_line(tmp_path, write_prompts, capsys, monkeypatch):
+    from synth_helpers import ScriptedServer
+
+    prompts = write_prompts(arithmetic_rows(1, chat=False))
+    base = ["synth", "--prompts", str(prompts), "--scorer", VERIFIER, "--n", "2",
+            "--no-progress"]
+    missing = tmp_path / "no-such-model"
+    code, err = _main(base + ["--model", str(missing), "--output", str(tmp_path / "o.jsonl")],
+                     capsys, monkeypatch)
+    assert code == 2 and err[0] == (f"prefalign synth: error: --model {missing}: no such folder; "
+                                    "the hf back end loads a model folder (written by "
+                                    "save_pretrained)")
+    code, err = _main(base + ["--model", str(missing), "--output", str(tmp_path)], capsys,
+                     monkeypatch)
+    assert code == 2 and err[0].startswith(f"prefalign synth: error: --output {tmp_path} is a "
+                                           "folder")
+    answer = (401, {"Content-Type": "application/json"},
+              b'{"error": {\n "message": "Incorrect API key"}}')
+    with ScriptedServer(lambda *a: answer) as server:
+        code, err = _main(base + ["--model", "served", "--backend", "openai", "--base-url",
+                                 server.url, "--output", str(tmp_path / "h.jsonl")],
+                         capsys, monkeypatch)
+    assert code == 2 and len(err) == 2, err
+    assert err[0].startswith(f"prefalign synth: error: {server.url}/chat/completions: HTTP 401 ")
+    assert "Incorrect API key" in err[0]

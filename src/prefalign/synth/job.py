@@ -31,7 +31,9 @@ from typing import Any
 from prefalign.data.sampled import FIELD as SAMPLED_FIELD
 from prefalign.data.sampled import SampledIds, tokenizer_fingerprint
 from prefalign.data.tokenization import tokenize_prompt
+from prefalign.data.readers import JSONL_SUFFIXES, PARQUET_SUFFIXES
 from prefalign.data.writers import atomic_write, save_records
+from prefalign.locks import exclusive_lock
 
 from .durable_log import DurableLog
 from .pairs import OUTPUT_KIND, PairOptions, build_records
@@ -101,9 +103,35 @@ class SynthResult:
     counts: dict[str, Any]
 
 
+def check_output(path: Path) -> None:
+    """Refuse an output synth cannot write, before any work."""
+    if path.is_dir():
+        raise ValueError(f"--output {path} is a folder; synth writes one file (.jsonl or "
+                         f".parquet), e.g. --output {path / 'pairs.jsonl'}")
+    if path.suffix.lower() not in JSONL_SUFFIXES + PARQUET_SUFFIXES:
+        kind = f"file type {path.suffix!r}" if path.suffix else "a name without a file type"
+        raise ValueError(f"--output {path}: {kind}; synth writes .jsonl or .parquet")
+
+
+def check_model_path(model: str, backend: str) -> None:
+    """A model folder that does not exist (hf, vllm) is named, not sent to the Hub loader. A
+    name like ``org/model`` (a Hub id, one slash) is left to the back end."""
+    looks_like_path = (os.path.isabs(model) or model.startswith((".", "~"))
+                       or model.count("/") != 1)
+    path = Path(model).expanduser()
+    if looks_like_path and not path.exists():
+        raise FileNotFoundError(f"--model {model}: no such folder; the {backend} back end loads "
+                                "a model folder (written by save_pretrained)")
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"--model {model}: is a file; give the model's folder (the one "
+                                 "holding config.json)")
+
+
 def make_backend(cfg: SynthConfig):
     if cfg.generator is not None:
         return cfg.generator
+    if cfg.backend in ("hf", "vllm"):
+        check_model_path(cfg.model, cfg.backend)
     if cfg.backend == "hf":
         from .backends.hf import HFGenerator
 
@@ -195,9 +223,8 @@ def _chunks(items: list[PromptItem], size: int):
 
 
 def run_synth(cfg: SynthConfig) -> SynthResult:
-    """Run (or resume) a synth job; see the module docstring."""
-    from tqdm.auto import tqdm
-
+    """Run (or resume) a synth job; see the module docstring. The output is locked for the
+    run (``OUTPUT.lock``): a second job on it is refused, naming the first one's PID."""
     if cfg.n < 1 or cfg.chunk_size < 1:
         raise ValueError("n and chunk_size must be at least 1")
     if cfg.generator is None and not cfg.model:
@@ -206,6 +233,19 @@ def run_synth(cfg: SynthConfig) -> SynthResult:
         raise ValueError("synth needs a scorer (--scorer), e.g. verifier:mypkg.checks:exact_sum")
     opts = cfg.pair_options()
     out_path, log_path, manifest_path = cfg.paths()
+    check_output(out_path)
+    if cfg.generator is None and cfg.backend not in BACKENDS:
+        raise ValueError(f"unknown back end {cfg.backend!r}; use one of {', '.join(BACKENDS)}")
+    # one writer per output: a second job on it would redo all the work beside the first
+    with exclusive_lock(out_path.with_name(out_path.name + ".lock"),
+                        what=f"synth output {out_path}"):
+        return _run_synth(cfg, opts, out_path, log_path, manifest_path)
+
+
+def _run_synth(cfg: SynthConfig, opts: PairOptions, out_path: Path, log_path: Path,
+               manifest_path: Path) -> SynthResult:
+    from tqdm.auto import tqdm
+
     prompts = read_prompts(cfg.prompts, field=cfg.prompt_field, split=cfg.split, limit=cfg.limit)
     if not prompts:
         raise ValueError(f"{cfg.prompts}: no prompts")

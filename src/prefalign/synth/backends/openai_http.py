@@ -5,7 +5,12 @@ One request per sample, carrying that sample's seed, so samples are reproducible
 server honours ``seed``. At most ``concurrency`` requests are in flight; each has a ``timeout``;
 connection errors, timeouts, 408, 409, 429 and 5xx are retried up to ``max_retries`` times with
 exponential backoff (``backoff * 2**attempt`` seconds, or the server's Retry-After when larger).
-Other HTTP errors (400, 401, 404, ...) fail at once with the server's message.
+Other HTTP errors (400, 401, 404, ...) fail at once: one line with the status, the URL and the
+start of the server's message.
+
+Redirects are never followed: a request carries the API key, and urllib would send it on to
+whatever address a redirect names (turning the POST into a GET). A 3xx answer is an error that
+names the location, so that ``base_url`` can be set to it if it is the right server.
 
 A server returns text only (decoded after the prompt by its own incremental detokenizer, as vLLM's
 and TGI's do), no token ids: training tokenizes these responses' text (the data summary counts
@@ -29,8 +34,24 @@ from .base import regroup, requests
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
-class HTTPGenerationError(RuntimeError):
-    """A request failed for good (a non-retryable status, or retries exhausted)."""
+class HTTPGenerationError(ConnectionError):
+    """A request failed for good (a non-retryable status, a redirect, an answer that is not a
+    chat completion, or retries exhausted); the message is one line."""
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Answer a 3xx with an HTTPError (handled in `_one`) instead of following it."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class OpenAIHTTPGenerator:
@@ -82,24 +103,37 @@ class OpenAIHTTPGenerator:
             wait = self.backoff * (2 ** attempt)
             try:
                 req = urllib.request.Request(url, data=data, headers=headers, method="POST")
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    payload = json.loads(resp.read().decode("utf-8"))
-                return _completion(payload, seed, url)
+                with _OPENER.open(req, timeout=self.timeout) as resp:
+                    body = resp.read()
+                break
             except urllib.error.HTTPError as e:
-                detail = e.read().decode("utf-8", "replace")[:500]
-                last = f"HTTP {e.code}: {detail}"
+                if 300 <= e.code < 400:
+                    where = e.headers.get("Location") if e.headers else None
+                    raise HTTPGenerationError(
+                        f"{url}: HTTP {e.code} redirect to {where or '(no Location given)'}; "
+                        "redirects are not followed (the request carries the API key): if that "
+                        "is the server, give its address as the base URL") from None
+                detail = _one_line(e.read().decode("utf-8", "replace"))
+                last = f"HTTP {e.code} {e.reason}" + (f": {detail}" if detail else "")
                 if e.code not in RETRY_STATUS:
                     raise HTTPGenerationError(f"{url}: {last}") from None
                 retry_after = e.headers.get("Retry-After") if e.headers else None
                 if retry_after and retry_after.replace(".", "", 1).isdigit():
                     wait = max(wait, float(retry_after))
             except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
-                last = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
+                last = _one_line(f"{type(e).__name__}: {getattr(e, 'reason', e)}")
             if attempt < self.max_retries:
                 self.retries += 1
                 time.sleep(wait)
-        raise HTTPGenerationError(f"{url}: giving up after {self.max_retries + 1} attempts; "
-                                  f"last error: {last}")
+        else:
+            raise HTTPGenerationError(f"{url}: giving up after {self.max_retries + 1} attempts; "
+                                      f"last error: {last}")
+        try:
+            payload = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise HTTPGenerationError(f"{url}: the answer is not JSON: "
+                                      f"{_one_line(body.decode('utf-8', 'replace'))}") from None
+        return _completion(payload, seed, url)
 
 
 def _completion(payload: dict, seed: int, url: str) -> Completion:
@@ -108,7 +142,7 @@ def _completion(payload: dict, seed: int, url: str) -> Completion:
         text = choice["message"]["content"] or ""
     except (KeyError, IndexError, TypeError):
         raise HTTPGenerationError(f"{url}: unexpected response (no choices[0].message.content): "
-                                  f"{json.dumps(payload)[:300]}") from None
+                                  f"{_one_line(json.dumps(payload))}") from None
     finish = "length" if choice.get("finish_reason") == "length" else "stop"
     tokens = (payload.get("usage") or {}).get("completion_tokens")
     return Completion(text=text, seed=seed, finish_reason=finish, num_tokens=tokens)
