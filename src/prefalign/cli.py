@@ -58,9 +58,14 @@ _OBJECTIVE_FLAGS = [("--beta", "beta"), ("--label-smoothing", "label_smoothing")
 
 
 def _parse_value(text: str):
+    """A ``--set`` value: a YAML scalar or list (true, null, 0.5, [a, b]); anything YAML cannot
+    read stays text. The objective's declared type then decides (``1e-3`` is a number)."""
     import yaml
 
-    return yaml.safe_load(text)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -74,6 +79,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides["reference"] = "none"
     if args.no_progress:
         overrides["progress"] = False
+    if args.overwrite:
+        overrides["overwrite"] = True
     if args.report_to:
         overrides["report_to"] = args.report_to.split(",")
     cfg = TrainConfig.from_sources(args.config, **overrides)
@@ -92,6 +99,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if missing:
         raise SystemExit(f"prefalign train: --{missing[0]} is required (or set it in --config)")
     result = train(cfg)
+    if result.already_done:
+        print(f"{result.output_dir} already holds this run, finished ({result.steps} steps): "
+              f"nothing to do; model in {result.output_dir / 'model'} (--overwrite trains it "
+              "again; a new --output with --model OUTPUT/model continues from it)")
+        return 0
     if result.data_summary:
         print(result.data_summary)
     print(f"trained {result.steps} steps; model in {result.output_dir / 'model'}; "
@@ -111,6 +123,11 @@ def _add_train(sub) -> None:
     p.add_argument("--no-reference", action="store_true",
                    help="train without a reference model (reference-free objectives only)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete what an earlier run left in --output (its checkpoints, metrics, "
+                        "model, run.json) and train from the start. Without it, --output resumes "
+                        "only the same run (same model and data contents, objective and settings), "
+                        "a finished one is left as it is, and any other run is refused")
     p.add_argument("--report-to", help="comma-separated trackers: tensorboard,wandb")
     for flag, name in _OBJECTIVE_FLAGS:
         p.add_argument(flag, dest=name, type=float, default=None)

@@ -3,14 +3,20 @@
 
 Layout::
 
-    OUT/round-0/eval.json                 the starting policy, evaluated
+    OUT/round-0/eval.json  round.json     the starting policy, evaluated
     OUT/round-k/data.jsonl (+ .manifest.json, .progress.jsonl)   synth from round k-1's policy
     OUT/round-k/model/  metrics.jsonl  config.json                 `prefalign train` output
     OUT/round-k/eval.json                 the new policy on the held-out prompts
     OUT/round-k/round.json                written last: the round is finished
 
 A rerun skips finished rounds (those with ``round.json``) and resumes an unfinished one: its synth
-job resumes from its durable log and training from its last checkpoint (``save_steps``). Round k
+job resumes from its durable log and training from its last checkpoint (``save_steps``). A
+finished round is reused only when its fingerprint matches: the starting policy (by content),
+the prompts, scorer, sampling, pairing, seed, objective, training and eval settings
+(:func:`round_fingerprint`; ``rounds``, ``output``, ``device``, ``chunk_size`` and progress bars
+do not count, so raising ``rounds`` continues a finished loop). A round made with other
+settings stops the rerun with one line naming what differs; use a new ``--output`` (or delete
+the old one) to start over. Round k
 samples with seed ``seed + k`` so rounds see different samples. A round whose data holds no
 records (every response tied) trains nothing and keeps the previous policy; ``round.json`` says so.
 
@@ -22,6 +28,7 @@ all responses scoring at least ``pass_threshold`` (verifier accuracy for a 0/1 v
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,6 +118,47 @@ def evaluate_policy(cfg: IterateConfig, policy: str | Path, path: Path) -> dict[
     return result
 
 
+class RoundMismatchError(ValueError):
+    """A finished round in OUTPUT was made with other settings than this run's."""
+
+
+def round_fingerprint(cfg: IterateConfig, k: int, policy: Path) -> dict[str, Any]:
+    """What decides round ``k``'s data, training and eval: the policy it starts from (by
+    content, so a retrained earlier round changes every later one) and the settings."""
+    from prefalign.train.run_state import data_identity, model_identity
+
+    scorer = cfg.scorer if cfg.scorer_obj is None else (
+        cfg.scorer_obj.describe() if hasattr(cfg.scorer_obj, "describe")
+        else type(cfg.scorer_obj).__qualname__)
+    shown = lambda v: v if v is None or isinstance(v, (str, os.PathLike)) else "<in memory>"  # noqa: E731
+    fp = {"round": k, "policy": str(policy), "policy_files": model_identity(str(policy)),
+          "eval_prompts": shown(cfg.eval_prompts),
+          "eval_prompts_files": data_identity(cfg.eval_prompts), "scorer": scorer}
+    names = ["top_p", "top_k", "max_new_tokens", "seed", "batch_size", "prompt_field", "eval_n",
+             "eval_temperature", "pass_threshold"]  # round 0 only evaluates the starting policy
+    if k > 0:
+        fp["prompts"], fp["prompts_files"] = shown(cfg.prompts), data_identity(cfg.prompts)
+        names += ["n", "pairs", "min_gap", "length_penalty", "temperature", "objective",
+                  "train_args"]
+    for name in names:
+        fp[name] = getattr(cfg, name)
+    return json.loads(json.dumps(fp, default=str, sort_keys=True))
+
+
+def _check_round(rdir: Path, info: dict[str, Any], fp: dict[str, Any], out: Path) -> None:
+    from prefalign.train.run_state import differences
+
+    fix = f"use a new --output folder, or delete {out} to start over"
+    recorded = info.get("fingerprint")
+    if recorded is None:
+        raise RoundMismatchError(f"{rdir / 'round.json'} holds no settings fingerprint (written "
+                                 f"by an older prefalign), so it cannot be reused safely; {fix}")
+    diffs = differences(recorded, fp, display=("policy", "prompts", "eval_prompts"))
+    if diffs:
+        raise RoundMismatchError(f"{rdir} was made with other settings ({'; '.join(diffs[:6])}); "
+                                 f"{fix}")
+
+
 def run_iterate(cfg: IterateConfig) -> IterateResult:
     from prefalign.train import TrainConfig, train
 
@@ -118,15 +166,22 @@ def run_iterate(cfg: IterateConfig) -> IterateResult:
     out.mkdir(parents=True, exist_ok=True)
     policy = Path(cfg.model)
     rounds = []
-    if cfg.eval_prompts is not None and not (out / "round-0" / "eval.json").exists():
-        evaluate_policy(cfg, policy, out / "round-0" / "eval.json")
+    if cfg.eval_prompts is not None:  # round 0: the starting policy, evaluated
+        r0, fp0 = out / "round-0", round_fingerprint(cfg, 0, policy)
+        if (r0 / "round.json").exists():
+            _check_round(r0, json.loads((r0 / "round.json").read_text()), fp0, out)
+        if not (r0 / "round.json").exists() or not (r0 / "eval.json").exists():
+            evaluate_policy(cfg, policy, r0 / "eval.json")
+            _write_json(r0 / "round.json", {"round": 0, "policy": str(policy), "fingerprint": fp0})
     for k in range(1, cfg.rounds + 1):
         rdir = out / f"round-{k}"
         done_file = rdir / "round.json"
+        fp = round_fingerprint(cfg, k, policy)
         if done_file.exists():
             info = json.loads(done_file.read_text())
+            _check_round(rdir, info, fp, out)
             policy = Path(info["policy"])
-            rounds.append(info)
+            rounds.append({key: v for key, v in info.items() if key != "fingerprint"})
             continue
         rdir.mkdir(parents=True, exist_ok=True)
         synth = run_synth(SynthConfig(
@@ -153,6 +208,6 @@ def run_iterate(cfg: IterateConfig) -> IterateResult:
         if cfg.eval_prompts is not None:
             info["eval"] = {k2: v for k2, v in evaluate_policy(
                 cfg, policy, rdir / "eval.json").items() if k2 != "examples"}
-        _write_json(done_file, info)
+        _write_json(done_file, {**info, "fingerprint": fp})
         rounds.append(info)
     return IterateResult(out, policy, rounds)

@@ -67,13 +67,20 @@ def _fit_shape(examples, spec, source: str):
                      f"{hint}.{converters}")
 
 
-def _add_kl_completions(examples):
-    """Response 1 of example i = completion of example i+1 (a mismatched pair, as in KTO)."""
+def _add_kl_completions(examples, max_length: int | None = None):
+    """Response 1 of example i = completion of example i+1 (a mismatched pair, as in KTO),
+    cut to fit ``max_length`` after example i's prompt (the borrowed completion was fitted
+    to its own prompt, not to this one)."""
     n = len(examples)
     if n < 2:
         raise ValueError("the KL reference point of this objective needs at least 2 examples")
-    return [replace(ex, responses=[ex.responses[0], examples[(i + 1) % n].responses[0]])
-            for i, ex in enumerate(examples)]
+    out = []
+    for i, ex in enumerate(examples):
+        borrowed = list(examples[(i + 1) % n].responses[0])
+        if max_length is not None:
+            borrowed = borrowed[:max(1, max_length - len(ex.prompt_ids))]
+        out.append(replace(ex, responses=[ex.responses[0], borrowed]))
+    return out
 
 
 def prepare_examples(source, cfg, spec, tokenizer):
@@ -87,7 +94,7 @@ def prepare_examples(source, cfg, spec, tokenizer):
                          f"{tok_report.summary()})")
     examples = _fit_shape(examples, spec, str(source))
     if spec.shape == "unpaired" and _needs_kl(spec):
-        examples = _add_kl_completions(examples)
+        examples = _add_kl_completions(examples, cfg.max_length)
     examples = [replace(ex, index=i) for i, ex in enumerate(examples)]
     return examples, {"load": load_report, "tokenize": tok_report}
 

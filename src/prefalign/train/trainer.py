@@ -15,6 +15,8 @@ or accumulation and a larger batch, agree.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -32,7 +34,11 @@ from prefalign.engine.forward import PackedLogProbModel
 from prefalign.engine.loading import check_model
 from prefalign.engine.layout import pack
 from prefalign.engine.reference import AdapterDisabledReference, CachedReference, FrozenReference
+from prefalign.durable_log import DurableLog
+from prefalign.locks import exclusive_lock
+from prefalign.train import run_state
 from prefalign.train.batches import BatchPlan
+from prefalign.train.checkpoint import load_checkpoint, save_checkpoint
 from prefalign.train.config import TrainConfig
 from prefalign.train.data_prep import data_summary, prepare_examples
 from prefalign.train.model_setup import load_causal_lm
@@ -52,6 +58,16 @@ class TrainResult:
     reference_reused: bool = False
     phase_seconds: dict[str, float] | None = None  # also in OUTPUT/timings.json
     data_summary: str | None = None  # the training data's counts, printed by prefalign train
+    already_done: bool = False  # OUTPUT held this finished run: nothing was trained
+
+
+class NonFiniteError(ValueError):
+    """A step's loss, gradients or updated weights are NaN or infinite; the run stopped before
+    anything of that step was written."""
+
+
+class ModelNotFoundError(ValueError):
+    """``--model`` (or ``--ref-model``) names neither a folder nor a cached hub model."""
 
 
 def resolve_reference(cfg: TrainConfig, needs_reference: bool, token_kl: bool = False) -> str:
@@ -78,12 +94,43 @@ def resolve_reference(cfg: TrainConfig, needs_reference: bool, token_kl: bool = 
     return choice
 
 
-def _checkpoints(output: Path) -> list[Path]:
-    root = output / "checkpoints"
-    if not root.exists():
-        return []
-    found = [p for p in root.iterdir() if p.name.startswith("step-") and (p / "trainer_state.json").exists()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+_checkpoints = run_state.checkpoints
+
+
+def require_model(name: str, flag: str = "--model") -> None:
+    """Refuse, with one line, a model that is neither a local folder nor in the Hugging Face
+    cache (and, for a hub id, cannot be fetched)."""
+    if run_state.local_model_dir(name) is not None:
+        return
+    path = Path(name).expanduser()
+    if path.exists():
+        raise ModelNotFoundError(f"{flag} {name}: is a file; expected a model folder "
+                                 "(config.json and weights) or a hub model id")
+    reason = "no such folder, and not a model in the local Hugging Face cache"
+    if path.is_absolute() or name.startswith((".", "~")) or name.count("/") > 1:
+        raise ModelNotFoundError(f"{flag} {name}: {reason}")
+    from transformers import AutoConfig
+
+    try:  # a hub id not cached yet: the hub client fetches it, or says why not
+        AutoConfig.from_pretrained(name)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelNotFoundError(f"{flag} {name}: {reason}, nor fetched from the hub "
+                                 f"({first[:200]})") from None
+
+
+def model_max_positions(name: str, trust_remote_code: bool = False) -> int | None:
+    """The model's position limit (``max_position_embeddings`` or its family's name for it)."""
+    from prefalign.engine.loading import model_config
+
+    config = model_config(name, trust_remote_code=trust_remote_code)
+    if hasattr(config, "get_text_config"):
+        config = config.get_text_config()
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
 
 
 def _scheduler(cfg: TrainConfig, optimizer, total_steps: int):
@@ -110,17 +157,14 @@ class Trainer:
         from accelerate.utils import set_seed
         from transformers import AutoTokenizer
 
-        self.cfg = cfg
+        # every setting checked against its meaning (and coerced) before anything loads
+        self.cfg = cfg = cfg.validate()
         self.spec = objectives.get(cfg.objective)
         self.hparams = dict(cfg.objective_args)
         # TDPO: the per-token KL needs the reference's whole next-token distribution at every
         # response position, so the reference runs each step (a cache keeps only log-probs).
         self.token_kl = needs_token_kl(self.spec)
         self.reference_kind = resolve_reference(cfg, self.spec.needs_reference, self.token_kl)
-        unknown = sorted(set(self.hparams) - set(self.spec.defaults))
-        if unknown:
-            raise ValueError(f"objective {self.spec.name!r} has no hyperparameter(s) "
-                             f"{', '.join(unknown)}; it takes: {', '.join(sorted(self.spec.defaults)) or 'none'}")
         # Several processes without a GPU (torchrun on CPU): accelerate only uses gloo when told.
         multi_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
         # accelerate keeps its settings (mixed precision) in a process-wide singleton; a second
@@ -139,24 +183,58 @@ class Trainer:
             # the packed batch shape changes; say so before any work
             raise ValueError("--attn-implementation flex_attention needs a CUDA GPU (this run is "
                              f"on {self.accelerator.device.type}); use auto (the default)")
+        require_model(cfg.model, "--model")
+        if cfg.ref_model:
+            require_model(cfg.ref_model, "--ref-model")
         # refuse a model the engine cannot run exactly before reading any data or weights
         self.aux_coef = _router_aux_coef(cfg)
         self.attn_implementation = check_model(
             cfg.model, trust_remote_code=cfg.trust_remote_code,
             attn_implementation=cfg.attn_implementation, router_aux_loss=self.aux_coef > 0)
-        set_seed(cfg.seed)
+        for source, flag in ((cfg.data, "--data"), (cfg.eval_data, "--eval-data")):
+            if isinstance(source, (str, os.PathLike)) and source and not Path(source).exists():
+                raise FileNotFoundError(f"{flag} {source}: no such file or folder")
+        self.max_length = self._effective_max_length()
         self.main = self.accelerator.is_main_process
+        self.metrics_path = cfg.output_dir / "metrics.jsonl"
+        self.fingerprint = run_state.run_fingerprint(
+            cfg, objective=self.spec.name, hparams={**self.spec.defaults, **self.hparams},
+            reference=self.reference_kind, processes=self.accelerator.num_processes,
+            max_length=self.max_length)
+        self._stack = contextlib.ExitStack()
+        self.done: TrainResult | None = None
+        try:
+            self.output_state = self._claim_output()
+        except BaseException:
+            self.close()
+            raise
+        if self.output_state.status == "finished":
+            self.done = self._finished_result(self.output_state.record)
+            self.close()
+            return
+
+        try:
+            self._load(cfg, set_seed, AutoTokenizer)
+        except BaseException:
+            self.close()
+            raise
+
+    def _load(self, cfg, set_seed, AutoTokenizer) -> None:
+        set_seed(cfg.seed)
         self.phases = PhaseTimes()
+        data_cfg = dataclasses.replace(cfg, max_length=self.max_length)
         with self.phases("data"):
             self.tokenizer = AutoTokenizer.from_pretrained(cfg.model,
                                                            trust_remote_code=cfg.trust_remote_code)
             self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-            self.examples, self.data_report = prepare_examples(cfg.data, cfg, self.spec,
+            self.examples, self.data_report = prepare_examples(cfg.data, data_cfg, self.spec,
                                                                self.tokenizer)
+            self._check_positions(self.examples, cfg.data)
             self.eval_examples = None
             if cfg.eval_data:
-                self.eval_examples, _ = prepare_examples(cfg.eval_data, cfg, self.spec,
+                self.eval_examples, _ = prepare_examples(cfg.eval_data, data_cfg, self.spec,
                                                          self.tokenizer)
+                self._check_positions(self.eval_examples, cfg.eval_data)
 
         with self.phases("load"):
             self.policy = PackedLogProbModel(load_causal_lm(cfg.model, cfg, for_training=True),
@@ -181,13 +259,92 @@ class Trainer:
             optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.adam_betas,
                                           weight_decay=cfg.weight_decay)
             # The scheduler is not handed to accelerate: its wrapper steps the schedule once per
-            # process, which would decay the learning rate N times faster under N processes.
+            # process, which would decay the learning rate N times faster under N processes. Nor
+            # is it registered for accelerate's checkpointing (a pickle): see checkpoint.py.
             self.policy, self.optimizer = self.accelerator.prepare(self.policy, optimizer)
         self.scheduler = _scheduler(cfg, self.optimizer, self.total_steps)
-        self.accelerator.register_for_checkpointing(self.scheduler)
         self.stats = needed_statistics(cfg.objective, self.hparams)
         self.step = 0
-        self.metrics_path = cfg.output_dir / "metrics.jsonl"
+
+    # ---- the output folder: lock, location, whose run ----------------------------------------
+    def _claim_output(self) -> run_state.OutputState:
+        cfg, out = self.cfg, self.cfg.output_dir
+        if self.main:
+            lora_only = (cfg.lora or cfg.qlora) and not cfg.merge_lora
+            weights = 0 if lora_only else run_state.model_weight_bytes(cfg.model)
+            run_state.check_output_location(
+                out, model_bytes=weights,
+                checkpoint_bytes=3 * weights if cfg.save_steps and not (cfg.lora or cfg.qlora) else 0)
+            try:
+                self._stack.enter_context(exclusive_lock(out / run_state.LOCK_FILE,
+                                                         what=f"training output {out}"))
+            except OSError as e:
+                raise run_state.OutputError(f"--output {out}: cannot write there "
+                                            f"({e.strerror or e})") from None
+            if cfg.overwrite:
+                removed = run_state.clear_run(out)
+                if removed:
+                    log.warning("--overwrite: deleted %s from %s", ", ".join(removed), out)
+            state = run_state.inspect_output(out, self.fingerprint, resume=cfg.resume)
+        self.accelerator.wait_for_everyone()
+        if not self.main:  # after the main process has cleared what --overwrite deletes
+            state = run_state.inspect_output(out, self.fingerprint, resume=cfg.resume)
+        return state
+
+    def _finished_result(self, record) -> TrainResult:
+        final: dict[str, Any] = {}
+        if self.metrics_path.exists():
+            entries = DurableLog(self.metrics_path).entries if self.main else []
+            final = dict(entries[-1]) if entries else {}
+        eval_path = self.cfg.output_dir / "eval.json"
+        if eval_path.exists():
+            final.update(json.loads(eval_path.read_text()))
+        steps = int(record.get("steps", final.get("step", 0)))
+        return TrainResult(self.cfg.output_dir, steps, final, self.reference_kind,
+                           already_done=True)
+
+    def close(self) -> None:
+        """Release the output lock (``train()`` does this when it ends)."""
+        self._stack.close()
+
+    def __del__(self):
+        stack = getattr(self, "_stack", None)
+        if stack is not None:
+            stack.close()
+
+    # ---- positions -------------------------------------------------------------------------------
+    def _effective_max_length(self) -> int | None:
+        """``max_length`` within the model's positions: the model's limit when unset, clamped
+        (with a warning) when larger."""
+        cfg = self.cfg
+        limits = [(model_max_positions(m, cfg.trust_remote_code), m)
+                  for m in (cfg.model, cfg.ref_model) if m]
+        limits = [(n, m) for n, m in limits if n]
+        if not limits:
+            return cfg.max_length
+        limit, which = min(limits)
+        if cfg.max_length is None:
+            chosen = limit
+        elif cfg.max_length > limit:
+            log.warning("max_length %d is more than the %d positions of %s; using %d (rows longer "
+                        "than that are cut or dropped by --truncation %s)", cfg.max_length, limit,
+                        which, limit, cfg.truncation)
+            chosen = limit
+        else:
+            chosen = cfg.max_length
+        if cfg.max_prompt_length is not None and cfg.max_prompt_length >= chosen:
+            raise ValueError(f"max_prompt_length ({cfg.max_prompt_length}) must be below "
+                             f"max_length ({chosen}{', the positions of ' + which if chosen == limit else ''})"
+                             " to leave room for the response")
+        return chosen
+
+    def _check_positions(self, examples, source) -> None:
+        if self.max_length is None:
+            return
+        longest = max(len(ex.prompt_ids) + max(len(r) for r in ex.responses) for ex in examples)
+        if longest > self.max_length:  # a guard: truncation should have made this impossible
+            raise ValueError(f"{source}: an example of {longest} tokens is longer than "
+                             f"max_length {self.max_length} (the model's positions at most)")
 
     # ---- reference -------------------------------------------------------------------------
     def _build_reference(self, examples, split: str):
@@ -225,28 +382,42 @@ class Trainer:
     # ---- checkpoints -------------------------------------------------------------------------
     def _save_checkpoint(self, running: dict) -> None:
         path = self.cfg.output_dir / "checkpoints" / f"step-{self.step}"
-        self.accelerator.save_state(str(path))
-        if self.main:
-            state = {"step": self.step, "running": running}
-            (path / "trainer_state.json").write_text(json.dumps(state))
-            for old in _checkpoints(self.cfg.output_dir)[:-self.cfg.save_total_limit]:
-                shutil.rmtree(old, ignore_errors=True)
+        with run_state.writing(path):
+            save_checkpoint(path, accelerator=self.accelerator, policy=self.policy,
+                            optimizer=self.optimizer, scheduler=self.scheduler,
+                            state={"step": self.step, "running": running})
+            if self.main:
+                for old in _checkpoints(self.cfg.output_dir)[:-self.cfg.save_total_limit]:
+                    shutil.rmtree(old, ignore_errors=True)
         self.accelerator.wait_for_everyone()
 
+    def _start_output(self) -> None:
+        """The main process: write run.json (status running) and config.json; a fresh start
+        first clears what an unfinished earlier attempt of this same run left."""
+        cfg, out = self.cfg, self.cfg.output_dir
+        if self.output_state.status == "fresh":
+            run_state.clear_run(out)
+        for stale in (out / "checkpoints").glob(".tmp-step-*"):  # a checkpoint cut short
+            shutil.rmtree(stale, ignore_errors=True)
+        run_state.write_record(out, self.fingerprint, "running")
+        run_state.atomic_write_text(out / "config.json",
+                                    json.dumps(cfg.to_dict(), indent=2, default=str))
+
     def _maybe_resume(self) -> dict:
-        found = _checkpoints(self.cfg.output_dir) if self.cfg.resume else []
-        if not found:
-            if self.main and self.metrics_path.exists():
-                self.metrics_path.unlink()
+        if self.main:
+            with run_state.writing(self.metrics_path):
+                self.metrics_log = DurableLog(self.metrics_path)  # a torn last line: warned, cut
+        if self.output_state.status != "resume":
             return {}
-        path = found[-1]
-        self.accelerator.load_state(str(path))
-        state = json.loads((path / "trainer_state.json").read_text())
+        path = self.output_state.checkpoint
+        state = load_checkpoint(path, accelerator=self.accelerator, policy=self.policy,
+                                optimizer=self.optimizer, scheduler=self.scheduler)
         self.step = int(state["step"])
-        if self.main and self.metrics_path.exists():  # drop lines logged after the checkpoint
-            lines = [ln for ln in self.metrics_path.read_text().splitlines()
-                     if ln.strip() and json.loads(ln)["step"] <= self.step]
-            self.metrics_path.write_text("".join(ln + "\n" for ln in lines))
+        if self.main:  # drop lines logged after the checkpoint
+            kept = [e for e in self.metrics_log.entries if e.get("step", 0) <= self.step]
+            if len(kept) != len(self.metrics_log.entries):
+                with run_state.writing(self.metrics_path):
+                    self.metrics_log.rewrite(kept)
         log.info("resumed from %s (step %d)", path, self.step)
         return state.get("running", {})
 
@@ -260,7 +431,7 @@ class Trainer:
         # DDP averages over processes, hence the num_processes factor.
         scale = acc.num_processes / max(1, global_examples)
         sums: dict[str, list[float]] = {}
-        tokens = 0
+        tokens = bad_losses = 0
         self.policy.train()
         for m, indices in enumerate(micro):
             last = m == len(micro) - 1
@@ -280,14 +451,24 @@ class Trainer:
                     loss = loss + self.aux_coef * policy_out.aux_loss / len(micro)
                     self._accumulate(sums, "aux_loss", policy_out.aux_loss.detach()[None])
                 acc.backward(loss)
+            bad_losses += int((~torch.isfinite(out.losses.detach())).sum())
             self._accumulate(sums, "loss", out.losses.detach())
             for name, values in out.metrics.items():
                 self._accumulate(sums, name, values)
-        grad_norm = None
-        if cfg.max_grad_norm and cfg.max_grad_norm > 0:
-            grad_norm = acc.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
+        clip = cfg.max_grad_norm if cfg.max_grad_norm and cfg.max_grad_norm > 0 else None
+        # with clipping off, the norm is still computed (max_norm inf scales by 1) to catch NaN
+        norm = acc.clip_grad_norm_(self.policy.parameters(), clip or float("inf"))
+        grad_norm = norm if clip else None
         lr = self.scheduler.get_last_lr()[0]
+        bad_loss = acc.reduce(torch.tensor([float(bad_losses)], device=acc.device), reduction="sum")
+        if bad_loss.item() > 0:
+            self._stop(f"the loss is not finite ({int(bad_loss.item())} examples' losses are NaN "
+                       "or infinite)", lr)
+        if not math.isfinite(float(norm)):
+            self._stop(f"the gradients are not finite (norm {float(norm)})", lr)
         self.optimizer.step()
+        if self._weights_not_finite():
+            self._stop("the update made the weights NaN or infinite", lr)
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
@@ -299,6 +480,29 @@ class Trainer:
         if grad_norm is not None:
             metrics["grad_norm"] = float(grad_norm)
         return metrics
+
+    def _weights_not_finite(self) -> bool:
+        params = [p.detach() for p in self.policy.parameters() if p.requires_grad]
+        if not params:
+            return False
+        peaks = torch._foreach_norm(params, float("inf"))  # NaN propagates through the max
+        bad = (~torch.isfinite(torch.stack([n.float() for n in peaks]))).sum().float()
+        return self.accelerator.reduce(bad[None], reduction="sum").item() > 0
+
+    def _stop(self, what: str, lr: float) -> None:
+        """Stop the run at the step being computed: nothing of it is logged or saved."""
+        step = self.step + 1
+        found = _checkpoints(self.cfg.output_dir)
+        where = (f"the last checkpoint, {found[-1]}, was written before it and is kept (the same "
+                 "command resumes from it)" if found else
+                 "no checkpoint was written before it (--save-steps)")
+        hps = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                        for k, v in sorted({**self.spec.defaults, **self.hparams}.items())
+                        if v is not None and k in ("beta", "label_smoothing", "simpo_gamma"))
+        raise NonFiniteError(f"step {step}: {what}; the run stopped before this step's update was "
+                             f"kept, nothing of it was written, no model was saved, and {where}. "
+                             f"Check the learning rate ({lr:g}) and the objective's "
+                             f"hyperparameters ({self.spec.name}{': ' + hps if hps else ''}).")
 
     @staticmethod
     def _accumulate(sums, name, values):
@@ -337,12 +541,21 @@ class Trainer:
 
     # ---- the loop ------------------------------------------------------------------------------
     def train(self) -> TrainResult:
+        """Train (or resume) and save; holds the output lock until it returns. A run that
+        ``OUTPUT`` holds finished returns at once with ``already_done``."""
+        if self.done is not None:
+            return self.done
+        try:
+            return self._train()
+        finally:
+            self.close()
+
+    def _train(self) -> TrainResult:
         from tqdm.auto import tqdm
 
         acc, cfg = self.accelerator, self.cfg
         if self.main:
-            cfg.output_dir.mkdir(parents=True, exist_ok=True)
-            (cfg.output_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
+            self._start_output()
         acc.wait_for_everyone()
         with self.phases("load"):  # a checkpoint's model, optimizer and RNG state
             running = self._maybe_resume()
@@ -358,8 +571,8 @@ class Trainer:
                 with self.phases("eval"):
                     metrics.update(self.evaluate())
             if self.main and (self.step % max(1, cfg.logging_steps) == 0 or self.step == 1):
-                with open(self.metrics_path, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(metrics) + "\n")
+                with run_state.writing(self.metrics_path):
+                    self.metrics_log.append([metrics])
             if cfg.report_to:
                 acc.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=self.step)
             bar.update(1)
@@ -374,23 +587,32 @@ class Trainer:
                 final_eval = self.evaluate()
             metrics.update(final_eval)
             if self.main:
-                (cfg.output_dir / "eval.json").write_text(json.dumps(final_eval, indent=2))
+                run_state.atomic_write_text(cfg.output_dir / "eval.json",
+                                            json.dumps(final_eval, indent=2))
         with self.phases("save"):
             self.save_model()
         if cfg.report_to:
             acc.end_training()
         if self.main:  # this run's phases (a resumed run counts only its own part)
-            (cfg.output_dir / "timings.json").write_text(json.dumps(self.phases.rounded(), indent=2))
+            run_state.atomic_write_text(cfg.output_dir / "timings.json",
+                                        json.dumps(self.phases.rounded(), indent=2))
+            run_state.write_record(cfg.output_dir, self.fingerprint, "finished", steps=self.step)
+        acc.wait_for_everyone()
         reused = bool(getattr(self.reference, "reused", False))
         return TrainResult(cfg.output_dir, self.step, metrics, self.reference_kind, reused,
                            self.phases.rounded(), data_summary(self.data_report))
 
     def save_model(self) -> None:
-        """The final model in Hugging Face format (``OUTPUT/model``), LoRA merged on request."""
+        """The final model in Hugging Face format (``OUTPUT/model``), LoRA merged on request.
+        Written to a temporary folder and renamed into place, so a failed save never leaves a
+        half-written model, and weights that are not finite are never saved."""
         from accelerate.utils import DistributedType
 
         acc, cfg = self.accelerator, self.cfg
         acc.wait_for_everyone()
+        if self._weights_not_finite():  # every step checks this; a last guard before saving
+            raise NonFiniteError(f"the weights after step {self.step} are NaN or infinite; "
+                                 "no model was saved")
         sharded = acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
         state = acc.get_state_dict(self.policy) if sharded else None  # gathers shards
         model = acc.unwrap_model(self.policy).model
@@ -398,10 +620,16 @@ class Trainer:
             model, state = model.merge_and_unload(), None
         if self.main:
             out = cfg.output_dir / "model"
+            tmp = cfg.output_dir / f".model.tmp-{os.getpid()}"
             if state is not None:
                 state = {k.removeprefix("model."): v for k, v in state.items()}
-            model.save_pretrained(out, state_dict=state, safe_serialization=True)
-            self.tokenizer.save_pretrained(out)
+            with run_state.writing(out):
+                shutil.rmtree(tmp, ignore_errors=True)
+                model.save_pretrained(tmp, state_dict=state, safe_serialization=True)
+                self.tokenizer.save_pretrained(tmp)
+                if out.exists():
+                    shutil.rmtree(out)
+                os.replace(tmp, out)
         acc.wait_for_everyone()
 
 
@@ -414,4 +642,6 @@ class _null:
 
 
 def train(cfg: TrainConfig) -> TrainResult:
+    """Train ``cfg`` (checked first, before any model loads); see ``Trainer`` and
+    ``prefalign.train.run_state`` for when OUTPUT is resumed, refused or left as it is."""
     return Trainer(cfg).train()
