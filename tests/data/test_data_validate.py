@@ -28,6 +28,10 @@ BAD_ROWS = [
      "expected a string or a list of chat messages, got int", "wrong_type"),
     ({"prompt": "p", "chosen": "same", "rejected": "same"}, "rejected",
      "identical to 'chosen'", "identical_responses"),
+    ({"prompt": "p", "chosen": "return a+b", "rejected": " return a + b\n"}, "rejected",
+     "differs from 'chosen' only in whitespace", "whitespace_only_difference"),
+    ({"prompt": USER, "chosen": A, "rejected": [{"role": "assistant", "content": "Hello. "}]},
+     "rejected", "differs from 'chosen' only in whitespace", "whitespace_only_difference"),
     ({"prompt": "p", "chosen": "c", "rejected": "r", "margin": "big"}, "margin",
      "expected a number, got str", "wrong_type"),
     ({"prompt": "p", "chosen": "c", "rejected": "r", "score_chosen": 1.0}, "score_rejected",
@@ -194,3 +198,46 @@ def test_records_built_in_python_are_checked_the_same_way():
         validate_record(PairRecord("p", "", "r"))
     clean = validate_record(PairRecord(USER, [{**A[0], "name": None}], B))
     assert clean.chosen == A  # None-valued keys (Arrow's filler) are dropped
+
+
+def test_whitespace_only_pairs_are_skipped_and_counted_like_identical_ones(tmp_path):
+    path = tmp_path / "data.jsonl"
+    rows = [GOOD, {"prompt": "p", "chosen": "a  b", "rejected": "a b"},
+            {"prompt": "p", "chosen": "same", "rejected": "same"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    records, report = load_records(path, on_error="skip")
+    assert len(records) == 1
+    assert report.skipped == {"whitespace_only_difference": 1, "identical_responses": 1}
+    records, report = load_records(path, on_error="skip", keep_whitespace_variants=True)
+    assert len(records) == 2 and report.skipped == {"identical_responses": 1}
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('{"prompt": "p", "chosen": "c"\n', "Expecting ',' delimiter at the end of the line (column 30)"),
+    ('{"prompt": "p", "chosen": "c",}\r\n', "Expecting property name enclosed in double quotes "
+                                          "at column 31"),
+    ('{\n', "Expecting property name enclosed in double quotes at the end of the line (column 2)"),
+])
+def test_a_json_line_error_gives_the_column_on_that_line(tmp_path, text, problem):
+    path = tmp_path / "data.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n" + text, encoding="utf-8", newline="")
+    with pytest.raises(DataError) as err:
+        load_records(path)
+    assert str(err.value) == f"{path}, line 2: malformed JSON: {problem}"
+
+
+def test_a_json_file_holding_one_object_says_so(tmp_path):
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps(GOOD, indent=2), encoding="utf-8")
+    with pytest.raises(DataError, match=r"data.json: holds one JSON object over several lines, "
+                                        r"not rows; write a list of row objects"):
+        load_records(path)
+    path.write_text('{\n  "prompt": "p",\n  "chosen" "c"\n}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"data.json: malformed JSON at line 3, column 12: "
+                                        r"Expecting ':' delimiter"):
+        load_records(path)
+    # one object on one line is a JSON-lines file of one row; a BOM is allowed
+    path.write_text("\ufeff" + json.dumps(GOOD) + "\n", encoding="utf-8")
+    assert len(load_records(path)[0]) == 1
+    path.write_text("\ufeff" + json.dumps([GOOD, GOOD]), encoding="utf-8")
+    assert len(load_records(path)[0]) == 2

@@ -9,6 +9,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from prefalign.data import load_records, tokenize_records
 from prefalign.engine.forward import plain_sequence_logps
+from prefalign.data import DataError
 from prefalign.eval.policy import evaluate_policy, read_prompts
 
 
@@ -89,8 +90,40 @@ def test_read_prompts_formats_and_errors(tmp_path):
     (tmp_path / "p.json").write_text('["a", {"prompt": "b"}]')
     assert read_prompts(tmp_path / "p.json") == ["a", "b"]
     (tmp_path / "bad.jsonl").write_text('{"prompt": "a"}\n{"text": "b"}\n')
-    with pytest.raises(ValueError, match="row 2 has no 'prompt'"):
+    with pytest.raises(ValueError, match=r"bad.jsonl, line 2, field 'prompt': missing"):
         read_prompts(tmp_path / "bad.jsonl")
+
+
+@pytest.mark.parametrize("row, problem", [
+    ({"prompt": "   "}, "line 2, field 'prompt': only whitespace; every row needs a prompt"),
+    ({"prompt": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]},
+     "line 2, field 'prompt': the prompt ends with an assistant message"),
+    ({"prompt": [{"role": "robot", "content": "q"}]},
+     "line 2, field 'prompt': message 1 has unknown role 'robot'"),
+    ({"prompt": "q", "system": ""}, "line 2, field 'system': empty string"),
+    ({"prompt": 5}, "line 2, field 'prompt': expected a string or a list of chat messages"),
+])
+def test_eval_prompts_are_checked_as_training_data_is(tmp_path, row, problem):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text(json.dumps({"prompt": "fine"}) + "\n" + json.dumps(row) + "\n")
+    with pytest.raises(DataError) as err:
+        read_prompts(path)
+    assert str(err.value).startswith(f"{path}, {problem}")
+
+
+def test_eval_prompts_keep_their_system_and_name_bad_files(tmp_path):
+    path = tmp_path / "prompts.jsonl"
+    chat = [{"role": "user", "content": "q"}]
+    path.write_text(json.dumps({"prompt": "q", "system": "be brief"}) + "\n"
+                    + json.dumps({"prompt": chat, "system": "be brief"}) + "\n" + '"plain"\n')
+    assert read_prompts(path) == ["be brief\n\nq", [{"role": "system", "content": "be brief"},
+                                                    *chat], "plain"]
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps({"prompt": "q", "id": 1}, indent=2))
+    with pytest.raises(DataError, match="one.json: holds one JSON object over several lines"):
+        read_prompts(one)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        read_prompts(tmp_path / "missing.jsonl")
 
 
 def test_eval_cli_parser_maps_flags(tiny_model_dir, pairs, tmp_path):

@@ -89,7 +89,7 @@ def test_prompt_reader_accepts_strings_and_chats_and_names_bad_rows(tmp_path, wr
     with pytest.raises(DataError, match=r"bad.jsonl, line 2, field 'prompt': missing"):
         read_prompts(bad)
     bad = write_prompts([{"prompt": [{"role": "assistant", "content": "x"}]}], "bad2.jsonl")
-    with pytest.raises(DataError, match="line 1, field 'prompt': the last message is an assistant"):
+    with pytest.raises(DataError, match="line 1, field 'prompt': the prompt ends with an assistant"):
         read_prompts(bad)
     import datasets
 

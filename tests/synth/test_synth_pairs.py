@@ -122,3 +122,19 @@ def test_chat_prompts_get_assistant_message_responses():
 def test_unknown_strategy_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown pair strategy 'best'.*west-of-n"):
         PairOptions("best")
+
+
+def test_responses_that_differ_only_in_whitespace_are_dropped_and_counted_unless_kept():
+    texts = ["def f(a, b):\n    return a+b", "def f(a, b):\n  return a + b ", "wrong"]
+    scores = [1.0, 0.0, 0.5]
+    records, dropped = build("west-of-n", texts, scores)
+    assert pair_of(records)[:2] == (texts[0], "wrong")
+    assert dropped["whitespace_only_difference"] == 1
+    records, dropped = build("all-pairs", texts, scores)
+    assert [pair_of([r])[:2] for r in records] == [(texts[0], "wrong")]
+    records, dropped = build("west-of-n", texts, scores, keep_whitespace_variants=True)
+    assert [(r.chosen, r.rejected) for r in records] == [(texts[0], texts[1])]
+    assert not dropped["whitespace_only_difference"]
+    with pytest.raises(ValueError, match="only in whitespace"):  # what training would say
+        validate_record(records[0])
+    validate_record(records[0], keep_whitespace_variants=True)

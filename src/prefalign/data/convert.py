@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from .records import PairRecord, RankedRecord, SFTRecord, UnpairedRecord
 from .sampled import select
+from .validate import whitespace_key
 
 log = logging.getLogger("prefalign.data")
 
@@ -46,7 +47,8 @@ def ranked_to_pairs(records: Iterable[RankedRecord], strategy: str = "best_vs_wo
 
     The first of equally scored completions counts as the best (or worst). A candidate pair is not
     made, and counted, when its scores tie (``tie``), its gap is below ``min_gap``
-    (``below_min_gap``) or its two texts are identical (``identical_responses``).
+    (``below_min_gap``), its two texts are identical (``identical_responses``) or differ only
+    in whitespace (``whitespace_only_difference``).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
@@ -61,8 +63,10 @@ def ranked_to_pairs(records: Iterable[RankedRecord], strategy: str = "best_vs_wo
             if si < sj:
                 i, j, si, sj = j, i, sj, si
             gap = si - sj
+            a, b = record.completions[i], record.completions[j]
             reason = ("tie" if gap == 0 else "below_min_gap" if gap < min_gap
-                      else "identical_responses" if record.completions[i] == record.completions[j]
+                      else "identical_responses" if a == b
+                      else "whitespace_only_difference" if whitespace_key(a) == whitespace_key(b)
                       else None)
             if reason:
                 report.dropped[reason] += 1

@@ -56,13 +56,16 @@ class LoadReport:
 
 
 def load_records(source: Any, kind: str | None = None, *, on_error: str = "raise",
-                 split: str | None = None) -> tuple[list[Record], LoadReport]:
+                 split: str | None = None,
+                 keep_whitespace_variants: bool = False) -> tuple[list[Record], LoadReport]:
     """Load and validate records from ``source``.
 
     ``source`` is a path (``.jsonl``/``.ndjson``, ``.json``, ``.csv``, ``.parquet``/``.pq``, or a
     folder written by ``Dataset.save_to_disk``), a ``datasets.Dataset``/``DatasetDict``, or a
     list of row dicts. ``kind`` (pairwise, unpaired, ranked, sft) is detected from the columns
     when not given. ``split`` picks a split of a ``DatasetDict`` with several.
+    A pair whose responses differ only in whitespace is bad like an identical one
+    (``whitespace_only_difference``) unless ``keep_whitespace_variants``.
     Returns the records and a `LoadReport`.
     """
     if on_error not in ON_ERROR:
@@ -78,7 +81,8 @@ def load_records(source: Any, kind: str | None = None, *, on_error: str = "raise
             if isinstance(row, DataError):
                 raise row
             row_kind = kind or detect_kind(row.keys(), str(where))
-            records.append(parse_row(row, row_kind, where))
+            records.append(parse_row(row, row_kind, where,
+                                     keep_whitespace_variants=keep_whitespace_variants))
             kind = report.kind = row_kind
         except DataError as error:
             if on_error == "raise":

@@ -25,8 +25,10 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 Rows = Iterator[tuple[Location, Any]]
 
 
-def open_source(source: Any, split: str | None) -> tuple[str, list[str] | None, Rows]:
-    """Return (name for messages, column names if the format has a schema, rows)."""
+def open_source(source: Any, split: str | None, *,
+                strings: bool = False) -> tuple[str, list[str] | None, Rows]:
+    """Return (name for messages, column names if the format has a schema, rows). ``strings``:
+    JSON and JSONL rows may be plain strings (prompts-only files), not only objects."""
     module = type(source).__module__ or ""
     if module.startswith("datasets"):
         ds = _pick_split(source, split, "the DatasetDict")
@@ -44,9 +46,9 @@ def open_source(source: Any, split: str | None) -> tuple[str, list[str] | None, 
         return _open_saved_dataset(path, name, split)
     suffix = path.suffix.lower()
     if suffix in JSONL_SUFFIXES:
-        return name, None, _jsonl_rows(path, name)
+        return name, None, _jsonl_rows(path, name, strings)
     if suffix == ".json":
-        return name, None, _json_rows(path, name)
+        return name, None, _json_rows(path, name, strings)
     if suffix == ".csv":
         return _open_csv(path, name)
     if suffix in PARQUET_SUFFIXES:
@@ -113,27 +115,69 @@ def _open_parquet(path: Path, name: str):
     return name, list(file.schema_arrow.names), rows()
 
 
-def _json_rows(path: Path, name: str) -> Rows:
-    """A ``.json`` file: either JSON lines or one JSON array of objects."""
+_BOM = b"\xef\xbb\xbf"
+
+
+def _json_rows(path: Path, name: str, strings: bool = False) -> Rows:
+    """A ``.json`` file: JSON lines, one JSON array of rows, or (refused, saying so) one object
+    spread over several lines."""
     with open(path, "rb") as f:
-        head = f.read(4096).lstrip()
-    if not head.startswith(b"["):
-        yield from _jsonl_rows(path, name)
+        head = f.read(4096)
+    head = head[len(_BOM):] if head.startswith(_BOM) else head
+    if head.lstrip().startswith(b"{"):
+        yield from _object_or_lines(path, name, strings)
         return
-    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    if not head.lstrip().startswith(b"["):
+        yield from _jsonl_rows(path, name, strings)
+        return
     try:
-        rows = json.loads(text)
+        rows = _whole_document(path)
     except json.JSONDecodeError as error:
-        raise DataError(f"malformed JSON at line {error.lineno}, column {error.colno}: "
-                        f"{error.msg}", where=Location(name), reason="malformed_json") from error
+        raise _document_error(error, name) from error
     for i, row in enumerate(rows):
         where = Location(name, row=i)
-        yield where, _check_object(row, where) or _check_utf8(row, where, None) or row
+        yield where, _check_object(row, where, strings) or _check_utf8(row, where, None) or row
 
 
-def _jsonl_rows(path: Path, name: str) -> Rows:
+def _whole_document(path: Path):
+    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    return json.loads(text[1:] if text.startswith("\ufeff") else text)
+
+
+def _document_error(error: json.JSONDecodeError, name: str) -> DataError:
+    return DataError(f"malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}",
+                     where=Location(name), reason="malformed_json")
+
+
+def _object_or_lines(path: Path, name: str, strings: bool) -> Rows:
+    """A ``.json`` file starting with ``{``: JSON lines, unless its first line is not a JSON
+    value by itself; then it is one document (one object: refused, it holds no rows)."""
+    with open(path, "rb") as f:
+        first = next((line for line in f if line.strip()), b"")
+    first = first[len(_BOM):] if first.startswith(_BOM) else first
+    try:
+        json.loads(first.decode("utf-8", errors="surrogateescape"))
+    except json.JSONDecodeError:
+        try:
+            document = _whole_document(path)
+        except json.JSONDecodeError as error:
+            if error.lineno == 1:  # JSON lines with a bad first line: each line says its own
+                yield from _jsonl_rows(path, name, strings)
+                return
+            raise _document_error(error, name) from error  # the real line and column
+        raise DataError(
+            f"holds one JSON {'object' if isinstance(document, dict) else 'value'} over several "
+            "lines, not rows; write a list of row objects ([{...}, {...}]) or one object per line "
+            "(JSON lines)", where=Location(name), reason="wrong_type")
+    yield from _jsonl_rows(path, name, strings)
+
+
+def _jsonl_rows(path: Path, name: str, strings: bool = False) -> Rows:
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
+            if number == 1 and raw.startswith(_BOM):
+                raw = raw[len(_BOM):]
+            raw = raw.rstrip(b"\r\n")  # the decoder's column is then on this line
             if not raw.strip():
                 continue  # blank lines (a trailing newline, spacing) carry no row
             where = Location(name, line=number)
@@ -149,16 +193,20 @@ def _jsonl_rows(path: Path, name: str) -> Rows:
                 if bad is not None:
                     yield where, _utf8_error(where, None, raw[bad.start], bad.start)
                 else:
-                    yield where, DataError(f"malformed JSON: {error.msg} at column {error.colno}",
-                                           where=where, reason="malformed_json")
+                    at = (f"at column {error.colno}" if error.pos < len(text)
+                          else f"at the end of the line (column {error.colno})")
+                    yield where, DataError(f"malformed JSON: {error.msg} {at}", where=where,
+                                           reason="malformed_json")
                 continue
-            yield where, _check_object(row, where) or _check_utf8(row, where, bad) or row
+            yield where, _check_object(row, where, strings) or _check_utf8(row, where, bad) or row
 
 
-def _check_object(row, where):
+def _check_object(row, where, strings: bool = False):
+    if strings and isinstance(row, str):
+        return None
     if not isinstance(row, dict):
-        return DataError(f"expected a JSON object, got {type(row).__name__}", where=where,
-                         reason="wrong_type")
+        return DataError(f"expected a JSON object{' or a string' if strings else ''}, got "
+                         f"{type(row).__name__}", where=where, reason="wrong_type")
     return None
 
 
@@ -170,6 +218,8 @@ def _utf8_error(where, field_name, byte, position=None):
 
 def _check_utf8(row: dict, where: Location, error: UnicodeDecodeError | None):
     """Name the field whose text held bytes that are not UTF-8 (decoded as lone surrogates)."""
+    if isinstance(row, str):
+        row = {None: row}
     for key, value in row.items():
         char = _first_surrogate(key) or _first_surrogate(value)
         if char:

@@ -6,6 +6,7 @@ messages it raises name the source, the line or row, and the field (see `errors.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping
 from numbers import Real
@@ -30,6 +31,7 @@ _NEEDS = {
     ("ranked", "scores"): "every ranked row needs one score per completion",
     ("sft", "prompt"): "every demonstration needs a prompt",
     ("sft", "completion"): "every demonstration needs a non-empty completion",
+    ("prompts", "prompt"): "every row needs a prompt",
 }
 
 
@@ -50,24 +52,30 @@ def detect_kind(columns: Iterable[str], source: str = "data") -> str:
         "'completion' (sft), or pass kind=...", where=Location(source), reason="unknown_kind")
 
 
-def parse_row(row: Mapping[str, Any], kind: str, where: Location) -> Record:
-    """Validate ``row`` (a column -> value mapping) as a record of ``kind`` and return it."""
+def parse_row(row: Mapping[str, Any], kind: str, where: Location, *,
+              keep_whitespace_variants: bool = False) -> Record:
+    """Validate ``row`` (a column -> value mapping) as a record of ``kind`` and return it.
+    A pair whose responses differ only in whitespace is refused like an identical one
+    (``whitespace_only_difference``) unless ``keep_whitespace_variants``."""
     if kind not in _PARSERS:
         raise ValueError(f"unknown data kind {kind!r}; choose one of {sorted(_PARSERS)}")
     if not isinstance(row, Mapping):
         raise DataError(f"expected an object with named fields, got {type(row).__name__}",
                         where=where, reason="wrong_type")
-    record = _PARSERS[kind](row, where)
+    record = (_parse_pairwise(row, where, keep_whitespace_variants) if kind == "pairwise"
+              else _PARSERS[kind](row, where))
     known = RECORD_TYPES[kind].FIELDS
     record.meta = {k: v for k, v in row.items() if k not in known}
     record.where = where
     return record
 
 
-def validate_record(record: Record, where: Location | None = None) -> Record:
+def validate_record(record: Record, where: Location | None = None, *,
+                    keep_whitespace_variants: bool = False) -> Record:
     """Check a record built in Python with the same rules as loaded rows; returns a clean copy.
     Problems are placed at ``where``, else where the record was loaded from."""
-    return parse_row(record.to_row(), record.kind, where or record.where or Location("record"))
+    return parse_row(record.to_row(), record.kind, where or record.where or Location("record"),
+                     keep_whitespace_variants=keep_whitespace_variants)
 
 
 # --- field checks -------------------------------------------------------------------------------
@@ -77,7 +85,18 @@ def _fail(where, field, problem, reason):
 
 
 def _need(kind, field):
+    if kind == "prompts":  # prompts-only data: the prompt field may have another name
+        return _NEEDS[("prompts", "prompt")]
     return _NEEDS.get((kind, field), f"field '{field}' is required")
+
+
+def whitespace_key(response) -> str:
+    """``response`` (a string or messages) with all whitespace removed: two responses with the
+    same key differ in whitespace only (a pair of them teaches nothing but spacing)."""
+    if isinstance(response, str):
+        return "".join(response.split())
+    return json.dumps([{k: "".join(v.split()) if k == "content" and isinstance(v, str) else v
+                        for k, v in m.items()} for m in response], sort_keys=True, default=str)
 
 
 def _text(row, field, kind, where, *, value=None, name=None):
@@ -127,13 +146,23 @@ def _messages(value, field, where):
     return out
 
 
-def _prompt(row, kind, where):
-    prompt = _text(row, "prompt", kind, where)
+def _prompt(row, kind, where, field="prompt"):
+    prompt = _text(row, field, kind, where)
     if is_conversational(prompt) and prompt[-1]["role"] == "assistant":
-        _fail(where, "prompt", "the prompt ends with an assistant message; a prompt must end with "
+        _fail(where, field, "the prompt ends with an assistant message; a prompt must end with "
               "the turn the model answers (usually 'user'); move the assistant reply into the "
               "response field", "bad_message")
     return prompt
+
+
+def parse_prompt_row(row: Mapping[str, Any], where: Location, field: str = "prompt"):
+    """A prompts-only row (eval and synth prompts) checked by the training data's rules:
+    returns ``(prompt, system)``; problems raise `DataError` with the place and field."""
+    if not isinstance(row, Mapping):
+        raise DataError(f"expected an object with named fields, got {type(row).__name__}",
+                        where=where, reason="wrong_type")
+    prompt = _prompt(row, "prompts", where, field)
+    return prompt, _system(row, prompt, where)
 
 
 def _response(row, field, kind, where, prompt, *, value=None, name=None):
@@ -238,7 +267,7 @@ def _shared_text(text: str, shared: int) -> int:
     return n
 
 
-def _parse_pairwise(row, where):
+def _parse_pairwise(row, where, keep_whitespace_variants=False):
     if row.get("prompt") is None and row.get("chosen") is not None:
         row = _implicit_prompt(row, where)
     prompt = _prompt(row, "pairwise", where)
@@ -247,6 +276,9 @@ def _parse_pairwise(row, where):
     if chosen == rejected:
         _fail(where, "rejected", "identical to 'chosen'; a pair needs two different responses",
               "identical_responses")
+    if not keep_whitespace_variants and whitespace_key(chosen) == whitespace_key(rejected):
+        _fail(where, "rejected", "differs from 'chosen' only in whitespace; a pair needs two "
+              "responses that differ in content", "whitespace_only_difference")
     margin = _number(row.get("margin"), "margin", where)
     sc = _number(row.get("score_chosen"), "score_chosen", where)
     sr = _number(row.get("score_rejected"), "score_rejected", where)

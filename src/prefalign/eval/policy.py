@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from prefalign.data import TokenizedExample, atomic_write, load_records, tokenize_records
+from prefalign.data.prompts import read_prompt_rows
 from prefalign.engine.forward import PackedLogProbModel
 from prefalign.eval import metrics as M
 from prefalign.eval.leakage import preference_leakage
@@ -29,28 +30,19 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 def read_prompts(source: str | os.PathLike | Sequence) -> list:
-    """Prompts from a list, a ``.txt`` file (one per line) or a JSON/JSONL file of rows with a
-    ``prompt`` field (a string or chat messages) or of plain strings."""
-    if not isinstance(source, (str, os.PathLike)):
-        return list(source)
-    path = Path(source)
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".txt":
-        return [line for line in text.splitlines() if line.strip()]
-    rows = json.loads(text) if path.suffix == ".json" else [
-        (n, json.loads(line)) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-    if path.suffix == ".json":
-        rows = list(enumerate(rows, 1))
-    prompts = []
-    for n, row in rows:
-        if isinstance(row, str):
-            prompts.append(row)
-        elif isinstance(row, dict) and "prompt" in row:
-            prompts.append(row["prompt"])
-        else:
-            raise ValueError(f"{path}: row {n} has no 'prompt' field; each row must be a string "
-                             "or an object with a 'prompt'")
-    return prompts
+    """Prompts from a list, a ``.txt`` file (one per line) or a file of rows with a ``prompt``
+    field (a string or chat messages) or of plain strings, checked as training data's prompts
+    are (errors name the file, the line or row, and the field). A row's ``system`` goes into
+    its prompt (a system message; before a plain-string prompt, as training renders it)."""
+    return [_with_system(r.prompt, r.system) for r in read_prompt_rows(source, strings=True)]
+
+
+def _with_system(prompt, system):
+    if system is None:
+        return prompt
+    if isinstance(prompt, str):
+        return f"{system}\n\n{prompt}"  # what render_prompt feeds the model for this row
+    return [{"role": "system", "content": system}, *prompt]
 
 
 def _load(path, dtype: str, device, trust_remote_code: bool):
@@ -112,6 +104,11 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
                          "(prompts=...), or both")
     if dtype not in DTYPES:
         raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    prompt_list = None
+    if prompts is not None:  # read (and checked) before any model is loaded
+        prompt_list = read_prompts(prompts)
+        if not prompt_list:
+            raise ValueError(f"{prompts}: no prompts found")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     tokenizer = AutoTokenizer.from_pretrained(policy_path, trust_remote_code=trust_remote_code)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -145,10 +142,7 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
         result["metrics"].update(_pair_metrics(policy, ref, pairs, beta=beta, pad_token_id=pad,
                                                max_tokens=max_tokens, topk=topk))
 
-    if prompts is not None:
-        prompt_list = read_prompts(prompts)
-        if not prompt_list:
-            raise ValueError(f"{prompts}: no prompts found")
+    if prompt_list is not None:
         samples = sample_responses(policy_lm, tokenizer, prompt_list, num_samples=num_samples,
                                    max_new_tokens=max_new_tokens, temperature=temperature,
                                    top_p=top_p, seed=seed, batch_size=sample_batch_size)

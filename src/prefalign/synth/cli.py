@@ -85,6 +85,8 @@ def _cmd_synth(args) -> int:
     from .job import SynthConfig, run_synth
 
     cfg = _config(SynthConfig, args, _COMMON + _SYNTH, ("model", "prompts", "scorer", "output"))
+    if args.keep_whitespace_variants:
+        cfg.keep_whitespace_variants = True
     result = run_synth(cfg)
     c = result.counts
     print(f"prompts {c['prompts']} (resumed {c['resumed_prompts']}), generated {c['generated']}, "
@@ -126,6 +128,9 @@ def add_synth_parser(subparsers) -> argparse.ArgumentParser:
         "synth", help="sample N responses per prompt, score them, write preference pairs",
         description="Resumable: rerun the same command after an interruption to continue.")
     _add_flags(p, _COMMON + _SYNTH)
+    p.add_argument("--keep-whitespace-variants", action="store_true",
+                   help="pair responses that differ only in whitespace (dropped and counted "
+                        "by default)")
     p.set_defaults(func=_cmd_synth)
     return p
 

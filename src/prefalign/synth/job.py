@@ -55,6 +55,7 @@ class SynthConfig:
     min_gap: float = 0.0
     length_penalty: float = 0.0
     label_threshold: float | None = None
+    keep_whitespace_variants: bool = False  # pair responses that differ only in whitespace
     # sampling
     temperature: float = 0.8
     top_p: float = 1.0
@@ -87,7 +88,8 @@ class SynthConfig:
 
     def pair_options(self) -> PairOptions:
         return PairOptions(self.pairs, min_gap=self.min_gap, length_penalty=self.length_penalty,
-                           label_threshold=self.label_threshold, seed=self.seed)
+                           label_threshold=self.label_threshold, seed=self.seed,
+                           keep_whitespace_variants=self.keep_whitespace_variants)
 
     def paths(self) -> tuple[Path, Path, Path]:
         out = Path(self.output)

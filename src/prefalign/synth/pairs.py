@@ -1,8 +1,10 @@
 """Turn each prompt's scored responses into preference records.
 
 Before any strategy, per prompt: empty responses (``empty_response``), responses that could not
-be scored (``unscored``) and repeats of an earlier identical response (``identical_responses``)
-are dropped and counted; an optional length penalty makes the score ``score - lam * length``
+be scored (``unscored``), repeats of an earlier identical response (``identical_responses``) and,
+unless ``keep_whitespace_variants``, responses that differ from an earlier one only in whitespace
+(``whitespace_only_difference``: a pair of them would teach spacing alone) are dropped and
+counted; an optional length penalty makes the score ``score - lam * length``
 (length in tokens when known, else characters). Then:
 
 | strategy | records |
@@ -36,6 +38,7 @@ from typing import Sequence
 from prefalign.data.records import PairRecord, RankedRecord, UnpairedRecord
 from prefalign.data.sampled import FIELD as SAMPLED_FIELD
 from prefalign.data.sampled import SampledIds
+from prefalign.data.validate import whitespace_key
 
 from .types import PromptItem, response_value, sample_seed
 
@@ -51,6 +54,7 @@ class PairOptions:
     length_penalty: float = 0.0
     label_threshold: float | None = None
     seed: int = 0
+    keep_whitespace_variants: bool = False
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -59,8 +63,9 @@ class PairOptions:
 
 
 def _kept(texts: Sequence[str], scores: Sequence[float | None], lengths: Sequence[int | None],
-          lam: float, dropped: Counter) -> list[tuple[int, str, float]]:
-    seen, kept = set(), []
+          lam: float, dropped: Counter, keep_whitespace_variants: bool = False
+          ) -> list[tuple[int, str, float]]:
+    seen, seen_keys, kept = set(), set(), []
     for i, (text, score) in enumerate(zip(texts, scores)):
         if not text.strip():
             dropped["empty_response"] += 1
@@ -68,8 +73,11 @@ def _kept(texts: Sequence[str], scores: Sequence[float | None], lengths: Sequenc
             dropped["unscored"] += 1
         elif text in seen:
             dropped["identical_responses"] += 1
+        elif not keep_whitespace_variants and whitespace_key(text) in seen_keys:
+            dropped["whitespace_only_difference"] += 1
         else:
             seen.add(text)
+            seen_keys.add(whitespace_key(text))
             length = lengths[i] if lengths[i] is not None else len(text)
             kept.append((i, text, float(score) - lam * length))
     return kept
@@ -129,7 +137,8 @@ def _build_records(item: PromptItem, texts: Sequence[str], scores: Sequence[floa
                    dropped: Counter | None = None) -> tuple[list, Counter]:
     dropped = Counter() if dropped is None else dropped
     lengths = list(lengths) if lengths is not None else [None] * len(texts)
-    kept = _kept(texts, scores, lengths, opts.length_penalty, dropped)
+    kept = _kept(texts, scores, lengths, opts.length_penalty, dropped,
+                 opts.keep_whitespace_variants)
     if len(kept) < 2:
         dropped["too_few_responses"] += 1
         return [], dropped
