@@ -464,7 +464,7 @@ class Trainer:
         if bad_loss.item() > 0:
             self._stop(f"the loss is not finite ({int(bad_loss.item())} examples' losses are NaN "
                        "or infinite)", lr)
-        if not math.isfinite(float(norm)):
+        if norm is not None and not math.isfinite(float(norm)):  # DeepSpeed clips internally
             self._stop(f"the gradients are not finite (norm {float(norm)})", lr)
         self.optimizer.step()
         if self._weights_not_finite():
