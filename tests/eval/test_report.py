@@ -95,3 +95,25 @@ def test_report_cli(run_dir):
     args = parser.parse_args(["report", str(run_dir), "--output", str(run_dir / "rep2")])
     assert args.func(args) == 0
     assert (run_dir / "rep2" / "report.json").is_file()
+
+
+UNESCAPED_PIPE = r"(?<!\\)\|"
+
+
+def test_report_escapes_what_came_from_the_run(run_dir):
+    """HTML in a value does not render, and a `|` or a newline does not break a table row."""
+    import re
+
+    (run_dir / "config.json").write_text(json.dumps({"model": "<b>m</b>|`x`", "objective": "dpo"}))
+    (run_dir / "eval" / "eval.json").write_text(json.dumps({
+        "metrics": {"kl/k1": 0.2, "judge|note": "<script>alert(1)</script>\nsecond line"},
+        "lengths": {"policy": [3, 5]}}))
+    build_report(run_dir)
+    md = (run_dir / "report" / "report.md").read_text()
+    assert "<script>" not in md and "<b>" not in md
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;<br>second line" in md
+    rows = [line for line in md.splitlines() if line.startswith("|")]
+    assert rows and all(len(re.findall(UNESCAPED_PIPE, line)) == 3 for line in rows), rows
+    html = (run_dir / "report" / "report.html").read_text()
+    assert "<script>" not in html and "<b>m" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;<br>second line" in html

@@ -3,14 +3,14 @@ round's training report (`prefalign.eval.build_report`) in OUT/report/training/.
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
 from prefalign.data.writers import atomic_write
+from prefalign.eval.markdown import html_text, md_code, md_row, md_text
 from prefalign.eval.report import read_metrics
 
-from .compare import table_markdown
+from .compare import COLUMNS
 
 FINAL_METRICS = [  # (eval.json key, label)
     ("winrate/win_rate", "win rate against the SFT policy (verifier judge, ties half)"),
@@ -81,77 +81,114 @@ def _fmt(v) -> str:
     return "n/a" if v is None else str(v)
 
 
-def _markdown(summary: dict, examples) -> str:
+# The report is a list of blocks, written out as Markdown and as HTML by the two functions below,
+# so that both escape what came from the run (model text above all) the same way:
+#   ("h", level, text) | ("p", [(text, style), ...]) with style None, "bold" or "code"
+#   | ("img", file, alt) | ("table", header, rows) with cells (text, style)
+
+def _document(summary: dict, examples) -> list[tuple]:
     s = summary
     sizes = s["config"]["sizes"]
     acc = stage_accuracies(s)
-    lines = [
-        "# prefalign demo: a tiny model improves from preferences it made itself", "",
-        f"A {sizes['layers']}-layer, hidden-{sizes['hidden']} Llama-style model with a character "
-        f"tokenizer, built from scratch, learns 2-digit addition from demonstrations that are "
-        f"right only {s['task']['teacher_accuracy']:.0%} of the time (the teacher forgets "
-        f"carries); then, for {sizes['rounds']} round(s), it samples {sizes['n']} answers per "
-        f"prompt, a verifier scores them, West-of-N pairs train it with "
-        f"`{s['config']['objective']}`.", "",
-        f"**Held-out accuracy: {acc[1][1]:.1%} after SFT -> {acc[-1][1]:.1%} after preference "
-        f"training ({s['gain_points']:+.1f} points)**, on {s['task']['heldout_prompts']} prompts "
-        "never seen in training, greedy decoding. Total time "
-        f"{s['total_seconds']:.0f} s.", "",
-        "![demo](demo.png)", "",
-        "## Accuracy by stage", "", "| stage | held-out accuracy | pairs trained on |",
-        "|---|---|---|",
+    blocks: list[tuple] = [
+        ("h", 1, "prefalign demo: a tiny model improves from preferences it made itself"),
+        ("p", [(f"A {sizes['layers']}-layer, hidden-{sizes['hidden']} Llama-style model with a "
+                f"character tokenizer, built from scratch, learns 2-digit addition from "
+                f"demonstrations that are right only {s['task']['teacher_accuracy']:.0%} of the "
+                f"time (the teacher forgets carries); then, for {sizes['rounds']} round(s), it "
+                f"samples {sizes['n']} answers per prompt, a verifier scores them, West-of-N "
+                "pairs train it with ", None), (s["config"]["objective"], "code"), (".", None)]),
+        ("p", [(f"Held-out accuracy: {acc[1][1]:.1%} after SFT -> {acc[-1][1]:.1%} after "
+                f"preference training ({s['gain_points']:+.1f} points)", "bold"),
+               (f", on {s['task']['heldout_prompts']} prompts never seen in training, greedy "
+                f"decoding. Total time {s['total_seconds']:.0f} s.", None)]),
+        ("img", "demo.png", "demo"),
+        ("h", 2, "Accuracy by stage"),
     ]
     records = {f"round {r['round']}": r["records"] for r in s["rounds"]["rounds"]}
-    lines += [f"| {name} | {v:.1%} | {records.get(name, '')} |" for name, v in acc]
-    lines += ["", "## Final policy against the SFT policy", "", "| metric | value |", "|---|---|"]
-    lines += [f"| {label} | {_fmt(s['final_eval'].get(key))} |" for key, label in FINAL_METRICS
-              if key in s["final_eval"]]
+    blocks.append(("table", ["stage", "held-out accuracy", "pairs trained on"],
+                   [[(name, None), (f"{v:.1%}", None), (str(records.get(name, "")), None)]
+                    for name, v in acc]))
+    blocks += [("h", 2, "Final policy against the SFT policy"),
+               ("table", ["metric", "value"],
+                [[(label, None), (_fmt(s["final_eval"].get(key)), None)]
+                 for key, label in FINAL_METRICS if key in s["final_eval"]])]
     if s.get("compare"):
-        lines += ["", "## Objectives on the same data (round 1's pairs, from the SFT policy)", "",
-                  table_markdown(s["compare"])]
-    lines += ["", "## Held-out examples (greedy)", "", "| prompt | SFT | final |", "|---|---|---|"]
-    lines += [f"| `{p}` | `{b}` | `{a}` |" for p, b, a in examples]
-    lines += ["", "## Time per stage (seconds)", "", "| stage | seconds |", "|---|---|"]
-    lines += [f"| {k} | {v:.1f} |" for k, v in s["seconds"].items()]
-    lines += ["", "Training curves of the last round: [training/report.md](training/report.md).",
-              ""]
+        blocks += [("h", 2, "Objectives on the same data (round 1's pairs, from the SFT policy)"),
+                   ("table", [h for _, h, _ in COLUMNS],
+                    [[(fmt.format(row[k]) if row.get(k) is not None else "n/a", None)
+                      for k, _, fmt in COLUMNS] for row in s["compare"]])]
+    blocks += [("h", 2, "Held-out examples (greedy)"),
+               ("table", ["prompt", "SFT", "final"],
+                [[(p, "code"), (b, "code"), (a, "code")] for p, b, a in examples]),
+               ("h", 2, "Time per stage (seconds)"),
+               ("table", ["stage", "seconds"],
+                [[(k, None), (f"{v:.1f}", None)] for k, v in s["seconds"].items()]),
+               ("p", [("Training curves of the last round: ", None),
+                      ("training/report.md", "link"), (".", None)])]
+    return blocks
+
+
+def _md_inline(text: str, style: str | None) -> str:
+    if style == "code":
+        return md_code(text)
+    if style == "bold":
+        return f"**{md_text(text)}**"
+    if style == "link":
+        return f"[{md_text(text)}]({text})"
+    return md_text(text)
+
+
+def _markdown(blocks: list[tuple]) -> str:
+    lines: list[str] = []
+    for block in blocks:
+        kind = block[0]
+        if kind == "h":
+            lines += [f"{'#' * block[1]} {md_text(block[2])}", ""]
+        elif kind == "p":
+            lines += ["".join(_md_inline(t, style) for t, style in block[1]), ""]
+        elif kind == "img":
+            lines += [f"![{md_text(block[2])}]({block[1]})", ""]
+        else:
+            _, header, rows = block
+            lines += [md_row(md_text(h) for h in header), "|" + "---|" * len(header)]
+            lines += [md_row(_md_inline(t, style) for t, style in row) for row in rows]
+            lines.append("")
     return "\n".join(lines)
 
 
-def _html(markdown: str) -> str:
-    """A plain HTML rendering of the Markdown above (tables, headings, the image, text)."""
-    e = html.escape
+def _html_inline(text: str, style: str | None) -> str:
+    e = html_text
+    if style == "code":
+        return f"<code>{e(text)}</code>"
+    if style == "bold":
+        return f"<strong>{e(text)}</strong>"
+    if style == "link":
+        return f"<a href='{e(text.replace('.md', '.html'))}'>{e(text)}</a>"
+    return e(text)
+
+
+def _html(blocks: list[tuple]) -> str:
+    """The same report in plain HTML, every text escaped (`html_text`)."""
+    e = html_text
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>prefalign demo</title>"
              "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
              "td,th{border:1px solid #ccc;padding:3px 8px}table{border-collapse:collapse}"
              "</style></head><body>"]
-    table: list[list[str]] = []
-
-    def flush():
-        if table:
-            head, *body = table
-            parts.append("<table><tr>" + "".join(f"<th>{e(c)}</th>" for c in head) + "</tr>")
-            parts.extend("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>"
-                         for row in body)
+    for block in blocks:
+        kind = block[0]
+        if kind == "h":
+            parts.append(f"<h{block[1]}>{e(block[2])}</h{block[1]}>")
+        elif kind == "p":
+            parts.append("<p>" + "".join(_html_inline(t, st) for t, st in block[1]) + "</p>")
+        elif kind == "img":
+            parts.append(f"<img src='{e(block[1])}' alt='{e(block[2])}'>")
+        else:
+            _, header, rows = block
+            parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
+            parts.extend("<tr>" + "".join(f"<td>{_html_inline(t, st)}</td>" for t, st in row)
+                         + "</tr>" for row in rows)
             parts.append("</table>")
-            table.clear()
-
-    for line in markdown.splitlines():
-        if line.startswith("|"):
-            cells = [c.strip().strip("`") for c in line.strip("|").split("|")]
-            if not all(set(c) <= set("-") for c in cells):
-                table.append(cells)
-            continue
-        flush()
-        if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            parts.append(f"<h{level}>{e(line.lstrip('#').strip())}</h{level}>")
-        elif line.startswith("!["):
-            src = line[line.index("(") + 1:line.rindex(")")]
-            parts.append(f"<img src='{e(src)}' alt='demo'>")
-        elif line.strip():
-            parts.append(f"<p>{e(line).replace('**', '')}</p>")
-    flush()
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -168,11 +205,11 @@ def write_demo_report(out: Path, summary: dict) -> Path:
                      output=report / "training")
     _figure(report / "demo.png", summary, round_dirs)
     last = summary["rounds"]["rounds"][-1]["round"]
-    md = _markdown(summary, _examples(out, last))
+    blocks = _document(summary, _examples(out, last))
     with atomic_write(report / "summary.json") as f:
         json.dump(summary, f, indent=2, default=str)
     with atomic_write(report / "report.md") as f:
-        f.write(md)
+        f.write(_markdown(blocks))
     with atomic_write(report / "report.html") as f:
-        f.write(_html(md))
+        f.write(_html(blocks))
     return report

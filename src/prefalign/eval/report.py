@@ -10,7 +10,6 @@ evaluation (``RUN/eval.json``, a flat dict of ``eval/*`` values).
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import os
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from prefalign.data import atomic_write
 from prefalign.eval import plots
+from prefalign.eval.markdown import html_text, md_code, md_row, md_text
 
 # (file stem, title, metric keys) for the training curves.
 CURVES = [
@@ -157,33 +157,40 @@ def _tables(summary: dict) -> list[tuple[str, dict]]:
 
 
 def _markdown(summary: dict) -> str:
+    """The report in Markdown; every value from the run is escaped (`md_text`)."""
     cfg = summary.get("config") or {}
-    lines = [f"# Training report: {summary['run_dir']}", ""]
+    lines = [f"# Training report: {md_text(summary['run_dir'])}", ""]
     if cfg:
-        lines += [f"Model `{cfg.get('model', '?')}`, objective `{cfg.get('objective', '?')}`, "
-                  f"{summary['steps']} optimizer steps.", ""]
+        lines += [f"Model {md_code(cfg.get('model', '?'))}, objective "
+                  f"{md_code(cfg.get('objective', '?'))}, {summary['steps']} optimizer steps.", ""]
     else:
         lines += [f"{summary['steps']} optimizer steps.", ""]
     for title, table in _tables(summary):
-        lines += [f"## {title}", "", "| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {_fmt(v)} |" for k, v in table.items()]
+        lines += [f"## {md_text(title)}", "", "| metric | value |", "|---|---|"]
+        lines += [md_row([md_text(k), md_text(_fmt(v))]) for k, v in table.items()]
         lines.append("")
     if summary["plots"]:
         lines += ["## Plots", ""]
-        lines += [f"![{p['title']}]({p['file']})" for p in summary["plots"]]
+        lines += [f"![{md_text(p['title'])}]({p['file']})" for p in summary["plots"]]
         lines.append("")
     return "\n".join(lines)
 
 
 def _html(summary: dict) -> str:
-    e = html.escape
+    e = html_text
+    cfg = summary.get("config") or {}
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Report "
              f"{e(summary['run_dir'])}</title></head><body>",
-             f"<h1>Training report: {e(summary['run_dir'])}</h1>",
-             f"<p>{summary['steps']} optimizer steps.</p>"]
+             f"<h1>Training report: {e(summary['run_dir'])}</h1>"]
+    if cfg:
+        parts.append(f"<p>Model <code>{e(cfg.get('model', '?'))}</code>, objective "
+                     f"<code>{e(cfg.get('objective', '?'))}</code>, {summary['steps']} "
+                     "optimizer steps.</p>")
+    else:
+        parts.append(f"<p>{summary['steps']} optimizer steps.</p>")
     for title, table in _tables(summary):
         parts.append(f"<h2>{e(title)}</h2><table border='1' cellpadding='3'>")
-        parts += [f"<tr><td>{e(str(k))}</td><td>{e(_fmt(v))}</td></tr>" for k, v in table.items()]
+        parts += [f"<tr><td>{e(k)}</td><td>{e(_fmt(v))}</td></tr>" for k, v in table.items()]
         parts.append("</table>")
     for p in summary["plots"]:
         parts.append(f"<h3>{e(p['title'])}</h3><img src='{e(p['file'])}' alt='{e(p['title'])}'>")
