@@ -124,6 +124,9 @@ def test_eval_prompts_keep_their_system_and_name_bad_files(tmp_path):
         read_prompts(one)
     with pytest.raises(FileNotFoundError, match="no such file"):
         read_prompts(tmp_path / "missing.jsonl")
+    assert read_prompts(["a", chat]) == ["a", chat]  # in memory: the prompts themselves
+    with pytest.raises(DataError, match=r"<rows>, row 1 \(0-based\), field 'prompt': empty"):
+        read_prompts(["a", ""])
 
 
 def test_eval_cli_parser_maps_flags(tiny_model_dir, pairs, tmp_path):

@@ -7,8 +7,8 @@ with the same messages: the source, the line or row, and the field. A row needs 
 string, or chat messages ending with the turn the model answers; the field name is
 configurable); ``system`` is optional; every other column is kept in ``meta``.
 
-With ``strings=True`` a row may also be a plain string (the prompt itself), and a ``.txt`` file
-holds one prompt per non-blank line.
+With ``strings=True`` a row may also be the prompt itself (a string in a file; a string or a
+message list in a Python list), and a ``.txt`` file holds one prompt per non-blank line.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def read_prompt_rows(source: Any, *, field: str = "prompt", split: str | None = 
             break
         if isinstance(row, DataError):
             raise row
-        if strings and isinstance(row, str):
+        if strings and isinstance(row, (str, list, tuple)):  # the prompt itself
             row = {field: row}
         prompt, system = parse_prompt_row(row, where, field)
         meta = {k: v for k, v in row.items() if k not in (field, "system")}
