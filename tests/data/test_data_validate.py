@@ -213,7 +213,8 @@ def test_whitespace_only_pairs_are_skipped_and_counted_like_identical_ones(tmp_p
 
 
 @pytest.mark.parametrize("text, problem", [
-    ('{"prompt": "p", "chosen": "c"\n', "Expecting ',' delimiter at the end of the line (column 30)"),
+    ('{"prompt": "p", "chosen": "c"\n',
+     "Expecting ',' delimiter at the end of the line (column 30)"),
     ('{"prompt": "p", "chosen": "c",}\r\n', "Expecting property name enclosed in double quotes "
                                           "at column 31"),
     ('{\n', "Expecting property name enclosed in double quotes at the end of the line (column 2)"),

@@ -89,7 +89,7 @@ def test_prompt_reader_accepts_strings_and_chats_and_names_bad_rows(tmp_path, wr
     with pytest.raises(DataError, match=r"bad.jsonl, line 2, field 'prompt': missing"):
         read_prompts(bad)
     bad = write_prompts([{"prompt": [{"role": "assistant", "content": "x"}]}], "bad2.jsonl")
-    with pytest.raises(DataError, match="line 1, field 'prompt': the prompt ends with an assistant"):
+    with pytest.raises(DataError, match="line 1, field 'prompt': the prompt ends with an assist"):
         read_prompts(bad)
     import datasets
 
@@ -214,7 +214,8 @@ def test_a_second_job_on_the_same_output_is_refused_naming_the_first(tmp_path, w
     try:
         assert started.wait(30)
         second_gen = CannedGenerator([["4", "5"], ["7", "8"]])
-        with pytest.raises(LockHeldError, match=rf"synth output {out} is in use .*PID {os.getpid()}"):
+        held = rf"synth output {out} is in use .*PID {os.getpid()}"
+        with pytest.raises(LockHeldError, match=held):
             run_synth(SynthConfig(**cfg, generator=second_gen))
         assert second_gen.calls == 0
     finally:
