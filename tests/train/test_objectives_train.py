@@ -1,5 +1,6 @@
 """Every objective of the registry trains on data of its shape; wrong combinations fail early."""
 
+import json
 import math
 
 import pytest
@@ -20,6 +21,8 @@ EXTRA = {"exo_pair": {"label_smoothing": 1e-3}}
 def data_for(name, shape, files):
     if name == "npo":  # negatives only (a forget set)
         return files["negatives"]
+    if "margin" in objectives.get(name).inputs:  # ODPO: the margin comes from the scores
+        return files["scored"]
     return {"pairwise": files["pair"], "unpaired": files["unpaired"], "listwise": files["ranked"],
             "sft": files["sft"]}[shape]
 
@@ -29,8 +32,12 @@ def files(pair_file, unpaired_file, ranked_file, sft_file, tmp_path):
     negatives = tmp_path / "negatives.jsonl"
     negatives.write_text("".join(line for line in unpaired_file.read_text().splitlines(True)
                                  if '"label": false' in line))
+    scored = tmp_path / "scored.jsonl"
+    rows = [json.loads(line) for line in pair_file.read_text().splitlines()]
+    scored.write_text("".join(json.dumps({**r, "score_chosen": 1.0 + i % 3, "score_rejected": 0.5})
+                              + "\n" for i, r in enumerate(rows)))
     return {"pair": pair_file, "unpaired": unpaired_file, "ranked": ranked_file, "sft": sft_file,
-            "negatives": negatives}
+            "negatives": negatives, "scored": scored}
 
 
 TRAINABLE = [o.name for o in objectives.available() if o.name not in NOT_TRAINABLE]

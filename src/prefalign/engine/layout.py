@@ -43,6 +43,11 @@ class PackedBatch:
     num_responses: int  # K: responses per example (shorter lists are padded, see response_mask)
     response_lengths: torch.Tensor  # [E, K] long (0 where an example has fewer responses)
     prompt_lengths: torch.Tensor  # [E] long
+    # The examples' metadata, carried to the loss with the batch (the forward ignores them):
+    # None when no example has it; NaN marks a missing value.
+    margins: torch.Tensor | None = None  # [E] float64: a pair's margin
+    labels: torch.Tensor | None = None  # [E] bool: an unpaired example's label (None = True)
+    scores: torch.Tensor | None = None  # [E, K] float64: the responses' scores
 
     @property
     def response_mask(self) -> torch.Tensor:
@@ -151,13 +156,32 @@ def pack(examples: Sequence, *, pad_token_id: int = 0, row_capacity: int | None 
     sources = [s for tok in per_example_tokens for s in tok[0]]
     targets = [t for tok in per_example_tokens for t in tok[1]]
     seqs = [q for tok in per_example_tokens for q in tok[2]]
-    return PackedBatch(
+    return PackedBatch(**_metadata(examples, num_responses),
         input_ids=input_ids, position_ids=position_ids, segment_ids=segment_ids,
         branch_ids=branch_ids, source_index=torch.tensor(sources, dtype=torch.long),
         target_ids=torch.tensor(targets, dtype=torch.long),
         sequence_index=torch.tensor(seqs, dtype=torch.long), num_examples=len(examples),
         num_responses=num_responses, response_lengths=response_lengths,
         prompt_lengths=prompt_lengths)
+
+
+def _metadata(examples: Sequence, num_responses: int) -> dict[str, torch.Tensor]:
+    """Margins, labels and scores of ``examples`` (attributes ``margin``, ``label``, ``scores``
+    where they have them) as tensors; a field none of them has is left out."""
+    nan = float("nan")
+    out = {}
+    margins = [getattr(ex, "margin", None) for ex in examples]
+    if any(m is not None for m in margins):
+        out["margins"] = torch.tensor([nan if m is None else float(m) for m in margins], dtype=torch.float64)
+    labels = [getattr(ex, "label", None) for ex in examples]
+    if any(lab is not None for lab in labels):
+        out["labels"] = torch.tensor([True if lab is None else bool(lab) for lab in labels])
+    scores = [getattr(ex, "scores", None) for ex in examples]
+    if any(s is not None for s in scores):
+        rows = [[float(v) for v in (s or [])][:num_responses] for s in scores]
+        out["scores"] = torch.tensor([row + [nan] * (num_responses - len(row)) for row in rows],
+                                     dtype=torch.float64)
+    return out
 
 
 def to_stream(batch: PackedBatch) -> PackedBatch:
@@ -175,4 +199,5 @@ def to_stream(batch: PackedBatch) -> PackedBatch:
         source_index=new_index[batch.source_index], target_ids=batch.target_ids,
         sequence_index=batch.sequence_index, num_examples=batch.num_examples,
         num_responses=batch.num_responses, response_lengths=batch.response_lengths,
-        prompt_lengths=batch.prompt_lengths)
+        prompt_lengths=batch.prompt_lengths, margins=batch.margins, labels=batch.labels,
+        scores=batch.scores)

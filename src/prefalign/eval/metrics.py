@@ -53,12 +53,12 @@ def implicit_reward_metrics(policy_chosen: torch.Tensor, policy_rejected: torch.
     Returns ``rewards/chosen``, ``rewards/rejected`` (means), ``rewards/margin`` (mean of
     r_w − r_l) and ``rewards/accuracy`` (fraction of pairs with r_w > r_l), TRL's names.
     """
+    from prefalign.objectives import implicit_rewards, reward_margin_metrics
+
     _check_pairs(a=policy_chosen, b=policy_rejected, c=ref_chosen, d=ref_rejected)
-    r_w = beta * (policy_chosen.double() - ref_chosen.double())
-    r_l = beta * (policy_rejected.double() - ref_rejected.double())
-    return {"rewards/chosen": _f(r_w.mean()), "rewards/rejected": _f(r_l.mean()),
-            "rewards/margin": _f((r_w - r_l).mean()),
-            "rewards/accuracy": _f((r_w > r_l).double().mean())}
+    r_w = implicit_rewards(policy_chosen.double(), ref_chosen.double(), beta)
+    r_l = implicit_rewards(policy_rejected.double(), ref_rejected.double(), beta)
+    return reward_margin_metrics(r_w, r_l)  # the trainer's metrics, computed in one place
 
 
 def ranking_accuracy(logps_chosen: torch.Tensor, logps_rejected: torch.Tensor, *,

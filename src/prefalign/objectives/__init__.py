@@ -8,6 +8,13 @@ Entry points (all return an unreduced Tensor[batch]; take ``.mean()`` yourself):
     compute_listwise(name, policy_logps, ref_logps=None, scores=None, lengths=None, mask=None, **kwargs)
     available() -> list[Objective];  get(name) -> Objective;  table_text() -> str
 
+and, for a trainer, the typed path they are built on::
+
+    run(name_or_entry, batch, hyperparameters, state=None) -> ObjectiveOutput
+    PairwiseBatch / UnpairedBatch / ListwiseBatch  (one typed batch per data shape)
+    ObjectiveState(entry, hyperparameters)         (running statistics across steps)
+    batch_metrics(batch, output) -> dict           (the logged reward metrics)
+
 Log-probs are summed over response tokens; lengths count response tokens. ``kwargs`` holds
 the objective's hyperparameters (``get(name).defaults``) and its extra inputs
 (``get(name).inputs`` must be passed, ``get(name).optional_inputs`` may be). Anything else
@@ -21,7 +28,7 @@ keyword                    shape           used by
 =========================  ==============  ===========================================================
 margin                     [B], >= 0       odpo (preference strength, e.g. score_w − score_l)
 gap_mean, gap_std          scalar          beta_dpo, optional (running mean/std of h = ρ_w − ρ_l)
-delta                      scalar          bco (optional; default batch mean reward), bco_pair (optional; default 0)
+delta                      scalar          bco, bco_pair (optional; the running mean reward; see the entries)
 chosen_seq_kl,             [B]             tdpo1 / tdpo2: Σ_t KL(π_ref(·|x,y_<t) ‖ π(·|x,y_<t)) per
 rejected_seq_kl                            response, with gradient through π (see sequence_kl)
 chosen_token_logps,        [B, T]          policy per-token log-probs: LD-DPO (``ld_alpha``) and WPO
@@ -33,7 +40,7 @@ ref_rejected_token_logps                   (unless ld_apply_to_reference=False)
 chosen_token_log_sumsq,    [B, T]          WPO: log Σ_v p(v | x, y_<t)² under the policy (see
 rejected_token_log_sumsq                   log_sum_sq_probs); no gradient needed
 kl_logps, ref_kl_logps     [n]             kto: policy / reference log-probs of mismatched
-                                           prompt-completion pairs (TRL: completions shifted by one)
+                                           prompt-completion pairs (completions of other prompts)
 kl                         scalar          kto: the KL reference point given directly (instead of the above)
 labels (argument)          [B] bool        unpaired objectives; True = desirable
 scores, mask (arguments)   [B, K]          listwise objectives: label scores (higher = better), validity
@@ -45,19 +52,27 @@ Helpers for the engine and trainer: :func:`implicit_rewards`, :func:`pairwise_re
 :class:`RunningMoments` (BCO's δ, β-DPO's running gap statistics). See docs/objectives.md.
 """
 
-from .dispatch import compute, compute_listwise, compute_unpaired
-from .metrics import implicit_rewards, pairwise_reward_metrics
+from .batches import ListwiseBatch, ObjectiveOutput, PairwiseBatch, UnpairedBatch
+from .dispatch import compute, compute_listwise, compute_unpaired, run
+from .metrics import batch_metrics, implicit_rewards, pairwise_reward_metrics, reward_margin_metrics
 from .pairwise_variants import beta_dpo_selection
 from .registry import Hyperparameter, Objective, available, get, table_text
-from .state import RunningMoments
+from .state import ObjectiveState, RunningMoments, RunningStat
 from .token_level import ld_sequence_logps, ld_token_weights, log_sum_sq_probs, sequence_kl, wpo_log_weights, wpo_weights
 from .unpaired import kto_reference_point
 
 __all__ = [
     "Hyperparameter",
+    "ListwiseBatch",
     "Objective",
+    "ObjectiveOutput",
+    "ObjectiveState",
+    "PairwiseBatch",
     "RunningMoments",
+    "RunningStat",
+    "UnpairedBatch",
     "available",
+    "batch_metrics",
     "beta_dpo_selection",
     "compute",
     "compute_listwise",
@@ -69,6 +84,8 @@ __all__ = [
     "ld_token_weights",
     "log_sum_sq_probs",
     "pairwise_reward_metrics",
+    "reward_margin_metrics",
+    "run",
     "sequence_kl",
     "table_text",
     "wpo_log_weights",

@@ -1,18 +1,65 @@
-"""Typed inputs handed to objective functions (built and validated by the dispatcher)."""
+"""The typed batches objectives read, and what they return.
+
+One batch per data shape carries everything an objective of that shape may read: the sequence
+log-probs, the reference's, the response lengths, the examples' metadata (ODPO's margin, the
+unpaired labels, the listwise scores), the per-token views (LD-DPO, WPO), the sequential KL
+(TDPO) and the running statistics the trainer keeps (BCO's δ, β-DPO's gap mean and spread).
+Fields an objective does not read stay ``None``; each registry entry declares the fields it
+reads (``Objective.reads``). ``compute*`` build a batch from keyword arguments; the trainer
+builds one per micro-batch from the engine's ``SequenceLogps`` and the packed batch's metadata
+(``prefalign.train.step_loss.build_batch``).
+
+Every objective returns an :class:`ObjectiveOutput`: its per-example losses and its implicit
+rewards (detached), from which :mod:`.metrics` computes the logged reward metrics in one place.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import dataclasses
+from dataclasses import dataclass
 
 from torch import Tensor
 
-from .common import f_divergence_scores, log_ratio
+from .common import f_divergence_scores, log_ratio, per_token
+
+
+@dataclass(frozen=True)
+class ObjectiveOutput:
+    """Per-example losses (differentiable) and the objective's implicit rewards (detached).
+
+    Pairwise: ``chosen_rewards`` / ``rejected_rewards`` [B]; unpaired: ``rewards`` [B] (one
+    per completion); listwise: ``rewards`` [B, K]. Rewards are None where the objective has no
+    implicit reward (SFT).
+    """
+
+    losses: Tensor
+    chosen_rewards: Tensor | None = None
+    rejected_rewards: Tensor | None = None
+    rewards: Tensor | None = None
+
+    def scaled(self, weights: Tensor) -> "ObjectiveOutput":
+        """The same output with each loss multiplied by ``weights`` (no gradient through them)."""
+        return dataclasses.replace(self, losses=self.losses * weights.detach().to(self.losses.dtype))
+
+
+def _detached(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.detach()
 
 
 @dataclass(frozen=True)
 class PairwiseBatch:
-    """Sequence log-probs of B (chosen, rejected) pairs, each a Tensor[B]."""
+    """B (chosen, rejected) pairs: Tensor[B] each unless noted.
+
+    * ``policy_*_logps`` / ``ref_*_logps``: summed response log-probs; ``*_lengths``: tokens.
+    * ``margin``: the pair's preference strength (ODPO).
+    * ``chosen_seq_kl`` / ``rejected_seq_kl``: Σ_t KL(π_ref ‖ π) per response (TDPO).
+    * ``*_token_logps``, ``*_token_mask``, ``ref_*_token_logps``, ``*_token_log_sumsq``:
+      per-token views [B, T] (LD-DPO, WPO).
+    * ``delta``, ``gap_mean``, ``gap_std``: running statistics, 0-d tensors (BCO-pair's shift,
+      β-DPO's threshold and spread).
+    * ``f_divergence`` / ``f_alpha``: the f-divergence the scores use (set by the f-divergence
+      modifier; ``f_alpha`` in TRL's convention, where α → 1 is reverse KL).
+    """
 
     policy_chosen_logps: Tensor
     policy_rejected_logps: Tensor
@@ -20,7 +67,22 @@ class PairwiseBatch:
     ref_rejected_logps: Tensor | None = None
     chosen_lengths: Tensor | None = None
     rejected_lengths: Tensor | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    margin: Tensor | None = None
+    chosen_seq_kl: Tensor | None = None
+    rejected_seq_kl: Tensor | None = None
+    chosen_token_logps: Tensor | None = None
+    rejected_token_logps: Tensor | None = None
+    chosen_token_mask: Tensor | None = None
+    rejected_token_mask: Tensor | None = None
+    ref_chosen_token_logps: Tensor | None = None
+    ref_rejected_token_logps: Tensor | None = None
+    chosen_token_log_sumsq: Tensor | None = None
+    rejected_token_log_sumsq: Tensor | None = None
+    delta: Tensor | None = None
+    gap_mean: Tensor | None = None
+    gap_std: Tensor | None = None
+    f_divergence: str = "reverse_kl"
+    f_alpha: float = 0.5
 
     def logratios(self) -> tuple[Tensor, Tensor]:
         """(ρ_w, ρ_l) = (π_w − ref_w, π_l − ref_l)."""
@@ -39,30 +101,63 @@ class PairwiseBatch:
             )
         return self.chosen_lengths, self.rejected_lengths
 
-    def scores(self, f_divergence_type: str = "reverse_kl", f_alpha_divergence_coef: float = 0.5) -> tuple[Tensor, Tensor]:
+    def scores(self) -> tuple[Tensor, Tensor]:
         """(s_w, s_l): the log-ratios passed through the f-divergence score (TRL step 1)."""
         rho_w, rho_l = self.logratios()
         return (
-            f_divergence_scores(rho_w, f_divergence_type, f_alpha_divergence_coef),
-            f_divergence_scores(rho_l, f_divergence_type, f_alpha_divergence_coef),
+            f_divergence_scores(rho_w, self.f_divergence, self.f_alpha),
+            f_divergence_scores(rho_l, self.f_divergence, self.f_alpha),
         )
+
+    def score_margin(self) -> Tensor:
+        """Δ = s_w − s_l (h = ρ_w − ρ_l under reverse KL)."""
+        s_w, s_l = self.scores()
+        return s_w - s_l
+
+    def output(self, losses: Tensor, beta: float, *, per_token_reward: bool = False) -> ObjectiveOutput:
+        """``losses`` with the DPO family's implicit rewards β·ρ (reference-free: β·π, or
+        β·π/|y| with ``per_token_reward``), detached."""
+        if self.ref_chosen_logps is None:
+            w, lo = self.policy_chosen_logps, self.policy_rejected_logps
+        else:
+            w, lo = self.logratios()
+        if per_token_reward:
+            len_w, len_l = self.lengths()
+            w, lo = per_token(w, len_w), per_token(lo, len_l)
+        return ObjectiveOutput(losses, _detached(beta * w), _detached(beta * lo))
 
 
 @dataclass(frozen=True)
 class UnpairedBatch:
-    """B single completions with a desirable (True) / undesirable (False) label."""
+    """B single completions with a desirable (True) / undesirable (False) label.
+
+    ``kl_logps`` / ``ref_kl_logps`` [n] are the log-probs of mismatched prompt–completion
+    pairs (KTO's reference point) and ``kl`` a reference point given directly; ``delta`` is
+    BCO's running reward shift (0-d tensor).
+    """
 
     policy_logps: Tensor
     labels: Tensor
     ref_logps: Tensor | None = None
     lengths: Tensor | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    kl_logps: Tensor | None = None
+    ref_kl_logps: Tensor | None = None
+    kl: Tensor | None = None
+    delta: Tensor | None = None
 
     def require_lengths(self) -> Tensor:
         """|y| per example; raises a ValueError saying what to pass when missing."""
         if self.lengths is None:
             raise ValueError("needs response lengths: pass lengths= (number of response tokens, Tensor[batch])")
         return self.lengths
+
+    def logratios(self) -> Tensor:
+        """ρ = π − ref per completion."""
+        return log_ratio(self.policy_logps, self.ref_logps)
+
+    def output(self, losses: Tensor, beta: float) -> ObjectiveOutput:
+        """``losses`` with the implicit rewards β·ρ, detached."""
+        return ObjectiveOutput(losses, rewards=_detached(beta * self.logratios()))
 
 
 @dataclass(frozen=True)
@@ -74,4 +169,8 @@ class ListwiseBatch:
     scores: Tensor | None
     lengths: Tensor | None
     mask: Tensor
-    extras: dict[str, Any] = field(default_factory=dict)
+
+
+PAIRWISE_FIELDS = frozenset(f.name for f in dataclasses.fields(PairwiseBatch))
+UNPAIRED_FIELDS = frozenset(f.name for f in dataclasses.fields(UnpairedBatch))
+LISTWISE_FIELDS = frozenset(f.name for f in dataclasses.fields(ListwiseBatch))

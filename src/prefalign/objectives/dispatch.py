@@ -1,5 +1,8 @@
-"""Entry points: validate the inputs once, look the objective up, apply the generic
-pairwise modifiers (LD-DPO, WPO), call it, and return per-example losses Tensor[B].
+"""Entry points. :func:`run` is the one path from a typed batch to an objective's output:
+resolve the hyperparameters (once, in the registry), apply the declared modifiers (f-DPO,
+LD-DPO, WPO), update and fill the running statistics when a trainer's state is given, call the
+objective. ``compute*`` validate keyword arguments into a typed batch, call :func:`run` and
+return its per-example losses Tensor[B].
 """
 
 from __future__ import annotations
@@ -10,13 +13,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .batches import ListwiseBatch, PairwiseBatch, UnpairedBatch
+from .batches import ListwiseBatch, ObjectiveOutput, PairwiseBatch, UnpairedBatch
 from .registry import Objective, get
-from .token_level import LD_INPUTS, LD_REF_INPUTS, TOKEN_INPUTS, WPO_INPUTS, ld_sequence_logps, wpo_weights
+from .state import ObjectiveState, Reduce
+from .token_level import TOKEN_INPUTS
 
 SCALAR_INPUTS = frozenset({"kl", "delta", "gap_mean", "gap_std"})
 PER_EXAMPLE_INPUTS = frozenset({"margin", "chosen_seq_kl", "rejected_seq_kl"})
-MODIFIER_NAMES = ("ld_alpha", "ld_apply_to_reference", "use_weighting")
 _REF_FREE = "simpo, cpo, orpo, asft"
 
 
@@ -24,24 +27,16 @@ def _fail(entry: Objective, message: str) -> ValueError:
     return ValueError(f"objective {entry.name!r}: {message}")
 
 
-def _accepted_inputs(entry: Objective) -> frozenset[str]:
-    accepted = entry.inputs | entry.optional_inputs
-    if "ld_alpha" in entry.modifiers:
-        accepted |= LD_INPUTS | LD_REF_INPUTS
-    if "use_weighting" in entry.modifiers:
-        accepted |= WPO_INPUTS
-    return accepted
-
-
 def _split_kwargs(entry: Objective, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Separate hyperparameters (defaults filled in, values checked) from extra inputs."""
+    """Separate hyperparameters (resolved by the registry: defaults filled in, values checked)
+    from extra inputs."""
     hp_specs = {h.name: h for h in entry.hyperparameters}
-    accepted_inputs = _accepted_inputs(entry)
-    hps = dict(entry.defaults)
+    accepted_inputs = entry.accepted_inputs
+    given: dict[str, Any] = {}
     extras: dict[str, Any] = {}
     for key, value in kwargs.items():
         if key in hp_specs:
-            hps[key] = hp_specs[key].check(entry.name, value)
+            given[key] = value
         elif key in accepted_inputs:
             if value is not None:
                 extras[key] = value
@@ -55,7 +50,7 @@ def _split_kwargs(entry: Objective, kwargs: dict[str, Any]) -> tuple[dict[str, A
                 f"{', '.join(sorted(hp_specs)) or 'none'}; extra inputs: "
                 f"{', '.join(sorted(accepted_inputs)) or 'none'}.",
             )
-    return hps, extras
+    return entry.resolve(given), extras
 
 
 def _as_tensor(entry: Objective, name: str, value: Any, like: Tensor | None = None, floating: bool = False) -> Tensor:
@@ -106,14 +101,39 @@ def _require(entry: Objective, extras: dict[str, Any], names: frozenset[str], wh
         raise _fail(entry, f"{why} needs the extra inputs {', '.join(missing)} (see prefalign.objectives docs)")
 
 
-def _call(entry: Objective, batch: Any, hps: dict[str, Any]) -> Tensor:
-    own = {k: v for k, v in hps.items() if k not in entry.modifiers}
+def run(
+    entry: Objective | str,
+    batch: Any,
+    hyperparameters: dict[str, Any] | None = None,
+    *,
+    state: ObjectiveState | None = None,
+    update_state: bool = True,
+    reduce: Reduce | None = None,
+) -> ObjectiveOutput:
+    """The objective's losses and implicit rewards on a typed batch.
+
+    ``hyperparameters`` are resolved by the registry (defaults filled in, each checked); the
+    objective's modifiers prepare the batch (f-divergence scores, LD-DPO log-probs); with a
+    trainer's ``state`` its running statistics are updated with this batch (all processes
+    together through ``reduce``; not with ``update_state=False``) and fill the batch; then the
+    objective runs and the modifiers finish its output (WPO's weights).
+    """
+    entry = get(entry) if isinstance(entry, str) else entry
+    hps = entry.resolve(hyperparameters)
     try:
-        return entry.fn(batch, **own)
+        for m in entry.modifiers:
+            batch = m.prepare(entry, batch, hps)
+        if state is not None and state.active:
+            batch = state.observe(batch, reduce) if update_state else state.fill(batch)
+        own = {k: v for k, v in hps.items() if k not in entry.modifier_names}
+        out = entry.fn(batch, **own)
+        for m in entry.modifiers:
+            out = m.finish(entry, batch, hps, out)
     except ValueError as e:
         if str(e).startswith(f"objective {entry.name!r}"):
             raise
         raise _fail(entry, str(e)) from e
+    return out
 
 
 def compute(
@@ -171,30 +191,8 @@ def compute(
     rl = None if rejected_lengths is None else _check_lengths(entry, "rejected_lengths", _as_tensor(entry, "rejected_lengths", rejected_lengths, pc), shape)
 
     _require(entry, extras, entry.inputs - TOKEN_INPUTS, "this objective")
-    ld_alpha = hps.get("ld_alpha")
-    if ld_alpha is not None and ld_alpha != 1.0:  # α = 1 is the plain sums: nothing to rebuild
-        _require(entry, extras, LD_INPUTS, f"ld_alpha={ld_alpha:g} (LD-DPO)")
-        masks = extras["chosen_token_mask"], extras["rejected_token_mask"]
-        pc, pr = ld_sequence_logps(extras["chosen_token_logps"], extras["rejected_token_logps"], *masks, ld_alpha)
-        if entry.needs_reference and hps.get("ld_apply_to_reference", True):
-            _require(entry, extras, LD_REF_INPUTS, "ld_alpha with ld_apply_to_reference=True")
-            rc, rr = ld_sequence_logps(extras["ref_chosen_token_logps"], extras["ref_rejected_token_logps"], *masks, ld_alpha)
-    if hps.get("use_weighting"):
-        _require(entry, extras, WPO_INPUTS, "use_weighting=True (WPO)")
-
-    batch = PairwiseBatch(pc, pr, rc, rr, cl, rl, extras)
-    losses = _call(entry, batch, hps)
-    if hps.get("use_weighting"):
-        weights = wpo_weights(
-            extras["chosen_token_logps"],
-            extras["rejected_token_logps"],
-            extras["chosen_token_mask"],
-            extras["rejected_token_mask"],
-            extras["chosen_token_log_sumsq"],
-            extras["rejected_token_log_sumsq"],
-        )
-        losses = losses * weights.to(losses.dtype)
-    return losses
+    batch = PairwiseBatch(pc, pr, rc, rr, cl, rl, **extras)
+    return run(entry, batch, hps).losses
 
 
 def _labels(entry: Objective, labels: Any, shape: torch.Size, like: Tensor) -> Tensor:
@@ -250,7 +248,7 @@ def compute_unpaired(
         _check_shape(entry, "ref_logps", r, p.shape)
     ln = None if lengths is None else _check_lengths(entry, "lengths", _as_tensor(entry, "lengths", lengths, p), p.shape)
     _require(entry, extras, entry.inputs, "this objective")
-    return _call(entry, UnpairedBatch(p, lab, r, ln, extras), hps)
+    return run(entry, UnpairedBatch(p, lab, r, ln, **extras), hps).losses
 
 
 def compute_listwise(
@@ -299,4 +297,4 @@ def compute_listwise(
         if bool(((ln <= 0) & m).any()):
             raise _fail(entry, "lengths must be >= 1 for every present (mask=True) completion")
         ln = torch.where(m, ln, torch.ones_like(ln))
-    return _call(entry, ListwiseBatch(p, r, s, ln, m, extras), hps)
+    return run(entry, ListwiseBatch(p, r, s, ln, m), hps).losses

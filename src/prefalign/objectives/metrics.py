@@ -1,9 +1,18 @@
-"""Implicit rewards and the reward metrics a trainer logs (no gradients)."""
+"""Implicit rewards and the reward metrics logged for them, in one place (no gradients).
+
+Objectives return their implicit rewards with their losses (:class:`ObjectiveOutput`);
+:func:`batch_metrics` turns a batch and its output into the per-example values a trainer
+averages and logs (train and eval alike), and :func:`pairwise_reward_metrics` /
+:func:`reward_margin_metrics` give the same numbers as batch means (``prefalign.eval`` and the
+demo use them).
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from .batches import ListwiseBatch, ObjectiveOutput, PairwiseBatch, UnpairedBatch
 
 
 @torch.no_grad()
@@ -25,6 +34,21 @@ def implicit_rewards(
 
 
 @torch.no_grad()
+def reward_margin_values(chosen_rewards: Tensor, rejected_rewards: Tensor) -> dict[str, Tensor]:
+    """Per-pair ``rewards/chosen``, ``rewards/rejected``, ``rewards/margin`` (chosen − rejected)
+    and ``rewards/accuracy`` (1 where chosen > rejected, else 0), TRL's names."""
+    rc, rr = chosen_rewards.detach(), rejected_rewards.detach()
+    return {"rewards/chosen": rc, "rewards/rejected": rr, "rewards/margin": rc - rr,
+            "rewards/accuracy": (rc > rr).to(rc.dtype)}
+
+
+@torch.no_grad()
+def reward_margin_metrics(chosen_rewards: Tensor, rejected_rewards: Tensor) -> dict[str, float]:
+    """Batch means of :func:`reward_margin_values`."""
+    return {k: float(v.double().mean()) for k, v in reward_margin_values(chosen_rewards, rejected_rewards).items()}
+
+
+@torch.no_grad()
 def pairwise_reward_metrics(
     policy_chosen_logps: Tensor,
     policy_rejected_logps: Tensor,
@@ -41,9 +65,38 @@ def pairwise_reward_metrics(
     """
     rc = implicit_rewards(policy_chosen_logps, ref_chosen_logps, beta, chosen_lengths)
     rr = implicit_rewards(policy_rejected_logps, ref_rejected_logps, beta, rejected_lengths)
-    return {
-        "rewards/chosen": float(rc.mean()),
-        "rewards/rejected": float(rr.mean()),
-        "rewards/margin": float((rc - rr).mean()),
-        "rewards/accuracy": float((rc > rr).float().mean()),
-    }
+    return reward_margin_metrics(rc, rr)
+
+
+@torch.no_grad()
+def batch_metrics(batch, out: ObjectiveOutput) -> dict[str, Tensor]:
+    """The per-example values a trainer logs for ``batch`` and the objective's ``out`` (NaN
+    where a value does not apply to an example): log-probs, the objective's implicit rewards
+    and their margin and accuracy, and TDPO's sequential KL."""
+    if isinstance(batch, PairwiseBatch):
+        m = {"logps/chosen": batch.policy_chosen_logps.detach(),
+             "logps/rejected": batch.policy_rejected_logps.detach()}
+        if out.chosen_rewards is not None:
+            m.update(reward_margin_values(out.chosen_rewards, out.rejected_rewards))
+        if batch.chosen_seq_kl is not None:
+            m.update({"kl/chosen": batch.chosen_seq_kl.detach(), "kl/rejected": batch.rejected_seq_kl.detach()})
+        return m
+    if isinstance(batch, ListwiseBatch):  # the best- and the worst-scored completion of each list
+        scores = batch.scores.to(batch.policy_logps.dtype)
+        best = scores.masked_fill(~batch.mask, float("-inf")).argmax(1, keepdim=True)
+        worst = scores.masked_fill(~batch.mask, float("inf")).argmin(1, keepdim=True)
+        pick = lambda t, i: t.detach().gather(1, i).squeeze(1)  # noqa: E731
+        m = {"logps/chosen": pick(batch.policy_logps, best), "logps/rejected": pick(batch.policy_logps, worst)}
+        if out.rewards is not None:
+            m.update(reward_margin_values(pick(out.rewards, best), pick(out.rewards, worst)))
+        return m
+    assert isinstance(batch, UnpairedBatch)
+    logps = batch.policy_logps.detach()
+    m = {"logps/completion": logps}
+    if batch.lengths is not None:
+        m["logps/per_token"] = logps / batch.lengths.to(logps.dtype)
+    if out.rewards is not None:
+        nan = torch.full_like(out.rewards, float("nan"))
+        m["rewards/desirable"] = torch.where(batch.labels, out.rewards, nan)
+        m["rewards/undesirable"] = torch.where(batch.labels, nan, out.rewards)
+    return m

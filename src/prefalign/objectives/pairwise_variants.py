@@ -6,18 +6,18 @@ pieces; the DPO function itself lives in :mod:`.pairwise`.
 from __future__ import annotations
 
 import dataclasses
-
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import params
-from .batches import PairwiseBatch
+from . import modifiers, params
+from .batches import ObjectiveOutput, PairwiseBatch
 from .common import nll, smoothed_logistic
-from .pairwise import DPO_PAPER, F_DIV, LD_MODS, MODS, _delta, dpo
+from .pairwise import DPO_PAPER, dpo
 from .registry import Hyperparameter, Objective, objective, register
+from .state import RunningStat
 from .token_level import LD_INPUTS, LD_REF_INPUTS, WPO_INPUTS
 
 
@@ -29,14 +29,14 @@ from .token_level import LD_INPUTS, LD_REF_INPUTS, WPO_INPUTS
     paper="A Note on DPO with Noisy Preferences and Relationship to IPO",
     formula="−(1−ε) log σ(β·Δ) − ε log σ(−β·Δ)",
     summary="Conservative DPO: DPO with label smoothing ε (TRL <= 0.28 'sigmoid' with label_smoothing)",
-    hyperparameters=(params.beta(), params.label_smoothing(0.1, typical="0.05-0.2"), *F_DIV, *params.ALL_MODIFIERS),
-    modifiers=MODS,
+    hyperparameters=(params.beta(), params.label_smoothing(0.1, typical="0.05-0.2")),
+    modifiers=modifiers.ALL,
     notes="TRL >= 0.29 removed label smoothing from 'sigmoid', so cDPO has no TRL name any more; "
     "it was TRL <= 0.28's sigmoid with label_smoothing > 0. ε = 0 is DPO.",
 )
 def cdpo(
-    b: PairwiseBatch, *, beta: float, label_smoothing: float, f_divergence_type: str, f_alpha_divergence_coef: float
-) -> Tensor:
+    b: PairwiseBatch, *, beta: float, label_smoothing: float
+) -> ObjectiveOutput:
     """Conservative DPO: −(1−ε) log σ(βΔ) − ε log σ(−βΔ).
 
     Treats each label as correct with probability 1−ε and trains on the soft target. The
@@ -45,10 +45,10 @@ def cdpo(
     """
     if not 0.0 <= label_smoothing < 0.5:
         raise ValueError(f"label_smoothing ε must be in [0, 0.5), got {label_smoothing}")
-    return smoothed_logistic(beta * _delta(b, f_divergence_type, f_alpha_divergence_coef), label_smoothing)
+    return b.output(smoothed_logistic(beta * b.score_margin(), label_smoothing), beta)
 
 
-_OFFSET_FNS = {"log1p": torch.log1p, "identity": lambda m: m}
+_OFFSET_FNS = {"log1p": torch.log1p, "log": torch.log, "identity": lambda m: m}
 
 
 @objective(
@@ -57,7 +57,7 @@ _OFFSET_FNS = {"log1p": torch.log1p, "identity": lambda m: m}
     shape="pairwise",
     needs_reference=True,
     paper="Direct Preference Optimization with an Offset",
-    formula="−log σ(β·h − Δ_r),  Δ_r = offset_scale · f(margin),  f = log(1 + x) (default) or x",
+    formula="−log σ(β·h − Δ_r),  Δ_r = offset_scale · f(margin),  f = log(1 + x) (default), log x (paper) or x",
     summary="ODPO: the margin must exceed an offset that grows with preference strength",
     hyperparameters=(
         params.beta(),
@@ -65,35 +65,45 @@ _OFFSET_FNS = {"log1p": torch.log1p, "identity": lambda m: m}
         Hyperparameter(
             "offset_fn",
             "log1p",
-            "f applied to the preference strength: log1p = log(1 + margin) (the paper's log of a "
-            "score difference, shifted so margin 0 gives offset 0); identity = margin",
+            "f applied to the preference strength: log1p = log(1 + margin) (0 at margin 0); log = "
+            "log(margin), the paper's and its authors' code (margin must be > 0); identity = margin",
             choices=tuple(_OFFSET_FNS),
         ),
-        *params.ALL_MODIFIERS,
     ),
     inputs=frozenset({"margin"}),
-    modifiers=MODS,
-    notes="The paper sets Δ_r = α·log(score_w − score_l); log(0) would be −∞, so the default "
-    "here is log(1 + margin), which is 0 at margin 0 (ODPO = DPO there). margin must be >= 0 "
-    "with log1p.",
+    modifiers=modifiers.NO_F_DIVERGENCE,
+    notes="The paper and its authors' code set Δ_r = α·log(score_w − score_l) (offset_fn='log'); "
+    "log(0) would be −∞, so the default here is log(1 + margin), which is 0 at margin 0 (ODPO = DPO "
+    "there). margin must be >= 0 with log1p and > 0 with log. In training, a pair's margin is its "
+    "margin column, else score_chosen − score_rejected when both scores are given; data with "
+    "neither is refused, naming the row.",
+    differences=(
+        ("ODPO offset", "—", "Δ_r = α·log(score_w − score_l) (paper and authors' code)",
+         "α·log(1 + margin): 0 at margin 0, so ODPO = DPO there",
+         "`offset_fn=\"log\"`: the paper's α·log(margin); `\"identity\"`: α·margin"),
+        ("ODPO margin in training", "—", "score difference", "the `margin` column, else "
+         "`score_chosen − score_rejected`; neither: refused naming the row", "—"),
+    ),
 )
-def odpo(b: PairwiseBatch, *, beta: float, offset_scale: float, offset_fn: str) -> Tensor:
+def odpo(b: PairwiseBatch, *, beta: float, offset_scale: float, offset_fn: str) -> ObjectiveOutput:
     """ODPO: −log σ(β·h − α·f(margin)).
 
     Not all pairs are equally clear: a chosen response that is much better (say, the
     rejected one is toxic) should win by more. The offset makes the required log-ratio
     margin grow with the preference strength given per pair (e.g. a reward difference).
     """
-    margin = b.extras["margin"].to(b.policy_chosen_logps.dtype)
-    if offset_fn == "log1p" and bool((margin < 0).any()):
-        rows = torch.nonzero(margin < 0).flatten().tolist()[:10]
+    margin = b.margin.to(b.policy_chosen_logps.dtype)
+    bad = ~(margin > 0) if offset_fn == "log" else (~(margin >= 0) if offset_fn == "log1p" else ~torch.isfinite(margin))
+    if bool(bad.any()):
+        rows = torch.nonzero(bad).flatten().tolist()[:10]
+        need = {"log": "> 0", "log1p": ">= 0"}.get(offset_fn, "a finite number")
         raise ValueError(
-            f"margin must be >= 0 (how much the chosen response is preferred) with offset_fn='log1p'; "
-            f"negative at rows {rows}"
+            f"margin must be {need} (how much the chosen response is preferred) with "
+            f"offset_fn={offset_fn!r}; not at rows {rows}"
         )
     offset = offset_scale * _OFFSET_FNS[offset_fn](margin)
     rho_w, rho_l = b.logratios()
-    return -F.logsigmoid(beta * (rho_w - rho_l) - offset.detach())
+    return b.output(-F.logsigmoid(beta * (rho_w - rho_l) - offset.detach()), beta)
 
 
 def beta_dpo_selection(
@@ -135,6 +145,20 @@ def beta_dpo_selection(
     return beta_batch, keep
 
 
+def _gaps(b: PairwiseBatch, hps: dict) -> Tensor:
+    rho_w, rho_l = b.logratios()
+    return (rho_w - rho_l).detach()
+
+
+BETA_DPO_GAP = RunningStat(
+    "gap",
+    "EMAs (momentum 0.9) of the batch mean and std of the gap h = ρ_w − ρ_l: M_0 and σ",
+    values=_gaps,
+    fills=lambda m: {"gap_mean": m.mean, "gap_std": m.std},
+    momentum=0.9,
+)
+
+
 @objective(
     name="beta_dpo",
     aliases=("dynamic_beta_dpo",),
@@ -157,19 +181,30 @@ def beta_dpo_selection(
             "'multinomial' samples ∝ the Gaussian weight as the authors' code",
             choices=("topk", "multinomial"),
         ),
-        *params.LD_MODIFIERS,
     ),
     optional_inputs=frozenset({"gap_mean", "gap_std"}),
-    modifiers=LD_MODS,
-    notes="Stateless: the running threshold M_0 and spread σ are inputs gap_mean / gap_std "
-    "(scalars; the authors keep EMAs of the batch mean and std of h with momentum 0.9, updated "
-    "before the loss; use RunningMoments(momentum=0.9)). Without them this batch's own mean and "
-    "std are used. Filtered examples get loss 0 and kept ones are scaled by n/n_kept, so "
-    "losses.mean() is the mean over kept examples as in the paper. β_b is detached.",
+    modifiers=modifiers.LD_ONLY,
+    state=(BETA_DPO_GAP,),
+    notes="The running threshold M_0 and spread σ are the batch fields gap_mean / gap_std. The "
+    "trainer keeps them as the authors do: EMAs (momentum 0.9) of each batch's mean and std of h, "
+    "updated with the batch before its loss, reduced over processes and saved with checkpoints. "
+    "In compute() pass them (e.g. from RunningMoments(momentum=0.9)); without them this batch's "
+    "own mean and std are used, which makes M_0 the batch's own mean gap. Filtered examples get "
+    "loss 0 and kept ones are scaled by n/n_kept, so losses.mean() is the mean over kept "
+    "examples as in the paper. β_b is detached.",
+    differences=(
+        ("β-DPO filtering", "—", "sample ∝ Gaussian weight around the running mean (authors' code: multinomial)",
+         "keep the ⌊n(1−ratio)⌋ most typical gaps (deterministic `topk`)", "`beta_dpo_sampling=\"multinomial\"`"),
+        ("β-DPO running statistics", "—", "EMA (momentum 0.9) of batch mean/std of h, updated before the loss",
+         "the same, kept by the trainer (reduced over processes, saved with checkpoints); in `compute()` "
+         "the inputs `gap_mean`/`gap_std`, else the batch's own", "—"),
+        ("β-DPO filtered examples", "—", "excluded from the mean",
+         "loss 0, kept ones scaled by n/n_kept so `losses.mean()` is the paper's mean", "—"),
+    ),
 )
 def beta_dpo(
     b: PairwiseBatch, *, beta: float, beta_dpo_alpha: float, beta_dpo_filter_ratio: float, beta_dpo_sampling: str
-) -> Tensor:
+) -> ObjectiveOutput:
     """β-DPO: DPO with a batch-level β from the gap statistics, after filtering outliers.
 
     The best β depends on how informative the pairs are: for pairs with a large reward
@@ -186,13 +221,13 @@ def beta_dpo(
         beta=beta,
         alpha=beta_dpo_alpha,
         filter_ratio=beta_dpo_filter_ratio,
-        gap_mean=b.extras.get("gap_mean"),
-        gap_std=b.extras.get("gap_std"),
+        gap_mean=b.gap_mean,
+        gap_std=b.gap_std,
         sampling=beta_dpo_sampling,
     )
     losses = -F.logsigmoid(beta_b.detach() * h)
     scale = h.numel() / int(keep.sum())
-    return torch.where(keep, losses * scale, torch.zeros_like(losses))
+    return b.output(torch.where(keep, losses * scale, torch.zeros_like(losses)), beta)
 
 
 @objective(
@@ -206,11 +241,10 @@ def beta_dpo(
     hyperparameters=(
         params.beta(),
         Hyperparameter("dpop_lambda", 50.0, "λ: weight of the penalty on lowering the chosen likelihood", "5-500 (paper: 5 or 50)", low=0.0),
-        *params.ALL_MODIFIERS,
     ),
-    modifiers=MODS,
+    modifiers=modifiers.NO_F_DIVERGENCE,
 )
-def dpop(b: PairwiseBatch, *, beta: float, dpop_lambda: float) -> Tensor:
+def dpop(b: PairwiseBatch, *, beta: float, dpop_lambda: float) -> ObjectiveOutput:
     """DPO-Positive: −log σ(β(h − λ·max(0, log π_ref(y_w) − log π(y_w)))).
 
     DPO can widen the margin by lowering both likelihoods, and the chosen response's
@@ -220,7 +254,7 @@ def dpop(b: PairwiseBatch, *, beta: float, dpop_lambda: float) -> Tensor:
     """
     rho_w, rho_l = b.logratios()
     penalty = torch.relu(b.ref_chosen_logps - b.policy_chosen_logps)
-    return -F.logsigmoid(beta * (rho_w - rho_l - dpop_lambda * penalty))
+    return b.output(-F.logsigmoid(beta * (rho_w - rho_l - dpop_lambda * penalty)), beta)
 
 
 @objective(
@@ -235,15 +269,13 @@ def dpop(b: PairwiseBatch, *, beta: float, dpop_lambda: float) -> Tensor:
     hyperparameters=(
         params.beta(),
         Hyperparameter("rpo_alpha", 1.0, "α: weight of the NLL term on the chosen response", "0.1-1 (TRL docs: 1.0)", low=0.0),
-        *F_DIV,
-        *params.ALL_MODIFIERS,
     ),
-    modifiers=MODS,
+    modifiers=modifiers.ALL,
     notes="The NLL is the per-example token mean −π_w/|y_w|. TRL <= 0.28's rpo_alpha used the "
     "batch token mean (equal when all chosen lengths are equal); TRL >= 0.29 expresses this as "
     "loss_type=['sigmoid', 'sft'].",
 )
-def rpo(b: PairwiseBatch, *, beta: float, rpo_alpha: float, f_divergence_type: str, f_alpha_divergence_coef: float) -> Tensor:
+def rpo(b: PairwiseBatch, *, beta: float, rpo_alpha: float) -> ObjectiveOutput:
     """RPO: −log σ(βΔ) + α·NLL(y_w).
 
     Derived from a max-min problem against an adversarially chosen reward: the SFT loss
@@ -251,9 +283,8 @@ def rpo(b: PairwiseBatch, *, beta: float, rpo_alpha: float, f_divergence_type: s
     mitigating reward over-optimization and the fall of the chosen likelihood.
     """
     len_w, _ = b.lengths()
-    return dpo(
-        b, beta=beta, f_divergence_type=f_divergence_type, f_alpha_divergence_coef=f_alpha_divergence_coef
-    ) + rpo_alpha * nll(b.policy_chosen_logps, len_w)
+    out = dpo(b, beta=beta)
+    return dataclasses.replace(out, losses=out.losses + rpo_alpha * nll(b.policy_chosen_logps, len_w))
 
 
 def _preset(base: Objective, **changes) -> Objective:

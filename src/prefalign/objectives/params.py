@@ -49,10 +49,18 @@ F_DIVERGENCE = (
     Hyperparameter(
         "f_alpha_divergence_coef",
         0.5,
-        "α of the alpha divergence (used only when f_divergence_type='alpha_divergence'); α→1 is reverse KL",
+        "α of the alpha divergence (used only when f_divergence_type='alpha_divergence'); in TRL's "
+        "convention α→1 is reverse KL, in the paper's α→0 is",
         "0-1",
         low=0.0,
         high=1.0,
+    ),
+    Hyperparameter(
+        "f_alpha_convention",
+        "trl",
+        "how f_alpha_divergence_coef is read: 'trl' (TRL >= 0.29: s = exp((α−1)ρ)/(α−1)) or 'paper' "
+        "(the f-DPO paper: s = (1 − exp(−αρ))/α, which is TRL's with 1 − α); they agree only at 0.5",
+        choices=("trl", "paper"),
     ),
 )
 
@@ -77,4 +85,3 @@ USE_WEIGHTING = Hyperparameter(
 )
 
 LD_MODIFIERS = (LD_ALPHA, LD_APPLY_TO_REFERENCE)
-ALL_MODIFIERS = (*LD_MODIFIERS, USE_WEIGHTING)

@@ -1,19 +1,17 @@
 """Pairwise objectives without a reference model: SimPO, CPO, ORPO, ASFT.
 
-π̄ = π/|y| is the mean token log-prob (length-normalized log-likelihood).
+π̄ = π/|y| is the mean token log-prob (length-normalized log-likelihood). The implicit rewards
+are TRL's: β·π̄ for SimPO and ORPO (and ASFT), β·π for CPO.
 """
 
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import Tensor
 
-from . import params
-from .batches import PairwiseBatch
+from . import modifiers, params
+from .batches import ObjectiveOutput, PairwiseBatch
 from .common import log_odds, nll, per_token, smoothed_logistic
 from .registry import Hyperparameter, objective
-
-MODS = tuple(h.name for h in params.ALL_MODIFIERS)
 
 
 @objective(
@@ -28,14 +26,13 @@ MODS = tuple(h.name for h in params.ALL_MODIFIERS)
         params.beta(2.0, "reward scale on the mean token log-prob", "2-10 (paper)"),
         Hyperparameter("simpo_gamma", 1.0, "γ: target reward margin (absolute, as TRL's CPOTrainer)", "0.5-1.6 (paper)", low=0.0),
         params.label_smoothing(),
-        *params.ALL_MODIFIERS,
     ),
-    modifiers=MODS,
+    modifiers=modifiers.NO_F_DIVERGENCE,
     notes="TRL (CPOTrainer, loss_type='simpo') uses beta=0.1, simpo_gamma=0.5 as defaults; the "
     "defaults here are the SimPO paper's range (β=2, γ=1). simpo_gamma is the margin itself, "
     "not the γ/β ratio.",
 )
-def simpo(b: PairwiseBatch, *, beta: float, simpo_gamma: float, label_smoothing: float) -> Tensor:
+def simpo(b: PairwiseBatch, *, beta: float, simpo_gamma: float, label_smoothing: float) -> ObjectiveOutput:
     """SimPO: −log σ(β(π_w/|y_w| − π_l/|y_l|) − γ), optionally label-smoothed.
 
     The reward is the policy's own average log-likelihood, which is what decoding ranks
@@ -44,7 +41,7 @@ def simpo(b: PairwiseBatch, *, beta: float, simpo_gamma: float, label_smoothing:
     """
     len_w, len_l = b.lengths()
     z = beta * (per_token(b.policy_chosen_logps, len_w) - per_token(b.policy_rejected_logps, len_l)) - simpo_gamma
-    return smoothed_logistic(z, label_smoothing)
+    return b.output(smoothed_logistic(z, label_smoothing), beta, per_token_reward=True)
 
 
 @objective(
@@ -59,13 +56,12 @@ def simpo(b: PairwiseBatch, *, beta: float, simpo_gamma: float, label_smoothing:
         params.beta(),
         Hyperparameter("cpo_alpha", 1.0, "α: weight of the NLL term on the chosen response", "0-1", low=0.0),
         params.label_smoothing(),
-        *params.ALL_MODIFIERS,
     ),
-    modifiers=MODS,
+    modifiers=modifiers.NO_F_DIVERGENCE,
     notes="TRL's CPOTrainer (loss_type='sigmoid'). The NLL is the per-example token mean; "
     "TRL's is the batch token mean (equal when chosen lengths are equal).",
 )
-def cpo(b: PairwiseBatch, *, beta: float, cpo_alpha: float, label_smoothing: float) -> Tensor:
+def cpo(b: PairwiseBatch, *, beta: float, cpo_alpha: float, label_smoothing: float) -> ObjectiveOutput:
     """CPO: −log σ(β(π_w − π_l)) + α·NLL(y_w).
 
     DPO with a uniform reference (the reference terms cancel), which saves its memory
@@ -74,7 +70,7 @@ def cpo(b: PairwiseBatch, *, beta: float, cpo_alpha: float, label_smoothing: flo
     """
     len_w, _ = b.lengths()
     z = beta * (b.policy_chosen_logps - b.policy_rejected_logps)
-    return smoothed_logistic(z, label_smoothing) + cpo_alpha * nll(b.policy_chosen_logps, len_w)
+    return b.output(smoothed_logistic(z, label_smoothing) + cpo_alpha * nll(b.policy_chosen_logps, len_w), beta)
 
 
 @objective(
@@ -87,12 +83,11 @@ def cpo(b: PairwiseBatch, *, beta: float, cpo_alpha: float, label_smoothing: flo
     summary="ORPO: SFT loss plus an odds-ratio penalty, in one stage without a reference",
     hyperparameters=(
         params.beta(0.1, "λ: weight of the odds-ratio term (TRL calls it beta)", "0.05-1", zero_ok=True),
-        *params.ALL_MODIFIERS,
     ),
-    modifiers=MODS,
+    modifiers=modifiers.NO_F_DIVERGENCE,
     notes="TRL's ORPOTrainer names λ 'beta'. Per-example token-mean NLL.",
 )
-def orpo(b: PairwiseBatch, *, beta: float) -> Tensor:
+def orpo(b: PairwiseBatch, *, beta: float) -> ObjectiveOutput:
     """ORPO: NLL(y_w) − λ·log σ(log odds_w − log odds_l), odds from mean token likelihoods.
 
     Supervised fine-tuning alone raises the likelihood of rejected-style responses too.
@@ -101,7 +96,7 @@ def orpo(b: PairwiseBatch, *, beta: float) -> Tensor:
     """
     len_w, len_l = b.lengths()
     avg_w, avg_l = per_token(b.policy_chosen_logps, len_w), per_token(b.policy_rejected_logps, len_l)
-    return -avg_w - beta * F.logsigmoid(log_odds(avg_w) - log_odds(avg_l))
+    return b.output(-avg_w - beta * F.logsigmoid(log_odds(avg_w) - log_odds(avg_l)), beta, per_token_reward=True)
 
 
 @objective(
@@ -121,13 +116,12 @@ def orpo(b: PairwiseBatch, *, beta: float) -> Tensor:
             "builds on; then σ(f) = p); 'avg_logp' = π/|y| directly",
             choices=("log_odds", "avg_logp"),
         ),
-        *params.ALL_MODIFIERS,
     ),
-    modifiers=MODS,
+    modifiers=modifiers.NO_F_DIVERGENCE,
     notes="With the default log-odds score, σ(f) = p, so the alignment term is −log p_w − log(1 − p_l): "
     "raise the chosen's own likelihood and lower the rejected's, each on an absolute scale.",
 )
-def asft(b: PairwiseBatch, *, beta: float, asft_score: str) -> Tensor:
+def asft(b: PairwiseBatch, *, beta: float, asft_score: str) -> ObjectiveOutput:
     """ASFT: NLL(y_w) + λ·(−log σ(f(y_w)) − log σ(−f(y_l))).
 
     DPO's Bradley-Terry loss only sees the likelihood difference and lowers the rejected
@@ -138,4 +132,4 @@ def asft(b: PairwiseBatch, *, beta: float, asft_score: str) -> Tensor:
     len_w, len_l = b.lengths()
     avg_w, avg_l = per_token(b.policy_chosen_logps, len_w), per_token(b.policy_rejected_logps, len_l)
     f_w, f_l = (log_odds(avg_w), log_odds(avg_l)) if asft_score == "log_odds" else (avg_w, avg_l)
-    return -avg_w + beta * (-F.logsigmoid(f_w) - F.logsigmoid(-f_l))
+    return b.output(-avg_w + beta * (-F.logsigmoid(f_w) - F.logsigmoid(-f_l)), beta, per_token_reward=True)

@@ -141,18 +141,25 @@ class Objective:
         paper: title of the paper that introduced it.
         needs_reference: True when reference-model log-probs are required.
         shape: "pairwise", "unpaired", "listwise" or "sft".
-        hyperparameters: every accepted hyperparameter with its default.
-        inputs: extra named tensors that must be passed (beyond the log-probs, the
-            reference log-probs and the lengths).
-        optional_inputs: extra named tensors that may be passed.
+        hyperparameters: every accepted hyperparameter with its default: the objective's own,
+            then its modifiers' (composed by :func:`objective`).
+        inputs: batch fields that must be filled (beyond the log-probs, the reference
+            log-probs and the lengths), e.g. ``margin``, ``chosen_seq_kl``.
+        optional_inputs: batch fields that may be filled.
         needs_lengths: True when response lengths (token counts) are required.
         aliases: other accepted names.
         trl_name: the TRL ``loss_type`` with the same semantics, if any.
         summary: one line saying what it is.
         notes: where papers and TRL differ, which variant is the default and why.
-        fn: the loss function ``fn(batch, **hyperparameters) -> Tensor[batch]``.
-        modifiers: names of generic pairwise modifiers (``ld_alpha``, ``use_weighting``, …)
-            included in ``hyperparameters``; the dispatcher applies them, not ``fn``.
+        fn: the loss function ``fn(batch, **own_hyperparameters) -> ObjectiveOutput``.
+        modifiers: the generic pairwise modifiers (f-divergence, LD-DPO, WPO) it takes, as
+            :class:`~prefalign.objectives.modifiers.Modifier` declarations; their
+            hyperparameters are part of ``hyperparameters`` and the dispatcher applies them,
+            not ``fn``.
+        state: running statistics the trainer keeps for it across steps
+            (:class:`~prefalign.objectives.state.RunningStat`: BCO's δ, β-DPO's gap moments).
+        differences: rows (topic, TRL, paper, prefalign default, other choice) of the
+            "where papers and TRL differ" table in docs/objectives.md.
     """
 
     name: str
@@ -169,18 +176,72 @@ class Objective:
     summary: str = ""
     notes: str = ""
     fn: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
-    modifiers: tuple[str, ...] = ()
+    modifiers: tuple[Any, ...] = ()
+    state: tuple[Any, ...] = ()
+    differences: tuple[tuple[str, str, str, str, str], ...] = ()
 
     @property
     def defaults(self) -> dict[str, Any]:
         """Hyperparameter defaults as a dict."""
         return {h.name: h.default for h in self.hyperparameters}
 
+    @property
+    def modifier_names(self) -> frozenset[str]:
+        """Names of the hyperparameters that belong to the modifiers."""
+        return frozenset(h.name for m in self.modifiers for h in m.hyperparameters)
+
     def hyperparameter(self, name: str) -> Hyperparameter:
         for h in self.hyperparameters:
             if h.name == name:
                 return h
         raise KeyError(name)
+
+    def resolve(self, hyperparameters: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Every hyperparameter's value: the defaults overridden by ``hyperparameters``, each
+        checked against its declaration. The one place defaults are merged (``compute*`` and
+        the trainer both call it). Unknown names raise a ValueError naming close matches."""
+        out = self.defaults
+        for key, value in (hyperparameters or {}).items():
+            if key not in out:
+                close = difflib.get_close_matches(key, list(out), n=3, cutoff=0.6)
+                hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+                raise ValueError(
+                    f"objective {self.name!r}: unknown hyperparameter {key!r}.{hint} "
+                    f"Hyperparameters: {', '.join(sorted(out)) or 'none'}."
+                )
+            out[key] = self.hyperparameter(key).check(self.name, value)
+        return out
+
+    @property
+    def accepted_inputs(self) -> frozenset[str]:
+        """Batch fields a caller may fill: the declared inputs and the modifiers'."""
+        accepted = self.inputs | self.optional_inputs
+        for m in self.modifiers:
+            accepted |= m.inputs
+        return accepted
+
+    def reads(self, hyperparameters: dict[str, Any] | None = None) -> frozenset[str]:
+        """The batch fields this objective reads with these hyperparameters (resolved or not):
+        the log-probs, the reference's, the lengths, its inputs and what its active modifiers
+        and running statistics need. The trainer fills exactly these."""
+        hps = self.resolve(hyperparameters)
+        if self.shape == "pairwise":
+            base = {"policy_chosen_logps", "policy_rejected_logps", "chosen_lengths", "rejected_lengths"}
+            if self.needs_reference:
+                base |= {"ref_chosen_logps", "ref_rejected_logps"}
+        elif self.shape == "listwise":
+            base = {"policy_logps", "scores", "lengths", "mask"} | ({"ref_logps"} if self.needs_reference else set())
+        else:
+            base = {"policy_logps", "labels", "lengths"} | ({"ref_logps"} if self.needs_reference else set())
+        base |= self.inputs | self.optional_inputs
+        for m in self.modifiers:
+            base |= m.reads(self, hps)
+        return frozenset(base)
+
+    def running_stats(self, hyperparameters: dict[str, Any] | None = None) -> tuple[Any, ...]:
+        """The running statistics active with these hyperparameters."""
+        hps = self.resolve(hyperparameters)
+        return tuple(s for s in self.state if s.active(hps))
 
 
 _REGISTRY: dict[str, Objective] = {}
@@ -205,10 +266,18 @@ def register(objective: Objective) -> Objective:
 
 
 def objective(fn: Callable[..., Any] | None = None, /, **metadata: Any):
-    """Decorator form of :func:`register`: ``@objective(name=..., formula=..., ...)``."""
+    """Decorator form of :func:`register`: ``@objective(name=..., formula=..., ...)``.
+
+    ``hyperparameters`` are the objective's own; the hyperparameters of its ``modifiers`` are
+    appended here, once, so no declaration repeats them.
+    """
 
     def wrap(f: Callable[..., Any]) -> Callable[..., Any]:
-        register(Objective(fn=f, **metadata))
+        meta = dict(metadata)
+        own = tuple(meta.pop("hyperparameters", ()))
+        mods = tuple(meta.get("modifiers", ()))
+        meta["hyperparameters"] = own + tuple(h for m in mods for h in m.hyperparameters)
+        register(Objective(fn=f, **meta))
         return f
 
     return wrap if fn is None else wrap(fn)
@@ -216,7 +285,7 @@ def objective(fn: Callable[..., Any] | None = None, /, **metadata: Any):
 
 def _ensure_loaded() -> None:
     # Importing the modules registers their objectives; done lazily to avoid import cycles.
-    from . import listwise, pairwise, pairwise_variants, reference_free, token_level, unpaired  # noqa: F401
+    from . import listwise, pairwise, pairwise_variants, reference_free, tdpo, unpaired  # noqa: F401
 
 
 def get(name: str) -> Objective:
@@ -249,7 +318,6 @@ def _format_value(v: Any) -> str:
     return repr(v) if isinstance(v, str) else str(v)
 
 
-_GENERIC_MODIFIER_DEFAULTS = {"ld_alpha": None, "ld_apply_to_reference": True, "use_weighting": False}
 _TOKEN_GROUPS = (
     ("chosen_token_log_sumsq", "token log sum p^2"),
     ("ref_chosen_token_logps", "ref token logps"),
@@ -277,7 +345,8 @@ def table_text() -> str:
         own = [
             h
             for h in o.hyperparameters
-            if h.name not in o.modifiers or h.default != _GENERIC_MODIFIER_DEFAULTS.get(h.name)
+            if h.name not in o.modifier_names or any(
+                h.name == g.name and h.default != g.default for m in o.modifiers for g in m.hyperparameters)
         ]
         hp = ", ".join(f"{h.name}={_format_value(h.default)}" for h in own) or "-"
         name = o.name + (f" ({', '.join(o.aliases)})" if o.aliases else "")
@@ -291,11 +360,12 @@ def table_text() -> str:
     out = [line(header), line(tuple("-" * w for w in widths) + ("-" * 5,))]
     out += [line(r) for r in rows]
     pairwise = [o for o in available() if o.shape == "pairwise"]
-    no_wpo = [o.name for o in pairwise if "use_weighting" not in o.modifiers]
+    no_wpo = [o.name for o in pairwise if "use_weighting" not in o.modifier_names]
     out += [
         "",
-        "Pairwise objectives also take the modifiers ld_alpha (LD-DPO; needs per-token log-probs and "
-        "masks, and the reference's) and use_weighting (WPO; needs per-token log-probs, masks and "
-        f"log sum p^2; not for {', '.join(no_wpo)}). Aliases in parentheses. See docs/objectives.md.",
+        "Pairwise objectives also take the modifiers f_divergence_type (f-DPO), ld_alpha (LD-DPO; needs "
+        "per-token log-probs and masks, and the reference's) and use_weighting (WPO; needs per-token "
+        f"log-probs, masks and log sum p^2; not for {', '.join(no_wpo)}). Aliases in parentheses. "
+        "See docs/objectives.md.",
     ]
     return "\n".join(out)

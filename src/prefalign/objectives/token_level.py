@@ -8,7 +8,7 @@ Per-token inputs (all padded, [B, T]; masked positions may hold any finite value
 * ``chosen_token_log_sumsq`` / ``rejected_token_log_sumsq``: log Σ_v p(v | x, y_<t)² under
   the policy (see :func:`log_sum_sq_probs`), for WPO.
 
-TDPO needs the sequential KL per response, Tensor[B] (see :func:`sequence_kl`):
+TDPO (:mod:`.tdpo`) needs the sequential KL per response, Tensor[B] (see :func:`sequence_kl`):
 ``chosen_seq_kl`` / ``rejected_seq_kl`` = Σ_t KL(π_ref(·|x,y_<t) ‖ π(·|x,y_<t)).
 """
 
@@ -18,9 +18,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import params
-from .batches import PairwiseBatch
-from .registry import Hyperparameter, objective
 
 LD_INPUTS = frozenset({"chosen_token_logps", "rejected_token_logps", "chosen_token_mask", "rejected_token_mask"})
 LD_REF_INPUTS = frozenset({"ref_chosen_token_logps", "ref_rejected_token_logps"})
@@ -131,59 +128,3 @@ def sequence_kl(policy_logits: Tensor, ref_logits: Tensor, mask: Tensor) -> Tens
     pol_logp = F.log_softmax(policy_logits.to(work), dim=-1)
     per_token = (ref_logp.exp() * (ref_logp - pol_logp)).sum(-1)
     return torch.where(mask, per_token, torch.zeros_like(per_token)).sum(-1)
-
-
-TDPO_PAPER = "Token-level Direct Preference Optimization"
-
-
-@objective(
-    name="tdpo1",
-    shape="pairwise",
-    needs_reference=True,
-    paper=TDPO_PAPER,
-    formula="−log σ(β·(h − (KL_l − KL_w))),  KL = Σ_t KL(π_ref ‖ π) per response",
-    summary="TDPO1: DPO with a token-level forward-KL margin term",
-    hyperparameters=(params.beta(), *params.LD_MODIFIERS),
-    inputs=TDPO_INPUTS,
-    modifiers=tuple(h.name for h in params.LD_MODIFIERS),
-)
-def tdpo1(b: PairwiseBatch, *, beta: float) -> Tensor:
-    """TDPO1: −log σ(β(ρ_w − ρ_l) − β(D_SeqKL(y_l) − D_SeqKL(y_w))).
-
-    Viewing generation as a token-level MDP, TDPO constrains each token's distribution
-    with a forward KL to the reference. The resulting Bradley-Terry objective subtracts
-    the difference of the two responses' sequential KLs from the DPO margin, which
-    regulates KL growth and keeps generation diverse.
-    """
-    rho_w, rho_l = b.logratios()
-    kl_w, kl_l = b.extras["chosen_seq_kl"], b.extras["rejected_seq_kl"]
-    return -F.logsigmoid(beta * ((rho_w - rho_l) - (kl_l - kl_w)))
-
-
-@objective(
-    name="tdpo2",
-    aliases=("tdpo",),
-    shape="pairwise",
-    needs_reference=True,
-    paper=TDPO_PAPER,
-    formula="−log σ(β·(h − α·(KL_l − sg(KL_w)))),  sg = stop-gradient",
-    summary="TDPO2: TDPO1 with a weighted KL term and no gradient through the chosen KL",
-    hyperparameters=(
-        params.beta(),
-        Hyperparameter("tdpo_alpha", 0.5, "α: weight of the sequential-KL margin", "0.1-1 (paper: 0.5)", low=0.0),
-        *params.LD_MODIFIERS,
-    ),
-    inputs=TDPO_INPUTS,
-    modifiers=tuple(h.name for h in params.LD_MODIFIERS),
-    notes="The stop-gradient on the chosen KL follows the paper and its code.",
-)
-def tdpo2(b: PairwiseBatch, *, beta: float, tdpo_alpha: float) -> Tensor:
-    """TDPO2: −log σ(β(ρ_w − ρ_l) − αβ(D_SeqKL(y_l) − sg(D_SeqKL(y_w)))).
-
-    TDPO1's KL term can grow the chosen response's KL too; TDPO2 stops the gradient
-    through the chosen KL and weights the term by α, giving finer control over the
-    KL of the rejected response.
-    """
-    rho_w, rho_l = b.logratios()
-    kl_w, kl_l = b.extras["chosen_seq_kl"], b.extras["rejected_seq_kl"]
-    return -F.logsigmoid(beta * ((rho_w - rho_l) - tdpo_alpha * (kl_l - kl_w.detach())))

@@ -11,9 +11,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import params
-from .batches import UnpairedBatch
-from .common import log_ratio, nll
+from .batches import ObjectiveOutput, UnpairedBatch
+from .common import nll
 from .registry import Hyperparameter, objective
+from .state import RunningStat
 
 WEIGHTS = (
     Hyperparameter("desirable_weight", 1.0, "weight of the desirable examples' losses", "1; raise when desirable are rarer", low=0.0),
@@ -25,9 +26,9 @@ def _weighted(labels: Tensor, good: Tensor, bad: Tensor, desirable_weight: float
     return torch.where(labels, desirable_weight * good, undesirable_weight * bad)
 
 
-def kto_reference_point(extras: dict) -> Tensor:
+def kto_reference_point(kl: Tensor | float | None = None, kl_logps: Tensor | None = None,
+                        ref_kl_logps: Tensor | None = None) -> Tensor:
     """KTO's z: clamp(mean(kl_logps − ref_kl_logps), min=0) or clamp(kl, min=0), detached."""
-    kl, kl_logps, ref_kl_logps = extras.get("kl"), extras.get("kl_logps"), extras.get("ref_kl_logps")
     if kl is not None and (kl_logps is not None or ref_kl_logps is not None):
         raise ValueError("pass either kl, or kl_logps with ref_kl_logps, not both")
     if kl is not None:
@@ -52,11 +53,21 @@ def kto_reference_point(extras: dict) -> Tensor:
     hyperparameters=(params.beta(), *WEIGHTS),
     optional_inputs=frozenset({"kl_logps", "ref_kl_logps", "kl"}),
     notes="The reference point z is either estimated from kl_logps/ref_kl_logps (log-probs of "
-    "mismatched pairs: completions shifted by one within the batch, as TRL) as "
+    "mismatched pairs: each prompt with a completion of another prompt) as "
     "max(0, mean(kl_logps − ref_kl_logps)), or given as kl. Either way it is detached. In "
-    "distributed training, gather before averaging (or pass kl), as TRL does.",
+    "training, every example carries a completion of a different prompt as its mismatched pair "
+    "(a fixed derangement over the data set, so the reference cache covers it; several "
+    "completions of one prompt, or a pair split into a chosen and a rejected row, never borrow "
+    "each other's). In distributed training, gather before averaging (or pass kl), as TRL does.",
+    differences=(
+        ("KTO reference point z", "mean of mismatched-pair log-ratios (completions shifted by one "
+         "in the batch), gathered, clamped ≥ 0, no grad", "same",
+         "same; the mismatched completion of each example is a completion of another prompt, fixed "
+         "over the data set (never the other half of its own pair)",
+         "`kl=` a precomputed scalar (still clamped and detached)"),
+    ),
 )
-def kto(b: UnpairedBatch, *, beta: float, desirable_weight: float, undesirable_weight: float) -> Tensor:
+def kto(b: UnpairedBatch, *, beta: float, desirable_weight: float, undesirable_weight: float) -> ObjectiveOutput:
     """KTO: 1 − σ(β(ρ − z)) for desirable, 1 − σ(β(z − ρ)) for undesirable, weighted.
 
     Kahneman-Tversky's prospect theory values outcomes relative to a reference point,
@@ -64,11 +75,11 @@ def kto(b: UnpairedBatch, *, beta: float, desirable_weight: float, undesirable_w
     policy's KL from the reference as the reference point, so it learns from thumbs-up /
     thumbs-down labels alone, no pairs needed.
     """
-    z = kto_reference_point(b.extras).to(b.policy_logps.dtype)
-    rho = log_ratio(b.policy_logps, b.ref_logps)
+    z = kto_reference_point(b.kl, b.kl_logps, b.ref_kl_logps).to(b.policy_logps.dtype)
+    rho = b.logratios()
     good = 1.0 - torch.sigmoid(beta * (rho - z))
     bad = 1.0 - torch.sigmoid(beta * (z - rho))
-    return _weighted(b.labels, good, bad, desirable_weight, undesirable_weight)
+    return b.output(_weighted(b.labels, good, bad, desirable_weight, undesirable_weight), beta)
 
 
 @objective(
@@ -81,15 +92,22 @@ def kto(b: UnpairedBatch, *, beta: float, desirable_weight: float, undesirable_w
     summary="APO-zero on unpaired data: raise desirable, lower undesirable likelihoods (KTO without z)",
     hyperparameters=(params.beta(), *WEIGHTS),
 )
-def apo_zero_unpaired(b: UnpairedBatch, *, beta: float, desirable_weight: float, undesirable_weight: float) -> Tensor:
+def apo_zero_unpaired(b: UnpairedBatch, *, beta: float, desirable_weight: float, undesirable_weight: float) -> ObjectiveOutput:
     """APO-zero (unpaired): 1 − σ(βρ) for desirable, σ(βρ) for undesirable.
 
     The anchored objective without pairs: each completion's likelihood is moved up or
     down relative to the reference according to its label, with no KL reference point.
     """
-    rho = log_ratio(b.policy_logps, b.ref_logps)
-    s = torch.sigmoid(beta * rho)
-    return _weighted(b.labels, 1.0 - s, s, desirable_weight, undesirable_weight)
+    s = torch.sigmoid(beta * b.logratios())
+    return b.output(_weighted(b.labels, 1.0 - s, s, desirable_weight, undesirable_weight), beta)
+
+
+BCO_DELTA = RunningStat(
+    "reward",
+    "running mean of the rewards β·ρ of all completions (exact, over all steps)",
+    values=lambda b, hps: (hps["beta"] * b.logratios()).detach(),
+    fills=lambda m: {"delta": m.mean},
+)
 
 
 @objective(
@@ -97,26 +115,33 @@ def apo_zero_unpaired(b: UnpairedBatch, *, beta: float, desirable_weight: float,
     shape="unpaired",
     needs_reference=True,
     paper="Binary Classifier Optimization for Large Language Model Alignment",
-    formula="r = βρ;  desirable: −log σ(r − δ);  undesirable: −log σ(−(r − δ)),  δ = delta input or batch mean of r (no grad)",
+    formula="r = βρ;  desirable: −log σ(r − δ);  undesirable: −log σ(−(r − δ)),  δ = running mean of r (no grad)",
     summary="BCO: binary cross-entropy with the implicit reward as logit, shifted by the mean reward δ",
     hyperparameters=(params.beta(), *WEIGHTS),
     optional_inputs=frozenset({"delta"}),
-    notes="The paper's δ is a running mean of the rewards over training: keep a RunningMoments, "
-    "update it with the detached rewards β·ρ of each batch (both labels) and pass delta=its mean. "
-    "Without delta, this batch's mean reward is used. The paper's optional density-ratio "
-    "(underlying distribution matching) weights are not included.",
+    state=(BCO_DELTA,),
+    notes="The paper's δ is a running mean of the rewards over training. The trainer keeps it: "
+    "every micro-batch's detached rewards β·ρ (both labels, all processes) are folded in before "
+    "its loss, and it is saved with checkpoints. In compute_unpaired() pass delta= (e.g. a "
+    "RunningMoments' mean); without it, this batch's mean reward is used. The paper's optional "
+    "density-ratio (underlying distribution matching) weights are not included.",
+    differences=(
+        ("BCO reward shift δ", "BCOTrainer (removed): running mean", "running mean of rewards",
+         "the trainer's running mean (all steps, all processes, saved with checkpoints)",
+         "`delta=` in `compute_unpaired`; without it the batch mean"),
+    ),
 )
-def bco(b: UnpairedBatch, *, beta: float, desirable_weight: float, undesirable_weight: float) -> Tensor:
+def bco(b: UnpairedBatch, *, beta: float, desirable_weight: float, undesirable_weight: float) -> ObjectiveOutput:
     """BCO: −log σ(βρ − δ) for desirable, −log σ(−(βρ − δ)) for undesirable.
 
     A binary classifier whose logit is the implicit reward separates thumbs-up from
     thumbs-down completions; its cross-entropy upper-bounds the DPO loss. Shifting the
     logit by the mean reward δ keeps the boundary between the two groups as both move.
     """
-    r = beta * log_ratio(b.policy_logps, b.ref_logps)
-    delta = b.extras.get("delta")
-    delta = r.detach().mean() if delta is None else torch.as_tensor(delta, dtype=r.dtype).detach()
-    return _weighted(b.labels, -F.logsigmoid(r - delta), -F.logsigmoid(-(r - delta)), desirable_weight, undesirable_weight)
+    r = beta * b.logratios()
+    delta = r.detach().mean() if b.delta is None else b.delta.to(r.dtype).detach()
+    losses = _weighted(b.labels, -F.logsigmoid(r - delta), -F.logsigmoid(-(r - delta)), desirable_weight, undesirable_weight)
+    return b.output(losses, beta)
 
 
 @objective(
@@ -130,7 +155,7 @@ def bco(b: UnpairedBatch, *, beta: float, desirable_weight: float, undesirable_w
     notes="Every example must be undesirable (labels all False, or labels=None). Combine with a "
     "separate retain/SFT loss for desirable data.",
 )
-def npo(b: UnpairedBatch, *, beta: float) -> Tensor:
+def npo(b: UnpairedBatch, *, beta: float) -> ObjectiveOutput:
     """NPO: (2/β)·log(1 + exp(βρ)) on the forget set.
 
     Gradient ascent on unwanted completions diverges quickly (catastrophic collapse).
@@ -144,8 +169,7 @@ def npo(b: UnpairedBatch, *, beta: float) -> Tensor:
             f"trains on undesirable examples only, but rows {rows} are labelled desirable; "
             "filter them out (or use kto / bco for mixed labels)"
         )
-    rho = log_ratio(b.policy_logps, b.ref_logps)
-    return (2.0 / beta) * F.softplus(beta * rho)
+    return b.output((2.0 / beta) * F.softplus(beta * b.logratios()), beta)
 
 
 @objective(
@@ -170,7 +194,7 @@ def npo(b: UnpairedBatch, *, beta: float) -> Tensor:
     notes="In compute() it trains on the chosen responses (TRL loss_type='sft'); in "
     "compute_unpaired() on the examples, which must all be desirable (or labels=None).",
 )
-def sft(b: UnpairedBatch, *, nll_reduction: str) -> Tensor:
+def sft(b: UnpairedBatch, *, nll_reduction: str) -> ObjectiveOutput:
     """SFT: negative log-likelihood per response token.
 
     Plain maximum likelihood on good responses. With 'batch' reduction every example
@@ -182,6 +206,6 @@ def sft(b: UnpairedBatch, *, nll_reduction: str) -> Tensor:
         raise ValueError(f"trains on desirable examples only, but rows {rows} are labelled undesirable")
     lengths = b.require_lengths()
     if nll_reduction == "example":
-        return nll(b.policy_logps, lengths)
+        return ObjectiveOutput(nll(b.policy_logps, lengths))
     total = -b.policy_logps.sum() / lengths.sum().to(b.policy_logps.dtype)
-    return total.expand(b.policy_logps.shape)
+    return ObjectiveOutput(total.expand(b.policy_logps.shape))

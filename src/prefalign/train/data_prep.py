@@ -6,9 +6,11 @@ Shape rules (anything else fails at once with a message saying what would work):
   chosen and an undesirable rejected example (as TRL's KTO does);
 - listwise objective (LiPO, Plackett-Luce): ranked data, or pairwise data as lists of two;
 - sft: demonstrations (prompt, completion), or the chosen side of pairwise data.
-Objectives with a KL reference point (KTO) get, for each example, a mismatched completion (the
-next example's) as a second response under the same prompt, so its log-probs come from the same
-prefix-shared forward and the reference cache covers it.
+Objectives with a KL reference point (KTO) get, for each example, a mismatched completion (a
+completion of another prompt) as a second response under the same prompt, so its log-probs come
+from the same prefix-shared forward and the reference cache covers it.
+Objectives that read a pair's margin (ODPO) get it from the ``margin`` column, else from
+``score_chosen − score_rejected``; a pair with neither is refused, naming its row.
 """
 
 from __future__ import annotations
@@ -17,14 +19,37 @@ import logging
 from dataclasses import replace
 
 from prefalign.data import load_records, tokenize_records
+from prefalign.data.errors import DataError
+from prefalign.data.records import PairRecord
 
 log = logging.getLogger(__name__)
 
-KL_INPUTS = {"kl_logps", "ref_kl_logps"}
-
 
 def _needs_kl(spec) -> bool:
-    return bool(KL_INPUTS & (set(spec.inputs) | set(getattr(spec, "optional_inputs", ()))))
+    from prefalign.train.step_loss import needs_kl_completions
+
+    return needs_kl_completions(spec)
+
+
+def _fit_margins(records, spec):
+    """Every pair's margin for an objective that reads one: the ``margin`` column, else
+    score_chosen − score_rejected; neither is an error naming the row and the field."""
+    if "margin" not in spec.reads():
+        return records
+    out, derived = [], 0
+    for record in records:
+        if isinstance(record, PairRecord) and record.margin is None:
+            if record.score_chosen is None or record.score_rejected is None:
+                raise DataError(
+                    f"objective {spec.name!r} needs each pair's preference strength: give a margin "
+                    "column, or score_chosen and score_rejected (the margin is then their "
+                    "difference)", where=record.where, field="margin", reason="missing_field")
+            record = replace(record, margin=float(record.score_chosen) - float(record.score_rejected))
+            derived += 1
+        out.append(record)
+    if derived:
+        log.info("%s: %d pairs without a margin take score_chosen - score_rejected", spec.name, derived)
+    return out
 
 
 def _fit_shape(examples, spec, source: str):
@@ -67,16 +92,43 @@ def _fit_shape(examples, spec, source: str):
                      f"{hint}.{converters}")
 
 
+def mismatched_partners(prompts) -> list[int]:
+    """For each example (given by its prompt, any hashable), the index of an example with a
+    different prompt whose completion becomes its mismatched one (KTO's KL reference point).
+
+    Examples are grouped by prompt and the grouped order is shifted by the largest group's size
+    m: with n ≥ 2m examples this is a permutation in which no example keeps a completion of its
+    own prompt (so a pair split into a chosen and a rejected row never borrows its other half,
+    and each completion is borrowed once). With one prompt holding more than half of the data,
+    the next example of another prompt is taken (some completions are borrowed twice).
+    """
+    groups: dict = {}
+    for i, p in enumerate(prompts):
+        groups.setdefault(p, []).append(i)
+    if len(groups) < 2:
+        raise ValueError("the KL reference point of this objective needs examples of at least 2 "
+                         "different prompts (each prompt is paired with a completion of another)")
+    order = [i for members in groups.values() for i in members]
+    n, shift = len(order), max(len(members) for members in groups.values())
+    partner = [0] * n
+    for pos, i in enumerate(order):
+        step = shift
+        while prompts[order[(pos + step) % n]] == prompts[i]:
+            step += 1
+        partner[i] = order[(pos + step) % n]
+    return partner
+
+
 def _add_kl_completions(examples, max_length: int | None = None):
-    """Response 1 of example i = completion of example i+1 (a mismatched pair, as in KTO),
-    cut to fit ``max_length`` after example i's prompt (the borrowed completion was fitted
-    to its own prompt, not to this one)."""
-    n = len(examples)
-    if n < 2:
+    """Response 1 of each example = the completion of an example of another prompt (a
+    mismatched pair, as in KTO; see `mismatched_partners`), cut to fit ``max_length`` after
+    this example's prompt (the borrowed completion was fitted to its own prompt)."""
+    if len(examples) < 2:
         raise ValueError("the KL reference point of this objective needs at least 2 examples")
+    partners = mismatched_partners([tuple(ex.prompt_ids) for ex in examples])
     out = []
-    for i, ex in enumerate(examples):
-        borrowed = list(examples[(i + 1) % n].responses[0])
+    for ex, j in zip(examples, partners):
+        borrowed = list(examples[j].responses[0])
         if max_length is not None:
             borrowed = borrowed[:max(1, max_length - len(ex.prompt_ids))]
         out.append(replace(ex, responses=[ex.responses[0], borrowed]))
@@ -86,6 +138,7 @@ def _add_kl_completions(examples, max_length: int | None = None):
 def prepare_examples(source, cfg, spec, tokenizer):
     """Read ``source``, check and fit it to ``spec``, tokenize; returns (examples, report)."""
     records, load_report = load_records(source, on_error=cfg.on_error)  # warns about skips
+    records = _fit_margins(records, spec)
     examples, tok_report = tokenize_records(  # warns about skips, cuts and drops
         records, tokenizer, max_length=cfg.max_length, truncation=cfg.truncation,
         max_prompt_length=cfg.max_prompt_length, on_error=cfg.on_error)

@@ -38,7 +38,7 @@ from prefalign.durable_log import DurableLog
 from prefalign.locks import exclusive_lock
 from prefalign.train import run_state
 from prefalign.train.batches import BatchPlan
-from prefalign.train.checkpoint import load_checkpoint, save_checkpoint
+from prefalign.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from prefalign.train.config import TrainConfig
 from prefalign.train.data_prep import data_summary, prepare_examples
 from prefalign.train.model_setup import load_causal_lm
@@ -160,7 +160,8 @@ class Trainer:
         # every setting checked against its meaning (and coerced) before anything loads
         self.cfg = cfg = cfg.validate()
         self.spec = objectives.get(cfg.objective)
-        self.hparams = dict(cfg.objective_args)
+        # every hyperparameter's value, defaults merged once (by the registry)
+        self.hparams = self.spec.resolve(cfg.objective_args)
         # TDPO: the per-token KL needs the reference's whole next-token distribution at every
         # response position, so the reference runs each step (a cache keeps only log-probs).
         self.token_kl = needs_token_kl(self.spec)
@@ -198,7 +199,7 @@ class Trainer:
         self.main = self.accelerator.is_main_process
         self.metrics_path = cfg.output_dir / "metrics.jsonl"
         self.fingerprint = run_state.run_fingerprint(
-            cfg, objective=self.spec.name, hparams={**self.spec.defaults, **self.hparams},
+            cfg, objective=self.spec.name, hparams=self.hparams,
             reference=self.reference_kind, processes=self.accelerator.num_processes,
             max_length=self.max_length)
         self._stack = contextlib.ExitStack()
@@ -263,7 +264,10 @@ class Trainer:
             # is it registered for accelerate's checkpointing (a pickle): see checkpoint.py.
             self.policy, self.optimizer = self.accelerator.prepare(self.policy, optimizer)
         self.scheduler = _scheduler(cfg, self.optimizer, self.total_steps)
-        self.stats = needed_statistics(cfg.objective, self.hparams)
+        self.stats = needed_statistics(self.spec, self.hparams)
+        # running statistics of the objective (BCO's δ, β-DPO's gap moments): updated every
+        # micro-batch, reduced over processes, saved with checkpoints
+        self.objective_state = objectives.ObjectiveState(self.spec, self.hparams)
         self.step = 0
 
     # ---- the output folder: lock, location, whose run ----------------------------------------
@@ -380,12 +384,13 @@ class Trainer:
         return self.policy(batch, stats=self.stats, kl_reference=kl_reference)
 
     # ---- checkpoints -------------------------------------------------------------------------
-    def _save_checkpoint(self, running: dict) -> None:
+    def _save_checkpoint(self) -> None:
         path = self.cfg.output_dir / "checkpoints" / f"step-{self.step}"
         with run_state.writing(path):
             save_checkpoint(path, accelerator=self.accelerator, policy=self.policy,
                             optimizer=self.optimizer, scheduler=self.scheduler,
-                            state={"step": self.step, "running": running})
+                            state={"step": self.step,
+                                   "objective_state": self.objective_state.state_dict()})
             if self.main:
                 for old in _checkpoints(self.cfg.output_dir)[:-self.cfg.save_total_limit]:
                     shutil.rmtree(old, ignore_errors=True)
@@ -403,23 +408,27 @@ class Trainer:
         run_state.atomic_write_text(out / "config.json",
                                     json.dumps(cfg.to_dict(), indent=2, default=str))
 
-    def _maybe_resume(self) -> dict:
+    def _maybe_resume(self) -> None:
         if self.main:
             with run_state.writing(self.metrics_path):
                 self.metrics_log = DurableLog(self.metrics_path)  # a torn last line: warned, cut
         if self.output_state.status != "resume":
-            return {}
+            return
         path = self.output_state.checkpoint
         state = load_checkpoint(path, accelerator=self.accelerator, policy=self.policy,
                                 optimizer=self.optimizer, scheduler=self.scheduler)
         self.step = int(state["step"])
+        try:
+            self.objective_state.load_state_dict(state.get("objective_state", {}))
+        except ValueError as e:
+            raise CheckpointError(f"{path}: {e}; it cannot be resumed: use --overwrite to start "
+                                  "over") from None
         if self.main:  # drop lines logged after the checkpoint
             kept = [e for e in self.metrics_log.entries if e.get("step", 0) <= self.step]
             if len(kept) != len(self.metrics_log.entries):
                 with run_state.writing(self.metrics_path):
                     self.metrics_log.rewrite(kept)
         log.info("resumed from %s (step %d)", path, self.step)
-        return state.get("running", {})
 
     # ---- one optimizer step -----------------------------------------------------------------
     def _run_step(self) -> dict[str, float]:
@@ -436,6 +445,8 @@ class Trainer:
         for m, indices in enumerate(micro):
             last = m == len(micro) - 1
             if not indices:
+                if self.objective_state.active:  # the other processes reduce this micro-batch's statistics
+                    self.objective_state.observe(None, self._sum_over_processes)
                 continue
             exs = [self.examples[i] for i in indices]
             batch = pack(exs, pad_token_id=self.pad_id, row_capacity=cfg.row_tokens).to(acc.device)
@@ -444,7 +455,8 @@ class Trainer:
             sync = acc.no_sync(self.policy) if (not last and acc.num_processes > 1) else _null()
             with sync:
                 policy_out = self._policy_logps(batch, ref)
-                out = compute_step_loss(cfg.objective, self.hparams, policy_out, ref, exs)
+                out = compute_step_loss(self.spec, self.hparams, batch, policy_out, ref,
+                                        state=self.objective_state, reduce=self._sum_over_processes)
                 loss = out.losses.sum() * scale
                 if self.aux_coef > 0:
                     # the mean over this process's micro-batches; DDP averages the processes
@@ -497,12 +509,18 @@ class Trainer:
                  "command resumes from it)" if found else
                  "no checkpoint was written before it (--save-steps)")
         hps = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
-                        for k, v in sorted({**self.spec.defaults, **self.hparams}.items())
+                        for k, v in sorted(self.hparams.items())
                         if v is not None and k in ("beta", "label_smoothing", "simpo_gamma"))
         raise NonFiniteError(f"step {step}: {what}; the run stopped before this step's update was "
                              f"kept, nothing of it was written, no model was saved, and {where}. "
                              f"Check the learning rate ({lr:g}) and the objective's "
                              f"hyperparameters ({self.spec.name}{': ' + hps if hps else ''}).")
+
+    def _sum_over_processes(self, values: torch.Tensor) -> torch.Tensor:
+        """``values`` summed over the processes (the objective's running statistics)."""
+        if self.accelerator.num_processes == 1:
+            return values
+        return self.accelerator.reduce(values.to(self.accelerator.device), reduction="sum").cpu()
 
     @staticmethod
     def _accumulate(sums, name, values):
@@ -531,8 +549,8 @@ class Trainer:
             exs = [self.eval_examples[i] for i in indices]
             batch = pack(exs, pad_token_id=self.pad_id, row_capacity=cfg.row_tokens).to(acc.device)
             ref = self._ref_logps(self.eval_reference, batch, indices)
-            out = compute_step_loss(cfg.objective, self.hparams, self._policy_logps(batch, ref),
-                                    ref, exs)
+            out = compute_step_loss(self.spec, self.hparams, batch, self._policy_logps(batch, ref),
+                                    ref, state=self.objective_state, update_state=False)
             self._accumulate(sums, "loss", out.losses)
             for name, values in out.metrics.items():
                 self._accumulate(sums, name, values)
@@ -557,8 +575,8 @@ class Trainer:
         if self.main:
             self._start_output()
         acc.wait_for_everyone()
-        with self.phases("load"):  # a checkpoint's model, optimizer and RNG state
-            running = self._maybe_resume()
+        with self.phases("load"):  # a checkpoint's model, optimizer, RNG and objective state
+            self._maybe_resume()
         if cfg.report_to:
             acc.init_trackers("prefalign", config={k: str(v) for k, v in cfg.to_dict().items()})
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not (cfg.progress and self.main),
@@ -580,7 +598,7 @@ class Trainer:
                             acc=f"{metrics.get('rewards/accuracy', float('nan')):.2f}")
             if cfg.save_steps and self.step % cfg.save_steps == 0 and self.step < self.total_steps:
                 with self.phases("save"):
-                    self._save_checkpoint(running)
+                    self._save_checkpoint()
         bar.close()
         if self.eval_examples:
             with self.phases("eval"):
