@@ -8,6 +8,7 @@ reported on their own (``tie_rate``, and ``win_rate_excluding_ties`` over decide
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 OUTCOMES = (1, 0, -1)
@@ -32,15 +33,33 @@ def win_rate(outcomes: Sequence[int]) -> dict[str, float]:
 
 
 def outcomes_from_scores(policy_scores: Sequence[float], reference_scores: Sequence[float], *,
-                         tie_tolerance: float = 0.0) -> list[int]:
-    """+1/0/−1 per prompt from pointwise scores; |difference| ≤ ``tie_tolerance`` is a tie."""
+                         tie_tolerance: float = 0.0, nan: str = "raise") -> list[int]:
+    """+1/0/−1 per prompt from pointwise scores; |difference| ≤ ``tie_tolerance`` is a tie.
+
+    A NaN score (a scorer that failed) is an error naming the prompt and the side
+    (``nan="raise"``, the default); ``nan="lose"`` counts the response without a score as the
+    loser of its comparison, on either side (both NaN: a tie). It is never read as a number:
+    NaN compares false both ways, which would make it a loss for the policy whichever side
+    it is on.
+    """
+    if nan not in ("raise", "lose"):
+        raise ValueError(f"nan must be 'raise' or 'lose', got {nan!r}")
     if len(policy_scores) != len(reference_scores):
         raise ValueError(f"{len(policy_scores)} policy scores but {len(reference_scores)} "
                          "reference scores; give one of each per prompt")
     out = []
-    for p, r in zip(policy_scores, reference_scores):
-        d = float(p) - float(r)
-        out.append(0 if abs(d) <= tie_tolerance else (1 if d > 0 else -1))
+    for i, (p, r) in enumerate(zip(policy_scores, reference_scores)):
+        p, r = float(p), float(r)
+        missing = [side for side, v in (("policy", p), ("reference", r)) if math.isnan(v)]
+        if missing:
+            if nan == "raise":
+                raise ValueError(f"prompt {i}: the {' and '.join(missing)} score is NaN; a "
+                                 "comparison needs two numbers (fix the scorer, or pass "
+                                 "nan='lose' to count an unscored response as the loser)")
+            out.append(0 if len(missing) == 2 else (-1 if missing == ["policy"] else 1))
+            continue
+        d = p - r  # NaN only for two equal infinities: a tie
+        out.append(0 if math.isnan(d) or abs(d) <= tie_tolerance else (1 if d > 0 else -1))
     return out
 
 
