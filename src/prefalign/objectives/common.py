@@ -31,6 +31,9 @@ def f_divergence_scores(logratios: Tensor, kind: str = "reverse_kl", alpha: floa
     * js_divergence: s = log σ(ρ)   (the paper's log 2 constant cancels in s_w − s_l)
     * alpha_divergence: s = exp((α−1)ρ)/(α−1); the exponent is clamped at 80 (11 in fp16);
       at α = 1 it is ρ (the limit, up to a constant that cancels in s_w − s_l).
+    * alpha_divergence_paper: the f-DPO paper's f′(u) = (1 − u^−α)/α, s = (1 − exp(−αρ))/α
+      (α → 0 is ρ); equal to alpha_divergence with 1 − α up to the constant 1/α, which cancels
+      in s_w − s_l but not where a score is used on its own (NCA, SPPO, BCO, per-token forms).
     """
     if kind == "reverse_kl":
         return logratios
@@ -45,6 +48,13 @@ def f_divergence_scores(logratios: Tensor, kind: str = "reverse_kl", alpha: floa
         work = torch.promote_types(logratios.dtype, torch.float32)
         t = torch.clamp((alpha - 1.0) * logratios.to(work), max=limit)
         return (torch.exp(t) / (alpha - 1.0)).to(logratios.dtype)
+    if kind == "alpha_divergence_paper":
+        if abs(alpha) < 1e-6:
+            return logratios
+        limit = 11.0 if logratios.dtype == torch.float16 else 80.0
+        work = torch.promote_types(logratios.dtype, torch.float32)
+        t = torch.clamp(-alpha * logratios.to(work), max=limit)
+        return (-torch.expm1(t) / alpha).to(logratios.dtype)
     raise ValueError(f"f_divergence_type must be one of {F_DIVERGENCES}, got {kind!r}")
 
 

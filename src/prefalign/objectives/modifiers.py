@@ -64,18 +64,20 @@ class FDivergence(Modifier):
         "`f_alpha_convention=\"trl\"`) uses s = e^{{(α−1)ρ}}/(α−1), where α → 1 is reverse KL and "
         "α = 0 forward KL; the paper (`f_alpha_convention=\"paper\"`) uses f′(u) = (1 − u^{{−α}})/α, "
         "s = (1 − e^{{−αρ}})/α, where α → 0 is reverse KL and α = 1 forward KL. The paper's α is "
-        "TRL's 1 − α (the two scores differ by a constant that cancels in s_w − s_l). The exponent "
-        "is clamped at 80 (11 in fp16); reverse KL's limit is ρ exactly."
+        "TRL's 1 − α: the two scores differ by the constant 1/α, which cancels in s_w − s_l (DPO, "
+        "IPO unnormalized, hinge, …) but not where a score is used on its own (NCA, SPPO, BCO-pair, "
+        "the per-token forms), where `\"paper\"` uses the paper's score exactly. The exponent is "
+        "clamped at 80 (11 in fp16); reverse KL's limit is ρ exactly."
     )
 
     def active(self, hps):
         return hps.get("f_divergence_type", "reverse_kl") != "reverse_kl"
 
     def prepare(self, entry, batch, hps):
-        alpha = hps["f_alpha_divergence_coef"]
-        if hps.get("f_alpha_convention", "trl") == "paper":
-            alpha = 1.0 - alpha
-        return dataclasses.replace(batch, f_divergence=hps["f_divergence_type"], f_alpha=alpha)
+        kind = hps["f_divergence_type"]
+        if kind == "alpha_divergence" and hps.get("f_alpha_convention", "trl") == "paper":
+            kind = "alpha_divergence_paper"
+        return dataclasses.replace(batch, f_divergence=kind, f_alpha=hps["f_alpha_divergence_coef"])
 
 
 class LengthDesensitization(Modifier):
