@@ -4,10 +4,10 @@ runs in test_synth_vllm.py)."""
 
 import pytest
 
-from prefalign.synth.backends import make_generator
-from prefalign.synth.backends.hf import HFGenerator
-from prefalign.synth.backends.openai_http import HTTPGenerationError, OpenAIHTTPGenerator
-from prefalign.synth.types import PromptItem, SamplingConfig, sample_seed
+from prefalign.generation import make_generator
+from prefalign.generation.hf import HFGenerator
+from prefalign.generation.openai_http import HTTPGenerationError, OpenAIHTTPGenerator
+from prefalign.generation.types import PromptItem, SamplingConfig, sample_seed
 from synth_helpers import ScriptedServer, Server, chat_answer
 
 
@@ -138,7 +138,7 @@ def test_vllm_adapter_sends_token_ids_and_one_seeded_request_per_sample(tiny_mod
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(
         LLM=_StandInLLM, SamplingParams=SamplingParams))
-    from prefalign.synth.backends.vllm import VLLMGenerator
+    from prefalign.generation.vllm import VLLMGenerator
 
     path = str(tiny_model_dir("llama"))
     _StandInLLM.eos_id = AutoTokenizer.from_pretrained(path).eos_token_id

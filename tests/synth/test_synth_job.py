@@ -14,7 +14,7 @@ from synth_helpers import Server, arithmetic_rows
 from prefalign.data import DataError, load_records
 from prefalign.synth import SynthConfig, read_prompts, run_synth
 from prefalign.synth.durable_log import DurableLog
-from prefalign.synth.types import Completion
+from prefalign.generation.types import Completion
 
 VERIFIER = "verifier:prefalign.synth.checks:answer_closeness"
 

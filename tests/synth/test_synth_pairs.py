@@ -6,7 +6,7 @@ import pytest
 
 from prefalign.data import PairRecord, RankedRecord, UnpairedRecord, validate_record
 from prefalign.synth.pairs import PairOptions, build_records
-from prefalign.synth.types import PromptItem
+from prefalign.generation.types import PromptItem
 
 ITEM = PromptItem(3, "Q?")
 TEXTS = ["a", "b", "c", "d", "e"]

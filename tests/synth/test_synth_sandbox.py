@@ -15,7 +15,7 @@ import pytest
 
 from prefalign.synth.scorers import verifier
 from prefalign.synth.scorers.verifier import UnitTestVerifier
-from prefalign.synth.types import PromptItem
+from prefalign.generation.types import PromptItem
 
 ITEM = PromptItem(0, "write add", meta={"tests": "assert add(2, 3) == 5"})
 
@@ -196,7 +196,7 @@ def test_without_full_isolation_the_scorer_warns_and_says_so(monkeypatch, caplog
 
 def test_the_manifest_records_the_isolation(tmp_path):
     from prefalign.synth import SynthConfig, run_synth
-    from prefalign.synth.types import Completion
+    from prefalign.generation.types import Completion
 
     class Canned:
         name = "canned"

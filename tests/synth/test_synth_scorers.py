@@ -8,7 +8,7 @@ import torch
 from prefalign.synth.scorers import WeightedSum, build_scorer, parse_scorer_spec
 from prefalign.synth.scorers.judge import PairwiseJudge, PointwiseJudge, parse_rating
 from prefalign.synth.scorers.verifier import UnitTestVerifier
-from prefalign.synth.types import Completion, PromptItem
+from prefalign.generation.types import Completion, PromptItem
 
 
 def values(rows):

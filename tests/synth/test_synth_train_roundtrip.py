@@ -72,8 +72,8 @@ def synthesized(tiny_model_dir, tmp_path_factory):
 def test_trained_response_ids_are_the_sampled_ids(synthesized, kind, tmp_path, capsys):
     from transformers import AutoTokenizer
 
-    from prefalign.synth.backends.hf import HFGenerator
-    from prefalign.synth.types import PromptItem, SamplingConfig
+    from prefalign.generation.hf import HFGenerator
+    from prefalign.generation.types import PromptItem, SamplingConfig
 
     model, pairs = synthesized(kind)
     records, _ = load_records(pairs)

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from prefalign.synth import SynthConfig, run_synth
-from prefalign.synth.backends.hf import HFGenerator
-from prefalign.synth.types import PromptItem, SamplingConfig, sample_seed
+from prefalign.generation.hf import HFGenerator
+from prefalign.generation.types import PromptItem, SamplingConfig, sample_seed
 from prefalign.tiny_models import build_tiny_model
 
 from synth_helpers import arithmetic_rows
@@ -26,7 +26,7 @@ VERIFIER = "verifier:prefalign.synth.checks:exact_answer"
 
 @pytest.fixture(scope="module")
 def vllm_model(tmp_path_factory):
-    from prefalign.synth.backends.vllm import VLLMGenerator
+    from prefalign.generation.vllm import VLLMGenerator
 
     # vLLM's attention kernels take head sizes of 32 and more; the default tiny model has 16
     path = build_tiny_model(tmp_path_factory.mktemp("vllm") / "model", family="llama",

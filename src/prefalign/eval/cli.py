@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from prefalign.generation.options import BACKEND_FLAGS
+
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from prefalign.eval.policy import evaluate_policy
@@ -17,7 +19,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                              temperature=args.temperature, top_p=args.top_p, seed=args.seed,
                              sample_batch_size=args.sample_batch_size,
                              judge=args.judge, dtype=args.dtype, device=args.device,
-                             trust_remote_code=args.trust_remote_code)
+                             trust_remote_code=args.trust_remote_code,
+                             backend=args.backend or "hf", base_url=args.base_url,
+                             served_model=args.served_model,
+                             **{f: getattr(args, f) for f in ("concurrency", "timeout",
+                                                               "max_retries")
+                                if getattr(args, f) is not None})
     print(json.dumps(result["metrics"], indent=2))
     for w in result["warnings"]:
         print(f"warning: {w}")
@@ -48,6 +55,11 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--device", default=None)
     p.add_argument("--trust-remote-code", action="store_true")
+    for flag, dest, typ, help_ in BACKEND_FLAGS:
+        p.add_argument(flag, dest=dest, type=typ, default=None,
+                       help=help_ + ("; samples the --prompts" if flag == "--backend" else ""))
+    p.add_argument("--served-model", default=None, help="openai back end: the name the server "
+                   "serves the policy under (default: the --model value)")
     p.set_defaults(func=_cmd_eval)
     return p
 

@@ -87,7 +87,10 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
                     sample_batch_size: int = 16,
                     compare: Callable[[Any, str, str], int] | None = None,
                     judge: Any = None, dtype: str = "float32", device: str | None = None,
-                    trust_remote_code: bool = False) -> dict:
+                    trust_remote_code: bool = False, backend: str = "hf",
+                    base_url: str | None = None, served_model: str | None = None,
+                    concurrency: int = 8, timeout: float = 120.0, max_retries: int = 5,
+                    generator: Any = None) -> dict:
     """Evaluate a saved policy; returns the results dict and writes ``output/eval.json``.
 
     ``data``: pairwise preference data (anything `load_records` reads). ``ref_path``: the
@@ -96,7 +99,16 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
     ``seed``. ``compare(prompt, policy_response, reference_response) -> +1/0/-1``: a judge for
     the win rate against the reference's samples (needs ``ref_path`` and ``prompts``).
     ``judge``: the judge model (path, name or config), checked for preference leakage.
+
+    Sampling goes through `prefalign.generation`: ``backend`` "hf" (default: the policy loaded
+    here), "vllm" (the policy folder loaded by vLLM) or "openai" (an OpenAI-compatible server at
+    ``base_url`` serving the policy as ``served_model``, default ``policy_path``; with
+    ``concurrency``, ``timeout`` and ``max_retries``); or a ``generator`` object. The policy's
+    tokenizer is always read from ``policy_path``; the policy itself is loaded here only for
+    log-prob metrics (``data``, or KL with ``ref_path``) or for the hf back end.
     """
+    from prefalign.generation import BACKENDS, make_generator
+
     from transformers import AutoTokenizer
 
     if data is None and prompts is None:
@@ -104,6 +116,10 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
                          "(prompts=...), or both")
     if dtype not in DTYPES:
         raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown back end {backend!r}; use one of {', '.join(BACKENDS)}")
+    if backend == "openai" and generator is None and not base_url:
+        raise ValueError("the openai back end needs --base-url (e.g. http://localhost:8000/v1)")
     prompt_list = None
     if prompts is not None:  # read (and checked) before any model is loaded
         prompt_list = read_prompts(prompts)
@@ -112,8 +128,10 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     tokenizer = AutoTokenizer.from_pretrained(policy_path, trust_remote_code=trust_remote_code)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    policy_lm = _load(policy_path, dtype, device, trust_remote_code)
-    policy = PackedLogProbModel(policy_lm)
+    policy_lm = policy = None
+    if data is not None or ref_path is not None or (backend == "hf" and generator is None):
+        policy_lm = _load(policy_path, dtype, device, trust_remote_code)
+        policy = PackedLogProbModel(policy_lm)
     ref_lm = ref = None
     if ref_path is not None:
         ref_lm = _load(ref_path, dtype, device, trust_remote_code)
@@ -143,9 +161,16 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
                                                max_tokens=max_tokens, topk=topk))
 
     if prompt_list is not None:
+        if generator is None and backend != "hf":
+            generator = make_generator(
+                (served_model or str(policy_path)) if backend == "openai" else str(policy_path),
+                backend, base_url=base_url, dtype=dtype, trust_remote_code=trust_remote_code,
+                concurrency=concurrency, timeout=timeout, max_retries=max_retries)
+        result["backend"] = backend if generator is None else getattr(generator, "name", backend)
         samples = sample_responses(policy_lm, tokenizer, prompt_list, num_samples=num_samples,
                                    max_new_tokens=max_new_tokens, temperature=temperature,
-                                   top_p=top_p, seed=seed, batch_size=sample_batch_size)
+                                   top_p=top_p, seed=seed, batch_size=sample_batch_size,
+                                   generator=generator)
         lengths = [len(r) for rs in samples.responses for r in rs]
         result["lengths"]["policy"] = lengths
         result["metrics"].update(M.length_stats(lengths, prefix="length/policy"))

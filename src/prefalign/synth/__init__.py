@@ -5,20 +5,19 @@
                                    scorer="verifier:mypkg.checks:exact_sum", n=8,
                                    pairs="west-of-n", output="pairs.jsonl"))
 
-See docs/synth.md for back ends, the scorer grammar, pair strategies, resuming and `iterate`.
+Sampling back ends are in `prefalign.generation`. See docs/synth.md for back ends, the scorer
+grammar, pair strategies, resuming and `iterate`.
 """
 
-from .backends import Generator, make_generator
 from .iterate import IterateConfig, IterateResult, evaluate_policy, run_iterate
 from .job import SynthConfig, SynthResult, run_synth
 from .pairs import STRATEGIES, PairOptions, build_records
 from .prompts import read_prompts
-from .scorers import Scorer, WeightedSum, build_scorer, parse_scorer_spec
-from .types import Completion, PromptItem, SamplingConfig, Score, sample_seed
+from .scorers import Score, Scorer, WeightedSum, build_scorer, parse_scorer_spec
 
 __all__ = [
     "SynthConfig", "SynthResult", "run_synth", "IterateConfig", "IterateResult", "run_iterate",
-    "evaluate_policy", "Generator", "make_generator", "Scorer", "WeightedSum", "build_scorer",
+    "evaluate_policy", "Scorer", "WeightedSum", "build_scorer",
     "parse_scorer_spec", "STRATEGIES", "PairOptions", "build_records", "read_prompts",
-    "Completion", "PromptItem", "SamplingConfig", "Score", "sample_seed",
+    "Score",
 ]

@@ -10,6 +10,8 @@ import argparse
 import dataclasses
 import sys
 
+from prefalign.generation.options import BACKEND_FLAGS
+
 # flag -> (SynthConfig/IterateConfig field, type, help)
 _COMMON = [
     ("--model", "model", str, "model folder (hf, vllm) or served model name (openai)"),
@@ -31,12 +33,9 @@ _COMMON = [
 ]
 _SYNTH = [
     ("--output", "output", str, "output file (.jsonl or .parquet)"),
-    ("--backend", "backend", str, "hf (default) | vllm | openai"),
-    ("--base-url", "base_url", str, "openai back end: server URL, e.g. http://localhost:8000/v1"),
-    ("--dtype", "dtype", str, "auto | float32 | bfloat16 | float16"),
-    ("--concurrency", "concurrency", int, "openai back end: requests in flight (default 8)"),
-    ("--timeout", "timeout", float, "openai back end: seconds per request (default 120)"),
-    ("--max-retries", "max_retries", int, "openai back end: retries with exponential backoff"),
+    *BACKEND_FLAGS,
+    ("--dtype", "dtype", str, "hf and vllm back ends: auto | float32 | bfloat16 | float16 "
+                              "(default auto)"),
     ("--label-threshold", "label_threshold", float, "unpaired: label = score >= THRESHOLD"),
     ("--split", "split", str, None), ("--limit", "limit", int, "use the first LIMIT prompts"),
 ]
@@ -48,6 +47,9 @@ _ITERATE = [
     ("--eval-n", "eval_n", int, "responses per held-out prompt (default 1)"),
     ("--eval-temperature", "eval_temperature", float, "0 = greedy (default)"),
     ("--pass-threshold", "pass_threshold", float, "a response passes at score >= this (default 1)"),
+    ("--backend", "backend", str, "generation back end each round loads its policy into, for "
+                                  "synth and eval: hf | vllm (default hf)"),
+    ("--dtype", "dtype", str, "auto | float32 | bfloat16 | float16 (default auto)"),
 ]
 _TRAIN_PASS = [("--lr", "lr", float), ("--max-steps", "max_steps", int),
                ("--train-batch-size", "batch_size", int), ("--epochs", "epochs", float),

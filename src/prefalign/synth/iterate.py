@@ -34,10 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from prefalign.data.writers import atomic_write
+from prefalign.generation import make_generator
+from prefalign.generation.types import SamplingConfig
 
 from .job import SynthConfig, run_synth, score_chunk
 from .prompts import read_prompts
-from .types import SamplingConfig
 
 
 @dataclass
@@ -61,6 +62,10 @@ class IterateConfig:
     batch_size: int = 16
     device: str | None = None
     prompt_field: str = "prompt"
+    # generation back end, for synth and eval alike; each round loads the newest policy into it
+    backend: str = "hf"  # hf | vllm (openai is refused: a server cannot load each new policy)
+    dtype: str = "auto"
+    trust_remote_code: bool = False
     # training (any TrainConfig field; objective hyperparameters such as beta go in objective_args)
     objective: str = "sigmoid"
     train_args: dict[str, Any] = field(default_factory=dict)
@@ -92,15 +97,29 @@ def _scorer(cfg: IterateConfig):
     return build_scorer(cfg.scorer, device=cfg.device)
 
 
+def check_backend(cfg: IterateConfig) -> None:
+    if cfg.backend == "openai":
+        raise ValueError("iterate --backend openai: each round samples from the policy trained "
+                         "the round before, which a running server does not load; use --backend "
+                         "hf or vllm (prefalign synth and eval take --backend openai)")
+    if cfg.backend not in ("hf", "vllm"):
+        raise ValueError(f"unknown back end {cfg.backend!r}; iterate takes hf or vllm")
+
+
+def _generator(cfg: IterateConfig, policy: str | Path):
+    """The back end ``cfg`` names, with ``policy`` loaded (a fresh one every round)."""
+    return make_generator(str(policy), cfg.backend, device=cfg.device, dtype=cfg.dtype,
+                          batch_size=cfg.batch_size, trust_remote_code=cfg.trust_remote_code)
+
+
 def evaluate_policy(cfg: IterateConfig, policy: str | Path, path: Path) -> dict[str, Any]:
     """Sample ``eval_n`` responses per held-out prompt from ``policy``, score them, write ``path``."""
-    from .backends.hf import HFGenerator
-
     prompts = read_prompts(cfg.eval_prompts, field=cfg.prompt_field)
-    gen = HFGenerator(str(policy), device=cfg.device, batch_size=cfg.batch_size)
+    gen = _generator(cfg, policy)
     sampling = SamplingConfig(temperature=cfg.eval_temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                               max_new_tokens=cfg.max_new_tokens)
     completions = gen.generate(prompts, cfg.eval_n, sampling, cfg.seed)
+    del gen  # frees the policy (vLLM's engine included) before the scorer loads
     scores = score_chunk(_scorer(cfg), prompts, completions)
     values = [s.value for row in scores for s in row if s is not None and s.value is not None]
     total = sum(len(row) for row in completions)
@@ -135,7 +154,10 @@ def round_fingerprint(cfg: IterateConfig, k: int, policy: Path) -> dict[str, Any
           "eval_prompts": shown(cfg.eval_prompts),
           "eval_prompts_files": data_identity(cfg.eval_prompts), "scorer": scorer}
     names = ["top_p", "top_k", "max_new_tokens", "seed", "batch_size", "prompt_field", "eval_n",
-             "eval_temperature", "pass_threshold"]  # round 0 only evaluates the starting policy
+             "eval_temperature", "pass_threshold"]
+    # the back end decides the samples; left out at its defaults so older runs still resume
+    names += [n for n, default in (("backend", "hf"), ("dtype", "auto"))
+              if getattr(cfg, n) != default]  # round 0 only evaluates the starting policy
     if k > 0:
         fp["prompts"], fp["prompts_files"] = shown(cfg.prompts), data_identity(cfg.prompts)
         names += ["n", "pairs", "min_gap", "length_penalty", "temperature", "objective",
@@ -162,6 +184,7 @@ def _check_round(rdir: Path, info: dict[str, Any], fp: dict[str, Any], out: Path
 def run_iterate(cfg: IterateConfig) -> IterateResult:
     from prefalign.train import TrainConfig, train
 
+    check_backend(cfg)
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     policy = Path(cfg.model)
@@ -191,6 +214,7 @@ def run_iterate(cfg: IterateConfig) -> IterateResult:
             temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
             max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + k, chunk_size=cfg.chunk_size,
             batch_size=cfg.batch_size, device=cfg.device, prompt_field=cfg.prompt_field,
+            backend=cfg.backend, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code,
             progress=cfg.progress))
         trained = bool(synth.records)
         steps = 0

@@ -33,14 +33,14 @@ from prefalign.data.sampled import SampledIds, tokenizer_fingerprint
 from prefalign.data.tokenization import tokenize_prompt
 from prefalign.data.readers import JSONL_SUFFIXES, PARQUET_SUFFIXES
 from prefalign.data.writers import atomic_write, save_records
+from prefalign.generation import BACKENDS, make_generator
+from prefalign.generation.types import Completion, PromptItem, SamplingConfig
 from prefalign.locks import exclusive_lock
 
 from .durable_log import DurableLog
 from .pairs import OUTPUT_KIND, PairOptions, build_records
 from .prompts import read_prompts
-from .types import Completion, PromptItem, SamplingConfig
 
-BACKENDS = ("hf", "vllm", "openai")
 MAX_REASONS = 20  # distinct failure reasons kept in the counts (the rest summed)
 
 
@@ -115,42 +115,14 @@ def check_output(path: Path) -> None:
         raise ValueError(f"--output {path}: {kind}; synth writes .jsonl or .parquet")
 
 
-def check_model_path(model: str, backend: str) -> None:
-    """A model folder that does not exist (hf, vllm) is named, not sent to the Hub loader. A
-    name like ``org/model`` (a Hub id, one slash) is left to the back end."""
-    looks_like_path = (os.path.isabs(model) or model.startswith((".", "~"))
-                       or model.count("/") != 1)
-    path = Path(model).expanduser()
-    if looks_like_path and not path.exists():
-        raise FileNotFoundError(f"--model {model}: no such folder; the {backend} back end loads "
-                                "a model folder (written by save_pretrained)")
-    if path.exists() and not path.is_dir():
-        raise NotADirectoryError(f"--model {model}: is a file; give the model's folder (the one "
-                                 "holding config.json)")
-
-
 def make_backend(cfg: SynthConfig):
+    """The generator ``cfg`` names (its ``generator`` object if set), from the one factory."""
     if cfg.generator is not None:
         return cfg.generator
-    if cfg.backend in ("hf", "vllm"):
-        check_model_path(cfg.model, cfg.backend)
-    if cfg.backend == "hf":
-        from .backends.hf import HFGenerator
-
-        return HFGenerator(cfg.model, device=cfg.device, dtype=cfg.dtype,
-                           batch_size=cfg.batch_size, trust_remote_code=cfg.trust_remote_code)
-    if cfg.backend == "vllm":
-        from .backends.vllm import VLLMGenerator
-
-        return VLLMGenerator(cfg.model, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)
-    if cfg.backend == "openai":
-        from .backends.openai_http import OpenAIHTTPGenerator
-
-        if not cfg.base_url:
-            raise ValueError("the openai back end needs --base-url (e.g. http://localhost:8000/v1)")
-        return OpenAIHTTPGenerator(cfg.base_url, cfg.model, concurrency=cfg.concurrency,
-                                   timeout=cfg.timeout, max_retries=cfg.max_retries)
-    raise ValueError(f"unknown back end {cfg.backend!r}; use one of {', '.join(BACKENDS)}")
+    return make_generator(cfg.model, cfg.backend, base_url=cfg.base_url, device=cfg.device,
+                          dtype=cfg.dtype, batch_size=cfg.batch_size,
+                          trust_remote_code=cfg.trust_remote_code, concurrency=cfg.concurrency,
+                          timeout=cfg.timeout, max_retries=cfg.max_retries)
 
 
 def _source_id(source: Any) -> Any:

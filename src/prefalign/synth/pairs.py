@@ -39,8 +39,7 @@ from prefalign.data.records import PairRecord, RankedRecord, UnpairedRecord
 from prefalign.data.sampled import FIELD as SAMPLED_FIELD
 from prefalign.data.sampled import SampledIds
 from prefalign.data.validate import whitespace_key
-
-from .types import PromptItem, response_value, sample_seed
+from prefalign.generation.types import PromptItem, response_value, sample_seed
 
 STRATEGIES = ("west-of-n", "best-vs-random", "best-vs-second", "sweet-spot", "all-pairs",
               "ranked", "unpaired")

@@ -11,8 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefalign.data.prompts import read_prompt_rows
-
-from .types import PromptItem
+from prefalign.generation.types import PromptItem
 
 
 def read_prompts(source: Any, *, field: str = "prompt", split: str | None = None,

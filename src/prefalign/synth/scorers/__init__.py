@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl
 
-from .base import Group, Scorer, WeightedSum
+from .base import Group, Score, Scorer, WeightedSum
 
 KINDS = ("verifier", "tests", "rm", "judge", "pairjudge", "flr", "cdr", "implicit")
 _SPLIT = re.compile(r"\+(?=\s*(?:[-+]?[0-9.]+(?:[eE][-+]?\d+)?\s*\*\s*)?(?:%s):)" % "|".join(KINDS))
@@ -69,7 +69,7 @@ def build_term(kind: str, args: str, options: dict, device: str | None = None) -
 
         return RewardModelScorer(args, device=device, **options)
     if kind in ("judge", "pairjudge"):
-        from ..backends import make_generator
+        from prefalign.generation import make_generator
         from .judge import PairwiseJudge, PointwiseJudge
 
         cls = PointwiseJudge if kind == "judge" else PairwiseJudge
@@ -114,4 +114,4 @@ def build_scorer(spec: str, *, device: str | None = None) -> Scorer:
     return WeightedSum(parts)
 
 
-__all__ = ["Scorer", "WeightedSum", "Group", "KINDS", "build_scorer", "parse_scorer_spec"]
+__all__ = ["Score", "Scorer", "WeightedSum", "Group", "KINDS", "build_scorer", "parse_scorer_spec"]

@@ -9,9 +9,19 @@ timeouts, ...) for the manifest; ``describe()`` says what the scorer is.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Sequence
 
-from ..types import PromptItem, Score
+from prefalign.generation.types import PromptItem
+
+@dataclass
+class Score:
+    """A scorer's verdict on one response. ``value`` None means it could not be scored (a judge's
+    answer that did not parse, ...); ``reason`` says why a response failed or was not scored."""
+
+    value: float | None
+    reason: str | None = None
+
 
 Group = tuple[PromptItem, list[str]]
 

@@ -16,8 +16,9 @@ import re
 from itertools import combinations
 from typing import Sequence
 
-from ..types import PromptItem, SamplingConfig, Score
-from .base import Group, Scorer
+from prefalign.generation.types import PromptItem, SamplingConfig
+
+from .base import Group, Scorer, Score
 
 DEFAULT_RUBRIC = ("Rate how well the response answers the question: correctness first, then "
                   "helpfulness, clarity and concision.")

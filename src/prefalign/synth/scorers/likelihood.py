@@ -16,8 +16,9 @@ from typing import Sequence
 
 from prefalign.data.records import is_conversational
 
-from ..types import PromptItem, Score
-from .base import Group, Scorer
+from prefalign.generation.types import PromptItem
+
+from .base import Group, Scorer, Score
 from .models import LogProbModel
 
 POSITIVE_FOLLOW_UPS = ("Thank you, that is exactly what I needed.",

@@ -10,7 +10,7 @@ import torch
 from prefalign.data.records import SFTRecord
 from prefalign.data.tokenization import tokenize_record
 
-from ..types import PromptItem, response_value
+from prefalign.generation.types import PromptItem, response_value
 
 
 def default_device(device: str | None = None) -> str:

@@ -11,8 +11,7 @@ import torch
 
 from prefalign.data.records import is_conversational
 
-from ..types import Score
-from .base import Group, Scorer
+from .base import Group, Scorer, Score
 from .models import default_device
 
 

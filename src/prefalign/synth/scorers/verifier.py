@@ -49,8 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..types import Score
-from .base import Group, Scorer
+from .base import Group, Scorer, Score
 
 
 def load_function(ref: str) -> Callable:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, Sequence
 
-from ..types import Completion, PromptItem, SamplingConfig, sample_seed
+from .types import Completion, PromptItem, SamplingConfig, sample_seed
 
 
 class Generator(Protocol):

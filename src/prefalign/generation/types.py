@@ -1,4 +1,5 @@
-"""The values passed between the synth stages: prompts, sampling settings, completions, scores."""
+"""The values a generation back end takes and returns: prompts, sampling settings, completions
+(used by synth, eval, scorers and iterate alike)."""
 
 from __future__ import annotations
 
@@ -83,15 +84,6 @@ class Completion:
         if self.token_ids is not None:
             d["response_ids"] = self.response_ids()
         return d
-
-
-@dataclass
-class Score:
-    """A scorer's verdict on one response. ``value`` None means it could not be scored (a judge's
-    answer that did not parse, ...); ``reason`` says why a response failed or was not scored."""
-
-    value: float | None
-    reason: str | None = None
 
 
 def sample_seed(base_seed: int, prompt_index: int, sample_index: int) -> int:

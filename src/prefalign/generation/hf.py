@@ -22,7 +22,7 @@ import torch
 from prefalign.data.sampled import decode_continuation
 from prefalign.data.tokenization import tokenize_prompt
 
-from ..types import Completion, PromptItem, SamplingConfig
+from .types import Completion, PromptItem, SamplingConfig
 from .base import end_ids, regroup, requests
 
 

@@ -28,7 +28,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
-from ..types import Completion, PromptItem, SamplingConfig
+from .types import Completion, PromptItem, SamplingConfig
 from .base import regroup, requests
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}

@@ -17,7 +17,7 @@ from typing import Sequence
 
 from prefalign.data.tokenization import tokenize_prompt
 
-from ..types import Completion, PromptItem, SamplingConfig
+from .types import Completion, PromptItem, SamplingConfig
 from .base import end_ids, regroup, requests
 
 

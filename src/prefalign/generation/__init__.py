@@ -1,0 +1,99 @@
+"""Generation: sampling back ends behind one interface (`Generator`) and one factory, used by
+synth, eval, the LLM judges and iterate alike.
+
+Back ends: Hugging Face ``generate`` (``hf``, the default), vLLM in this process (``vllm``, GPU
+or its CPU build) and any OpenAI-compatible HTTP server (``openai``).
+
+``make_generator(model, backend=..., **options)`` builds one. Without ``backend`` the back end is
+read from a spec string (what ``judge:SPEC`` scorers take):
+
+- ``PATH`` or ``hf:PATH``: a local Hugging Face model folder
+- ``vllm:PATH``: vLLM in this process
+- ``openai:BASE_URL#MODEL``: an OpenAI-compatible server, e.g.
+  ``openai:http://localhost:8000/v1#Qwen/Qwen2.5-7B-Instruct``
+
+The values passed in and out (`PromptItem`, `SamplingConfig`, `Completion`, `sample_seed`) are in
+`prefalign.generation.types`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .base import Generator
+from .types import Completion, PromptItem, SamplingConfig, response_value, sample_seed
+
+BACKENDS = ("hf", "vllm", "openai")
+# the options each back end's constructor takes (others are ignored, None means its default)
+_OPTIONS = {
+    "hf": ("device", "dtype", "batch_size", "trust_remote_code", "model_obj", "tokenizer"),
+    "vllm": ("dtype", "trust_remote_code"),
+    "openai": ("concurrency", "timeout", "max_retries", "backoff", "api_key_env", "api_key"),
+}
+
+
+def parse_spec(spec: str) -> tuple[str, str, str | None]:
+    """``(backend, model, base_url)`` from a spec string (see the module docstring)."""
+    kind, sep, rest = spec.partition(":")
+    if sep and kind == "vllm":
+        return "vllm", rest, None
+    if sep and kind == "openai":
+        url, hash_, model = rest.partition("#")
+        if not hash_ or not model:
+            raise ValueError(f"generator spec {spec!r}: write openai:BASE_URL#MODEL, e.g. "
+                             "openai:http://localhost:8000/v1#my-model")
+        return "openai", model, url
+    return "hf", rest if (sep and kind == "hf") else spec, None
+
+
+def check_model_path(model: str, backend: str) -> None:
+    """A model folder that does not exist (hf, vllm) is named, not sent to the Hub loader. A
+    name like ``org/model`` (a Hub id, one slash) is left to the back end."""
+    looks_like_path = (os.path.isabs(model) or model.startswith((".", "~"))
+                       or model.count("/") != 1)
+    path = Path(model).expanduser()
+    if looks_like_path and not path.exists():
+        raise FileNotFoundError(f"--model {model}: no such folder; the {backend} back end loads "
+                                "a model folder (written by save_pretrained)")
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"--model {model}: is a file; give the model's folder (the one "
+                                 "holding config.json)")
+
+
+def make_generator(model: str, backend: str | None = None, *, base_url: str | None = None,
+                   **options) -> Generator:
+    """The one factory of generation back ends.
+
+    ``backend`` "hf" | "vllm" | "openai" (None: parse ``model`` as a spec string, see the module
+    docstring). ``model``: the model folder (hf, vllm) or the served model name (openai, which
+    also needs ``base_url``). ``options`` go to the back end's constructor, those it does not
+    take dropped (hf: device, dtype, batch_size, trust_remote_code, model_obj, tokenizer; vllm:
+    dtype, trust_remote_code; openai: concurrency, timeout, max_retries, backoff, api_key_env).
+    """
+    if backend is None:
+        backend, model, spec_url = parse_spec(model)
+        base_url = base_url or spec_url
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown back end {backend!r}; use one of {', '.join(BACKENDS)}")
+    opts = {k: v for k, v in options.items() if k in _OPTIONS[backend] and v is not None}
+    if backend == "openai":
+        from .openai_http import OpenAIHTTPGenerator
+
+        if not base_url:
+            raise ValueError("the openai back end needs --base-url (e.g. "
+                             "http://localhost:8000/v1)")
+        return OpenAIHTTPGenerator(base_url, model, **opts)
+    if opts.get("model_obj") is None:
+        check_model_path(str(model), backend)
+    if backend == "vllm":
+        from .vllm import VLLMGenerator
+
+        return VLLMGenerator(model, **opts)
+    from .hf import HFGenerator
+
+    return HFGenerator(model, **opts)
+
+
+__all__ = ["BACKENDS", "Generator", "make_generator", "parse_spec", "check_model_path",
+           "Completion", "PromptItem", "SamplingConfig", "response_value", "sample_seed"]
