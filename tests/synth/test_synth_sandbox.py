@@ -13,8 +13,8 @@ import uuid
 
 import pytest
 
-from prefalign.synth.scorers import verifier
-from prefalign.synth.scorers.verifier import UnitTestVerifier
+from prefalign.scoring import verifier
+from prefalign.scoring.verifier import UnitTestVerifier
 from prefalign.generation.types import PromptItem
 
 ITEM = PromptItem(0, "write add", meta={"tests": "assert add(2, 3) == 5"})

@@ -5,9 +5,9 @@ import textwrap
 import pytest
 import torch
 
-from prefalign.synth.scorers import WeightedSum, build_scorer, parse_scorer_spec
-from prefalign.synth.scorers.judge import PairwiseJudge, PointwiseJudge, parse_rating
-from prefalign.synth.scorers.verifier import UnitTestVerifier
+from prefalign.scoring import WeightedSum, build_scorer, parse_scorer_spec
+from prefalign.scoring.judge import PairwiseJudge, PointwiseJudge, parse_rating
+from prefalign.scoring.verifier import UnitTestVerifier
 from prefalign.generation.types import Completion, PromptItem
 
 
@@ -67,7 +67,7 @@ def test_unit_test_runs_cannot_reach_a_server_even_around_the_socket_module():
     import socketserver
     import threading
 
-    from prefalign.synth.scorers.verifier import network_namespaces_available
+    from prefalign.scoring.verifier import network_namespaces_available
 
     if not network_namespaces_available():
         pytest.skip("no network namespaces here; only Python's sockets are disabled")
@@ -219,7 +219,7 @@ def test_density_ratio_and_implicit_reward_match_plain_log_probs(two_models):
 def test_follow_up_likelihood_is_positive_minus_negative_follow_up_logp(two_models):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from prefalign.synth.scorers.likelihood import FollowUpLikelihood
+    from prefalign.scoring.likelihood import FollowUpLikelihood
 
     path = two_models[0]
     scorer = FollowUpLikelihood(path, positive=["Thanks!"], negative=["Wrong."])

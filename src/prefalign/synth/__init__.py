@@ -5,19 +5,16 @@
                                    scorer="verifier:mypkg.checks:exact_sum", n=8,
                                    pairs="west-of-n", output="pairs.jsonl"))
 
-Sampling back ends are in `prefalign.generation`. See docs/synth.md for back ends, the scorer
-grammar, pair strategies, resuming and `iterate`.
+Sampling back ends are in `prefalign.generation`, scorers in `prefalign.scoring`. See
+docs/synth.md for back ends, the scorer grammar, pair strategies, resuming and `iterate`.
 """
 
 from .iterate import IterateConfig, IterateResult, evaluate_policy, run_iterate
 from .job import SynthConfig, SynthResult, run_synth
 from .pairs import STRATEGIES, PairOptions, build_records
 from .prompts import read_prompts
-from .scorers import Score, Scorer, WeightedSum, build_scorer, parse_scorer_spec
 
 __all__ = [
     "SynthConfig", "SynthResult", "run_synth", "IterateConfig", "IterateResult", "run_iterate",
-    "evaluate_policy", "Scorer", "WeightedSum", "build_scorer",
-    "parse_scorer_spec", "STRATEGIES", "PairOptions", "build_records", "read_prompts",
-    "Score",
+    "evaluate_policy", "STRATEGIES", "PairOptions", "build_records", "read_prompts",
 ]

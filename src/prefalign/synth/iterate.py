@@ -92,7 +92,7 @@ def _write_json(path: Path, value) -> None:
 def _scorer(cfg: IterateConfig):
     if cfg.scorer_obj is not None:
         return cfg.scorer_obj
-    from .scorers import build_scorer
+    from prefalign.scoring import build_scorer
 
     return build_scorer(cfg.scorer, device=cfg.device)
 

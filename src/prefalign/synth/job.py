@@ -49,7 +49,7 @@ class SynthConfig:
     model: str = ""  # a model folder (hf, vllm) or the served model name (openai)
     prompts: Any = ""  # a prompts file/folder, a datasets.Dataset or a list of row dicts
     output: str = "synth.jsonl"
-    scorer: str = ""  # a scorer spec (see prefalign.synth.scorers)
+    scorer: str = ""  # a scorer spec (see prefalign.scoring)
     n: int = 8
     pairs: str = "west-of-n"
     min_gap: float = 0.0
@@ -244,7 +244,7 @@ def _run_synth(cfg: SynthConfig, opts: PairOptions, out_path: Path, log_path: Pa
         prompt_ids = _PromptIds(generator)
         scorer = cfg.scorer_obj
         if scorer is None:
-            from .scorers import build_scorer
+            from prefalign.scoring import build_scorer
 
             scorer = build_scorer(cfg.scorer, device=cfg.device)
         bar = tqdm(total=len(prompts), initial=resumed, unit="prompt", desc="synth",

@@ -151,7 +151,7 @@ class RunResult:
 def run_isolated(code: str, *, isolation: str, timeout: float, memory_mb: int = 1024,
                  max_processes: int = 32, file_size_mb: int = 16,
                  temp_mb: int = 64) -> RunResult:
-    """Run the Python source ``code`` through the launcher (`prefalign.synth.scorers.sandbox`)
+    """Run the Python source ``code`` through the launcher (`prefalign.scoring.sandbox`)
     with ``isolation`` ("full", "network" or "none") and the limits; see the module docstring."""
     with tempfile.TemporaryDirectory(prefix="prefalign-tests-") as tmp:
         work, root = os.path.join(tmp, "work"), os.path.join(tmp, "root")
