@@ -40,6 +40,7 @@ _TRAIN_FLAGS = [
     ("--weight-decay", "weight_decay", float), ("--max-grad-norm", "max_grad_norm", float),
     ("--dtype", "dtype", str), ("--attn-implementation", "attn_implementation", str),
     ("--chunk-tokens", "chunk_tokens", int), ("--row-tokens", "row_tokens", int),
+    ("--max-tokens-per-batch", "max_tokens_per_batch", int),
     ("--lora-r", "lora_r", int), ("--lora-alpha", "lora_alpha", int),
     ("--lora-dropout", "lora_dropout", float), ("--save-steps", "save_steps", int),
     ("--eval-steps", "eval_steps", int), ("--logging-steps", "logging_steps", int),
@@ -113,26 +114,59 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def train_flag_help(field: str) -> str:
+    """A train flag's help from the one schema, `TrainConfig`: what the field is
+    (``FIELD_HELP``), the values it accepts (its validation rule, else its type) and its
+    default. ``%`` is escaped for argparse."""
+    import dataclasses
+
+    from prefalign.train import config as C
+
+    spec = {f.name: f for f in dataclasses.fields(C.TrainConfig)}[field]
+    default = (spec.default if spec.default is not dataclasses.MISSING
+               else spec.default_factory())
+    text = C.FIELD_HELP[field]
+    rule = C._RULES.get(field)
+    if rule is not None:
+        text += f"; {rule[1]}"
+    if isinstance(default, bool):
+        text += " (default: off)" if not default else " (default: on)"
+    elif default in (None, "", [], {}):
+        if "default" not in text and "required" not in text:
+            text += " (default: none)"
+    elif "default:" not in text:
+        text += f" (default {default})"
+    return text.replace("%", "%%")
+
+
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a policy with a DPO-family objective")
-    p.add_argument("--config", help="YAML file of TrainConfig options; flags override it")
+    p = sub.add_parser("train", help="train a policy with a DPO-family objective",
+                       description="Every option is a TrainConfig field (YAML key in --config: "
+                                   "the flag without -- and with _ for -); flags override YAML.")
+    p.add_argument("--config", help="YAML file of TrainConfig options; flags override it "
+                                    "(default: none)")
     for flag, field, typ in _TRAIN_FLAGS:
-        p.add_argument(flag, dest=field, type=typ, default=None)
+        p.add_argument(flag, dest=field, type=typ, default=None, help=train_flag_help(field))
     for flag, field in _TRAIN_SWITCHES:
-        p.add_argument(flag, dest=field, action="store_true")
+        p.add_argument(flag, dest=field, action="store_true", help=train_flag_help(field))
     p.add_argument("--no-reference", action="store_true",
-                   help="train without a reference model (reference-free objectives only)")
-    p.add_argument("--no-progress", action="store_true")
+                   help="train without a reference model (reference-free objectives only); "
+                        "the same as --reference none")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--overwrite", action="store_true",
                    help="delete what an earlier run left in --output (its checkpoints, metrics, "
                         "model, run.json) and train from the start. Without it, --output resumes "
                         "only the same run (same model and data contents, objective and settings), "
                         "a finished one is left as it is, and any other run is refused")
-    p.add_argument("--report-to", help="comma-separated trackers: tensorboard,wandb")
+    p.add_argument("--report-to", help="comma-separated trackers: tensorboard, wandb "
+                                       "(default: none)")
     for flag, name in _OBJECTIVE_FLAGS:
-        p.add_argument(flag, dest=name, type=float, default=None)
+        p.add_argument(flag, dest=name, type=float, default=None,
+                       help=f"objective hyperparameter {name}, for the objectives that take it "
+                            "(default: the objective's, see `prefalign objectives`)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="any objective hyperparameter, e.g. --set f_divergence_type=js_divergence")
+                   help="any objective hyperparameter, e.g. --set f_divergence_type=js_divergence;"
+                        " repeatable (default: the objective's defaults)")
     p.set_defaults(func=_cmd_train)
 
 
@@ -148,12 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tiny-model", help="build a random-weight tiny model + tokenizer (offline)")
     p.add_argument("output", help="folder to write the model to")
     p.add_argument("--family", default="llama",
-                   choices=["llama", "qwen2", "mistral", "gemma", "gemma2"])
+                   choices=["llama", "qwen2", "mistral", "gemma", "gemma2"],
+                   help="architecture: %(choices)s (default %(default)s)")
     p.add_argument("--tokenizer", default="char",
-                   choices=["char", "bpe", "metaspace", "word"])
-    p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+                   choices=["char", "bpe", "metaspace", "word"],
+                   help="tokenizer kind: %(choices)s (default %(default)s)")
+    p.add_argument("--hidden", type=int, default=64, help="hidden size (default %(default)s)")
+    p.add_argument("--layers", type=int, default=2, help="decoder layers (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the random weights (default %(default)s)")
     p.set_defaults(func=_cmd_tiny_model)
 
     for register in _COMMAND_REGISTRARS:

@@ -58,12 +58,15 @@ def add_demo_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--objective", default="rpo",
                    help="preference objective for the rounds (default: rpo = DPO + NLL)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="objective hyperparameter, e.g. --set beta=0.5")
+                   help="objective hyperparameter, e.g. --set beta=0.5; repeatable (default: "
+                        "the objective's defaults)")
     p.add_argument("--rounds", type=int, help="synth -> train rounds (default: 2, quick: 1)")
     p.add_argument("--compare", help="comma-separated objectives to train on round 1's data "
-                                     "and tabulate, e.g. dpo,ipo,simpo,kto,orpo,cdpo")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
-    p.add_argument("--no-progress", action="store_true")
+                                     "and tabulate, e.g. dpo,ipo,simpo,kto,orpo,cdpo "
+                                     "(default: none)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every stage (default 0)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads; 0 = torch's own choice (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=_cmd_demo)
     return p

@@ -37,24 +37,37 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
                               "prompts (ranking accuracy, implicit rewards, KL, lengths)")
     p.add_argument("--model", required=True, help="policy folder (Hugging Face format)")
     p.add_argument("--ref-model", default=None, help="reference model; enables rewards, "
-                   "displacement, idealized ranking accuracy and KL")
-    p.add_argument("--data", default=None, help="pairwise preference data file")
+                   "displacement, idealized ranking accuracy and KL (default: none)")
+    p.add_argument("--data", default=None, help="pairwise preference data file (default: none; "
+                   "--data, --prompts or both are required)")
     p.add_argument("--prompts", default=None, help="prompts to sample from (.jsonl/.json with a "
-                   "'prompt' field, or .txt one per line)")
+                   "'prompt' field, or .txt one per line; default: none)")
     p.add_argument("--output", required=True, help="folder for eval.json")
-    p.add_argument("--beta", type=float, default=0.1, help="β of the implicit reward")
-    p.add_argument("--max-length", type=int, default=None)
-    p.add_argument("--num-samples", type=int, default=1, help="samples per prompt")
-    p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--beta", type=float, default=0.1,
+                   help="β of the implicit reward (default %(default)s)")
+    p.add_argument("--max-length", type=int, default=None,
+                   help="tokens per --data example, longer ones cut (default: no limit)")
+    p.add_argument("--num-samples", type=int, default=1,
+                   help="samples per prompt (default %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=64,
+                   help="tokens per sampled response at most (default %(default)s)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="sampling temperature, 0 = greedy (default %(default)s)")
+    p.add_argument("--top-p", type=float, default=1.0,
+                   help="nucleus sampling, in (0, 1]; 1 = off (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="base seed; sample j of prompt i uses "
+                   "hash(seed, i, j) (default %(default)s)")
     p.add_argument("--sample-batch-size", type=int, default=16,
-                   help="rows (prompt x sample) per generate call")
-    p.add_argument("--judge", default=None, help="judge model, checked for preference leakage")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    p.add_argument("--device", default=None)
-    p.add_argument("--trust-remote-code", action="store_true")
+                   help="hf back end: rows (prompt x sample) per generate call "
+                        "(default %(default)s)")
+    p.add_argument("--judge", default=None, help="judge model, checked for preference leakage "
+                   "(default: none)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                   help="weight dtype: float32 | bfloat16 | float16 (default %(default)s)")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda, cuda:N, ... (default: cuda when available, else cpu)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="run the model folder's own code (off by default)")
     for flag, dest, typ, help_ in BACKEND_FLAGS:
         p.add_argument(flag, dest=dest, type=typ, default=None,
                        help=help_ + ("; samples the --prompts" if flag == "--backend" else ""))

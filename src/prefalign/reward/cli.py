@@ -40,23 +40,32 @@ def add_rm_parser(subparsers) -> argparse.ArgumentParser:
     t.add_argument("--model", required=True, help="causal LM (or reward model) folder")
     t.add_argument("--data", required=True, help="pairwise preference data")
     t.add_argument("--output", required=True, help="folder for the trained reward model")
-    t.add_argument("--lr", type=float, default=1e-5)
-    t.add_argument("--epochs", type=float, default=1.0)
-    t.add_argument("--max-steps", type=int, default=None)
-    t.add_argument("--batch-size", type=int, default=8)
-    t.add_argument("--max-length", type=int, default=1024)
+    t.add_argument("--lr", type=float, default=1e-5, help="learning rate (default %(default)s)")
+    t.add_argument("--epochs", type=float, default=1.0,
+                   help="passes over the data (default %(default)s)")
+    t.add_argument("--max-steps", type=int, default=None,
+                   help="optimizer steps, overriding --epochs (default: from --epochs)")
+    t.add_argument("--batch-size", type=int, default=8,
+                   help="pairs per step (default %(default)s)")
+    t.add_argument("--max-length", type=int, default=1024,
+                   help="tokens per prompt + response (default %(default)s)")
     t.add_argument("--no-margin", action="store_true", help="ignore the data's margin column")
     t.add_argument("--center-rewards-coefficient", type=float, default=None,
-                   help="reward centering c·mean((r_c+r_r)^2), e.g. 0.01")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default=None)
-    t.add_argument("--trust-remote-code", action="store_true")
+                   help="reward centering c·mean((r_c+r_r)^2), e.g. 0.01 (default: off)")
+    t.add_argument("--seed", type=int, default=0, help="seed (default %(default)s)")
+    t.add_argument("--device", default=None,
+                   help="cpu, cuda, cuda:N, ... (default: cuda when available, else cpu)")
+    t.add_argument("--trust-remote-code", action="store_true",
+                   help="run the model folder's own code (off by default)")
     t.set_defaults(func=_cmd_train)
     e = sub.add_parser("eval", help="pairwise accuracy of a reward model")
     e.add_argument("--model", required=True, help="trained reward model folder")
     e.add_argument("--data", required=True, help="pairwise preference data")
-    e.add_argument("--batch-size", type=int, default=16)
-    e.add_argument("--max-length", type=int, default=1024)
-    e.add_argument("--output", default=None, help="write the result JSON here")
+    e.add_argument("--batch-size", type=int, default=16,
+                   help="pairs per forward pass (default %(default)s)")
+    e.add_argument("--max-length", type=int, default=1024,
+                   help="tokens per prompt + response (default %(default)s)")
+    e.add_argument("--output", default=None,
+                   help="write the result JSON here (default: printed only)")
     e.set_defaults(func=_cmd_eval)
     return p

@@ -14,35 +14,45 @@ from prefalign.generation.options import BACKEND_FLAGS
 
 # flag -> (SynthConfig/IterateConfig field, type, help)
 _COMMON = [
-    ("--model", "model", str, "model folder (hf, vllm) or served model name (openai)"),
-    ("--prompts", "prompts", str, "prompts file (.jsonl/.json/.csv/.parquet) or saved dataset folder"),
-    ("--scorer", "scorer", str, "scorer spec, e.g. '0.7*verifier:pkg.mod:fn+0.3*rm:/path'"),
+    ("--model", "model", str, "model folder (hf, vllm) or served model name (openai); required"),
+    ("--prompts", "prompts", str, "prompts file (.jsonl/.json/.csv/.parquet) or saved dataset "
+                                  "folder; required"),
+    ("--scorer", "scorer", str, "scorer spec, e.g. '0.7*verifier:pkg.mod:fn+0.3*rm:/path' "
+                                "(kinds: verifier, tests, rm, judge, pairjudge, flr, cdr, "
+                                "implicit); required"),
     ("--n", "n", int, "samples per prompt (default 8)"),
     ("--pairs", "pairs", str, "west-of-n | best-vs-random | best-vs-second | sweet-spot | "
-                              "all-pairs | ranked | unpaired"),
-    ("--min-gap", "min_gap", float, "smallest score gap a pair may have"),
-    ("--length-penalty", "length_penalty", float, "score - LAMBDA * length before pairing"),
+                              "all-pairs | ranked | unpaired (default west-of-n)"),
+    ("--min-gap", "min_gap", float, "smallest score gap a pair may have (default 0)"),
+    ("--length-penalty", "length_penalty", float, "score - LAMBDA * length before pairing "
+                                                  "(default 0)"),
     ("--temperature", "temperature", float, "0 = greedy (default 0.8)"),
-    ("--top-p", "top_p", float, None), ("--top-k", "top_k", int, None),
-    ("--max-new-tokens", "max_new_tokens", int, None),
-    ("--seed", "seed", int, "base seed; sample j of prompt i uses hash(seed, i, j)"),
+    ("--top-p", "top_p", float, "nucleus sampling, in (0, 1]; 1 = off (default 1)"),
+    ("--top-k", "top_k", int, "sample from the K likeliest tokens; 0 = off (default 0)"),
+    ("--max-new-tokens", "max_new_tokens", int, "tokens per response at most (default 256)"),
+    ("--seed", "seed", int, "base seed; sample j of prompt i uses hash(seed, i, j) (default 0)"),
     ("--chunk-size", "chunk_size", int, "prompts per durable chunk (default 32)"),
     ("--batch-size", "batch_size", int, "rows per generate call, hf back end (default 16)"),
-    ("--device", "device", str, None),
+    ("--device", "device", str, "hf back end and model scorers: cpu, cuda, cuda:N, ... "
+                                "(default: cuda when available, else cpu)"),
     ("--prompt-field", "prompt_field", str, "column holding the prompt (default 'prompt')"),
 ]
 _SYNTH = [
-    ("--output", "output", str, "output file (.jsonl or .parquet)"),
+    ("--output", "output", str, "output file (.jsonl or .parquet); required"),
     *BACKEND_FLAGS,
     ("--dtype", "dtype", str, "hf and vllm back ends: auto | float32 | bfloat16 | float16 "
                               "(default auto)"),
-    ("--label-threshold", "label_threshold", float, "unpaired: label = score >= THRESHOLD"),
-    ("--split", "split", str, None), ("--limit", "limit", int, "use the first LIMIT prompts"),
+    ("--label-threshold", "label_threshold", float,
+     "unpaired: label = score >= THRESHOLD (default: none; each prompt's best response True, "
+     "its worst False)"),
+    ("--split", "split", str, "split of a saved DatasetDict folder (default: its only split)"),
+    ("--limit", "limit", int, "use the first LIMIT prompts (default: all)"),
 ]
 _ITERATE = [
-    ("--output", "output", str, "run folder: OUT/round-k/..."),
+    ("--output", "output", str, "run folder: OUT/round-k/... (default runs/iterate)"),
     ("--rounds", "rounds", int, "number of rounds (default 2)"),
-    ("--eval-prompts", "eval_prompts", str, "held-out prompts for the per-round eval"),
+    ("--eval-prompts", "eval_prompts", str, "held-out prompts for the per-round eval "
+                                            "(default: none, eval skipped)"),
     ("--objective", "objective", str, "training objective (default sigmoid = DPO)"),
     ("--eval-n", "eval_n", int, "responses per held-out prompt (default 1)"),
     ("--eval-temperature", "eval_temperature", float, "0 = greedy (default)"),
@@ -121,8 +131,9 @@ def _cmd_iterate(args) -> int:
 def _add_flags(p, flags):
     for flag, dest, typ, *help_ in flags:
         p.add_argument(flag, dest=dest, type=typ, default=None, help=help_[0] if help_ else None)
-    p.add_argument("--config", help="YAML file of options (field names); flags override it")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--config", help="YAML file of options (field names); flags override it "
+                                    "(default: none)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 def add_synth_parser(subparsers) -> argparse.ArgumentParser:
@@ -144,8 +155,9 @@ def add_iterate_parser(subparsers) -> argparse.ArgumentParser:
     _add_flags(p, _COMMON + _ITERATE)
     for flag, dest, typ in _TRAIN_PASS:
         p.add_argument(flag, dest="train_" + dest, type=typ, default=None,
-                       help="passed to training")
-    p.add_argument("--beta", type=float, default=None, help="objective beta (training)")
+                       help="passed to training (default: prefalign train's)")
+    p.add_argument("--beta", type=float, default=None,
+                   help="objective beta (training; default: the objective's)")
     p.set_defaults(func=_cmd_iterate)
     return p
 

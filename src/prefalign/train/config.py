@@ -65,6 +65,8 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     chunk_tokens: int = 1024
     row_tokens: int | None = None  # tokens per packed row (default: the longest example)
+    # micro-batches by tokens instead of --batch-size examples (the step's examples unchanged)
+    max_tokens_per_batch: int | None = None
     ref_batch_tokens: int = 8192
     disable_dropout: bool = True
     # LoRA / QLoRA
@@ -355,6 +357,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "router_aux_loss_coef": (_optional(_at_least(0)), "a finite number >= 0, or null"),
     "chunk_tokens": (_at_least(1), ">= 1"),
     "row_tokens": (_optional(_at_least(1)), ">= 1, or null"),
+    "max_tokens_per_batch": (_optional(_at_least(1)), ">= 1, or null"),
     "ref_batch_tokens": (_at_least(1), ">= 1"),
     "lora_r": (_at_least(1), ">= 1"),
     "lora_alpha": ((lambda v: _finite(v) and v > 0), "> 0"),
@@ -395,3 +398,71 @@ def check_objective_args(objective: str, args: dict[str, Any],
             where = origins.get(f"objective_args.{name}") or origins.get("objective_args")
             raise ConfigError(f"{where}: {e}" if where else str(e)) from None
     return out
+
+
+# ---- what each setting is, for `prefalign train --help` (and docs); defaults, types and the
+# accepted values of `_RULES` are added by the CLI from the fields themselves ---------------------
+FIELD_HELP: dict[str, str] = {
+    "model": "the starting policy: a model folder or Hub id (required)",
+    "data": "training data file or saved dataset folder: pairwise, unpaired or ranked rows "
+            "(required)",
+    "objective": "the training objective, a name from `prefalign objectives`",
+    "output": "run folder: checkpoints, metrics.jsonl, the final model",
+    "objective_args": "objective hyperparameters (YAML mapping; on the command line --beta etc. "
+                      "or --set KEY=VALUE)",
+    "reference": "where reference log-probs come from (auto = none for reference-free "
+                 "objectives, adapter-disabled with LoRA, else cache; cache = computed once, "
+                 "cached on disk; model = a frozen copy every step)",
+    "ref_model": "the reference model folder (default: the starting policy)",
+    "cache_dir": "folder of the reference log-prob cache (default: OUTPUT/../.prefalign-cache)",
+    "eval_data": "held-out preference data evaluated every --eval-steps and at the end",
+    "max_length": "tokens per example, prompt and response; longer ones are truncated by "
+                  "--truncation (default: the model's context length)",
+    "max_prompt_length": "tokens of prompt kept when truncating (below --max-length)",
+    "truncation": "how an over-long example is cut",
+    "on_error": "a bad data row: raise (stop, naming the row) or skip (counted and reported)",
+    "lr": "peak learning rate",
+    "batch_size": "micro-batch size",
+    "grad_accum": "micro-batches per optimizer step",
+    "epochs": "passes over the data (used when --max-steps is -1)",
+    "max_steps": "optimizer steps; -1 uses --epochs",
+    "warmup_steps": "learning-rate warm-up steps",
+    "warmup_ratio": "warm-up as a share of all steps (used when --warmup-steps is 0)",
+    "scheduler": "learning-rate schedule after warm-up",
+    "weight_decay": "AdamW weight decay",
+    "max_grad_norm": "gradient clipping norm (0 = no clipping)",
+    "adam_betas": "AdamW betas, two numbers",
+    "seed": "seed of data order, dropout and initialisation",
+    "dtype": "weight dtype (use --bf16 for mixed precision on GPU)",
+    "bf16": "mixed precision (bfloat16 autocast) through accelerate",
+    "attn_implementation": "attention kernel: auto (sdpa where the family supports it, else "
+                           "eager), sdpa, eager, flex_attention (CUDA) or varlen "
+                           "(padding-free; FlashAttention's varlen kernel on CUDA)",
+    "router_aux_loss_coef": "MoE router load-balancing loss weight (default: the model config's "
+                            "when it outputs router logits, else off; 0 = off)",
+    "gradient_checkpointing": "recompute activations in the backward pass to save memory",
+    "chunk_tokens": "tokens per chunk of the chunked LM head (log-probs without the full "
+                    "logits tensor)",
+    "row_tokens": "tokens per packed row (default: the longest example)",
+    "max_tokens_per_batch": "split each step's examples into micro-batches of at most this many "
+                            "tokens (prompt once + responses) instead of --batch-size examples; "
+                            "the step, its loss and its gradient stay the same (default: off)",
+    "ref_batch_tokens": "tokens per forward pass when computing reference log-probs",
+    "disable_dropout": "turn dropout off in policy and reference",
+    "lora": "train a LoRA adapter instead of all weights",
+    "lora_r": "LoRA rank",
+    "lora_alpha": "LoRA alpha (scale = alpha / r)",
+    "lora_dropout": "LoRA dropout",
+    "lora_target_modules": "modules that get adapters: all-linear or a list of names",
+    "qlora": "LoRA on a 4-bit quantized base (bitsandbytes, CUDA)",
+    "merge_lora": "merge the adapter into the saved final model",
+    "logging_steps": "optimizer steps between metrics.jsonl lines",
+    "eval_steps": "optimizer steps between evaluations of --eval-data (0 = only at the end)",
+    "save_steps": "optimizer steps between checkpoints (0 = no checkpoints)",
+    "save_total_limit": "checkpoints kept (older ones deleted)",
+    "resume": "resume the same run from its last checkpoint in --output",
+    "overwrite": "delete what an earlier run left in --output and train from the start",
+    "report_to": "trackers, comma-separated: tensorboard, wandb",
+    "progress": "show a progress bar",
+    "trust_remote_code": "run a model's own code from its folder (off unless turned on)",
+}
