@@ -19,7 +19,8 @@ Strings, docstrings, annotations and the messages of ``raise`` statements are no
 package is copied to a temporary folder; the objectives tests (``tests/objectives``, stopping at
 the first failure) run once per mutant in a forked child of a process that has already imported
 torch and pytest, with a timeout (a mutant that hangs counts as killed). Nothing in the checkout
-is modified. The report lists every surviving mutant (file, line, what changed); with
+is modified, and edits made to it during the run are not seen (the package, the tests and the
+files they read are copied first). The report lists every surviving mutant (file, line, what changed); with
 ``--json`` the full result is written for docs/objectives.md's mutation section.
 
     python scripts/mutation_objectives.py                 # every mutant
@@ -48,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "prefalign"
 TARGET = PACKAGE / "objectives"
 TESTS = ["tests/objectives"]
+SNAPSHOT_FILES = ["tests/conftest.py", "pyproject.toml", "scripts/objectives_doc.py", "docs/objectives.md"]
 
 SWAP_BINOP = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.Pow: ast.Mult,
               ast.FloorDiv: ast.Div, ast.Mod: ast.Mult}
@@ -265,8 +267,24 @@ def enumerate_mutants(files: list[Path]) -> list[tuple[Mutant, str]]:
     return out
 
 
+def _snapshot() -> Path:
+    """A copy of what the tests read (the package, the objectives tests, the docs script and
+    page they check), so the run neither touches the checkout nor sees edits made during it."""
+    work = Path(tempfile.mkdtemp(prefix="prefalign-mutation-"))
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(PACKAGE, work / "src" / "prefalign", ignore=ignore)
+    for rel in TESTS:
+        shutil.copytree(ROOT / rel, work / rel, ignore=ignore)
+    for rel in SNAPSHOT_FILES:
+        (work / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, work / rel)
+    return work
+
+
 def _run_tests(work: Path, tests: list[str]) -> int:
-    """In a forked child: import the (mutated) package from ``work`` and run the tests."""
+    """In a forked child: import the (mutated) package from ``work`` and run its copy of the
+    tests there."""
+    os.chdir(work)
     sys.path.insert(0, str(work / "src"))
     sys.dont_write_bytecode = True
     import pytest
@@ -338,14 +356,11 @@ def main() -> int:
     torch.set_num_threads(1)
     import pytest  # noqa: F401
 
-    os.chdir(ROOT)
     works = []
     for _ in range(max(1, a.jobs)):
-        work = Path(tempfile.mkdtemp(prefix="prefalign-mutation-"))
-        shutil.copytree(PACKAGE, work / "src" / "prefalign",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        works.append(work)
-    originals = {m.file: (ROOT / m.file).read_text(encoding="utf-8") for m, _ in mutants}
+        works.append(_snapshot())
+    os.chdir(works[0])
+    originals = {m.file: (works[0] / m.file).read_text(encoding="utf-8") for m, _ in mutants}
 
     # the clean run: must pass, and sets the timeout
     clean = run_one(works[0], Mutant(str(files[0].relative_to(ROOT)), 0, "none", "no change", -1),

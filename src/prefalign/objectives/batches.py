@@ -171,6 +171,42 @@ class ListwiseBatch:
     mask: Tensor
 
 
+# What each batch field holds: (shape, meaning). B = batch, T = padded response length, K = list size.
+FIELD_DOCS = {
+    "policy_chosen_logps": ("[B]", "policy log-probs of the chosen responses, summed over response tokens"),
+    "policy_rejected_logps": ("[B]", "the same for the rejected responses"),
+    "ref_chosen_logps": ("[B]", "reference log-probs of the chosen responses"),
+    "ref_rejected_logps": ("[B]", "reference log-probs of the rejected responses"),
+    "chosen_lengths": ("[B]", "response tokens of the chosen responses (compute() takes them from the masks when absent)"),
+    "rejected_lengths": ("[B]", "response tokens of the rejected responses"),
+    "margin": ("[B], ≥ 0", "a pair's preference strength (the `margin` column, else `score_chosen − score_rejected`)"),
+    "chosen_seq_kl": ("[B]", "Σ_t KL(π_ref(·\\|x,y<t) ‖ π_θ(·\\|x,y<t)) over the chosen response, with gradient "
+                      "through π_θ (the engine's `kl_reference`, or `sequence_kl(policy_logits, ref_logits, mask)`)"),
+    "rejected_seq_kl": ("[B]", "the same over the rejected response"),
+    "chosen_token_logps": ("[B, T]", "policy per-token log-probs of the chosen responses (padded; masked values ignored)"),
+    "rejected_token_logps": ("[B, T]", "the same for the rejected responses"),
+    "chosen_token_mask": ("[B, T] bool", "True on the chosen responses' tokens"),
+    "rejected_token_mask": ("[B, T] bool", "True on the rejected responses' tokens"),
+    "ref_chosen_token_logps": ("[B, T]", "reference per-token log-probs (same masks)"),
+    "ref_rejected_token_logps": ("[B, T]", "reference per-token log-probs (same masks)"),
+    "chosen_token_log_sumsq": ("[B, T]", "log Σ_v p_θ(v\\|x,y<t)² under the policy (`log_sum_sq_probs(logits)`); no gradient needed"),
+    "rejected_token_log_sumsq": ("[B, T]", "the same for the rejected responses"),
+    "delta": ("scalar", "the reward shift δ: the running mean of the rewards (the trainer's running statistic)"),
+    "gap_mean": ("scalar", "β-DPO's threshold M_0: the running mean of h = ρ_w − ρ_l"),
+    "gap_std": ("scalar", "β-DPO's spread σ: the running std of h"),
+    "f_divergence": ("—", "set by the f-divergence modifier from `f_divergence_type` (and `f_alpha_convention`)"),
+    "f_alpha": ("—", "set by the f-divergence modifier from `f_alpha_divergence_coef`"),
+    "policy_logps": ("[B] or [B, K]", "policy log-probs of each completion, summed"),
+    "labels": ("[B] bool", "True = desirable (compute_unpaired's argument; None for npo: all undesirable, sft: all desirable)"),
+    "ref_logps": ("[B] or [B, K]", "reference log-probs of each completion"),
+    "lengths": ("[B] or [B, K]", "response tokens of each completion"),
+    "kl_logps": ("[n]", "policy log-probs of mismatched prompt–completion pairs (each prompt with a completion of another)"),
+    "ref_kl_logps": ("[n]", "reference log-probs of the same mismatched pairs"),
+    "kl": ("scalar", "KTO's reference point given directly, instead of kl_logps / ref_kl_logps (e.g. averaged over processes)"),
+    "scores": ("[B, K]", "label scores of a list's completions (higher = better)"),
+    "mask": ("[B, K] bool", "True where a ragged list has a completion"),
+}
+
 PAIRWISE_FIELDS = frozenset(f.name for f in dataclasses.fields(PairwiseBatch))
 UNPAIRED_FIELDS = frozenset(f.name for f in dataclasses.fields(UnpairedBatch))
 LISTWISE_FIELDS = frozenset(f.name for f in dataclasses.fields(ListwiseBatch))

@@ -71,6 +71,10 @@ def lambda_weights(scores: Tensor, ranks: Tensor) -> Tensor:
     inputs=frozenset({"scores"}),
     notes="Per list, summed over pairs (no normalization). The λ weights are detached. At K = 2 "
     "the loss is (2^ψ_w − 2^ψ_l)·(1 − 1/log2 3)·DPO, whatever the ranking.",
+    differences=(
+        ("LiPO-λ ranking τ", "—", "rank by the current model rewards (LambdaLoss)", "`lipo_rank_by=\"policy\"`",
+         "`\"scores\"`"),
+    ),
 )
 def lipo_lambda(b: ListwiseBatch, *, beta: float, lipo_rank_by: str, length_normalize: bool) -> ObjectiveOutput:
     """LiPO-λ: Σ over label-ordered pairs of Δ_ij·softplus(s_j − s_i).

@@ -33,6 +33,7 @@ class Modifier:
     hyperparameters: tuple = ()
     inputs: frozenset[str] = frozenset()  # batch fields a caller may fill for it
     doc: str = ""  # its section in docs/objectives.md (markdown)
+    differences: tuple = ()  # rows of the docs' "where papers and TRL differ" table
 
     def active(self, hps: dict[str, Any]) -> bool:
         raise NotImplementedError
@@ -69,6 +70,11 @@ class FDivergence(Modifier):
         "the per-token forms), where `\"paper\"` uses the paper's score exactly. The exponent is "
         "clamped at 80 (11 in fp16); reverse KL's limit is ρ exactly."
     )
+    differences = (
+        ("f-DPO α of the α-divergence", "≥ 0.29: s = e^{(α−1)ρ}/(α−1), α → 1 is reverse KL",
+         "f′(u) = (1 − u^{−α})/α, α → 0 is reverse KL (the paper's α = TRL's 1 − α)",
+         "`f_alpha_convention=\"trl\"`", "`f_alpha_convention=\"paper\"`"),
+    )
 
     def active(self, hps):
         return hps.get("f_divergence_type", "reverse_kl") != "reverse_kl"
@@ -94,6 +100,9 @@ class LengthDesensitization(Modifier):
         "(policy only). Token positions are counted along each mask, so masks need not start at "
         "column 0. `ld_alpha=1` is the plain sums, so it needs no per-token inputs. Helpers: "
         "`ld_sequence_logps(...)`, `ld_token_weights(...)`."
+    )
+    differences = (
+        ("LD-DPO on the reference", "≥ 0.29 yes, ≤ 0.28 no", "yes", "`ld_apply_to_reference=True`", "`False`"),
     )
 
     def active(self, hps):

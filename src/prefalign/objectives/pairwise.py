@@ -92,6 +92,10 @@ def hinge(b: PairwiseBatch, *, beta: float) -> ObjectiveOutput:
     modifiers=modifiers.ALL,
     notes="TRL divides the scores by the response lengths (default here, ipo_normalize=True); "
     "the IPO paper does not (ipo_normalize=False). Lengths are required only when normalizing.",
+    differences=(
+        ("IPO length normalization", "divides s by \\|y\\| (≥ 0.29: only in the `ipo` branch)",
+         "no normalization", "`ipo_normalize=True` (TRL)", "`ipo_normalize=False`"),
+    ),
 )
 def ipo(b: PairwiseBatch, *, beta: float, ipo_normalize: bool) -> ObjectiveOutput:
     """IPO: (s_w/|y_w| − s_l/|y_l| − 1/(2β))² (TRL), or unnormalized (paper).
@@ -152,6 +156,9 @@ def robust(
     modifiers=modifiers.ALL,
     notes="TRL's default label_smoothing is 0, which TRL rejects for exo_pair; here the default is "
     "the paper's 1e-3. ε = 0 raises an error.",
+    differences=(
+        ("EXO ε", "default 0 → error", "1e-3", "`label_smoothing=1e-3`", "any ε in (0, 1)"),
+    ),
 )
 def exo_pair(
     b: PairwiseBatch, *, beta: float, label_smoothing: float

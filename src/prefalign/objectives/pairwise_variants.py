@@ -33,6 +33,10 @@ from .token_level import LD_INPUTS, LD_REF_INPUTS, WPO_INPUTS
     modifiers=modifiers.ALL,
     notes="TRL >= 0.29 removed label smoothing from 'sigmoid', so cDPO has no TRL name any more; "
     "it was TRL <= 0.28's sigmoid with label_smoothing > 0. ε = 0 is DPO.",
+    differences=(
+        ("cDPO", "removed from `sigmoid` in 0.29 (was `sigmoid` + `label_smoothing`)", "Mitchell's note",
+         "separate `cdpo` (ε = 0.1); `sigmoid` has no smoothing, as TRL", "—"),
+    ),
 )
 def cdpo(
     b: PairwiseBatch, *, beta: float, label_smoothing: float
@@ -274,6 +278,11 @@ def dpop(b: PairwiseBatch, *, beta: float, dpop_lambda: float) -> ObjectiveOutpu
     notes="The NLL is the per-example token mean −π_w/|y_w|. TRL <= 0.28's rpo_alpha used the "
     "batch token mean (equal when all chosen lengths are equal); TRL >= 0.29 expresses this as "
     "loss_type=['sigmoid', 'sft'].",
+    differences=(
+        ("NLL in RPO/CPO/ORPO/ASFT", "batch token mean", "per-sequence token mean",
+         "per-example −π_w/\\|y_w\\| (a per-example loss must be per example)",
+         "`sft` with `nll_reduction=\"batch\"` reproduces TRL's `sft` term"),
+    ),
 )
 def rpo(b: PairwiseBatch, *, beta: float, rpo_alpha: float) -> ObjectiveOutput:
     """RPO: −log σ(βΔ) + α·NLL(y_w).

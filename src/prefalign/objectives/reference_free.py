@@ -31,6 +31,12 @@ from .registry import Hyperparameter, objective
     notes="TRL (CPOTrainer, loss_type='simpo') uses beta=0.1, simpo_gamma=0.5 as defaults; the "
     "defaults here are the SimPO paper's range (β=2, γ=1). simpo_gamma is the margin itself, "
     "not the γ/β ratio.",
+    differences=(
+        ("SimPO defaults", "CPOTrainer: β = 0.1, γ = 0.5", "β ≈ 2–10, γ ≈ 0.5–1.6",
+         "β = 2, `simpo_gamma` = 1 (γ is the margin itself, as TRL)", "any"),
+        ("Implicit rewards without a reference", "CPOTrainer: β·π (β·π/\\|y\\| for SimPO); ORPOTrainer: β·π/\\|y\\|",
+         "—", "the same (logged as `rewards/*`)", "—"),
+    ),
 )
 def simpo(b: PairwiseBatch, *, beta: float, simpo_gamma: float, label_smoothing: float) -> ObjectiveOutput:
     """SimPO: −log σ(β(π_w/|y_w| − π_l/|y_l|) − γ), optionally label-smoothed.
@@ -120,6 +126,10 @@ def orpo(b: PairwiseBatch, *, beta: float) -> ObjectiveOutput:
     modifiers=modifiers.NO_F_DIVERGENCE,
     notes="With the default log-odds score, σ(f) = p, so the alignment term is −log p_w − log(1 − p_l): "
     "raise the chosen's own likelihood and lower the rejected's, each on an absolute scale.",
+    differences=(
+        ("ASFT score", "—", "ORPO-style log-odds of the mean token likelihood", "`asft_score=\"log_odds\"`",
+         "`\"avg_logp\"`"),
+    ),
 )
 def asft(b: PairwiseBatch, *, beta: float, asft_score: str) -> ObjectiveOutput:
     """ASFT: NLL(y_w) + λ·(−log σ(f(y_w)) − log σ(−f(y_l))).

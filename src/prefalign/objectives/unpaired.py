@@ -193,6 +193,9 @@ def npo(b: UnpairedBatch, *, beta: float) -> ObjectiveOutput:
     ),
     notes="In compute() it trains on the chosen responses (TRL loss_type='sft'); in "
     "compute_unpaired() on the examples, which must all be desirable (or labels=None).",
+    differences=(
+        ("TRL `sft` loss type", "batch token mean, broadcast", "—", "`nll_reduction=\"batch\"` (TRL)", "`\"example\"`"),
+    ),
 )
 def sft(b: UnpairedBatch, *, nll_reduction: str) -> ObjectiveOutput:
     """SFT: negative log-likelihood per response token.
