@@ -116,3 +116,23 @@ def test_flex_attention_without_a_gpu_is_refused_before_loading(pair_file, tmp_p
                       progress=False)
     with pytest.raises(ValueError, match="flex_attention needs a CUDA GPU"):
         train(cfg)
+
+
+def test_token_budget_micro_batches_keep_the_step(tiny_model_dir, pair_file, tmp_path):
+    """--max-tokens-per-batch changes how a step's examples go through the model, not the step:
+    the same losses and the same trained weights as micro-batches of --batch-size examples."""
+    from prefalign.train.batches import by_tokens
+
+    # lengths 1, 9, 8, 5 (examples 4, 1, 7, 2): first fit decreasing into rows of 9
+    assert by_tokens([4, 1, 7, 2], [3, 9, 5, 4, 1, 1, 1, 8], 9) == [[1], [4, 7], [2]]
+    model_dir = tiny_model_dir("llama")
+    plain = train(config(model_dir, pair_file, tmp_path / "a", batch_size=4, grad_accum=1))
+    budget = train(config(model_dir, pair_file, tmp_path / "b", batch_size=4, grad_accum=1,
+                          max_tokens_per_batch=12))
+    for a, b in zip(metrics(tmp_path / "a"), metrics(tmp_path / "b")):
+        assert a["pairs"] == b["pairs"] and a["tokens"] == b["tokens"]
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5, abs=1e-6)
+    wa = AutoModelForCausalLM.from_pretrained(plain.output_dir / "model").state_dict()
+    wb = AutoModelForCausalLM.from_pretrained(budget.output_dir / "model").state_dict()
+    for name, value in wa.items():
+        torch.testing.assert_close(wb[name], value, rtol=1e-4, atol=1e-6, msg=name)

@@ -52,3 +52,16 @@ class BatchPlan:
             micro = chosen[m * per_micro:(m + 1) * per_micro]
             out.append(micro[rank::self.world_size])
         return out
+
+
+def by_tokens(indices: list[int], lengths: list[int], budget: int) -> list[list[int]]:
+    """Regroup a process's examples of one step into micro-batches of at most ``budget``
+    tokens each (an example longer than the budget is a micro-batch of its own), by the same
+    first-fit-decreasing rule that packs rows. The step's examples, and so its loss and
+    gradient, do not change; only how many go through the model at once."""
+    from prefalign.engine.layout import plan_rows
+
+    if not indices:
+        return []
+    groups = plan_rows([lengths[i] for i in indices], budget)
+    return [[indices[j] for j in group] for group in groups]

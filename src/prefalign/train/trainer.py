@@ -37,7 +37,7 @@ from prefalign.engine.reference import AdapterDisabledReference, CachedReference
 from prefalign.durable_log import DurableLog
 from prefalign.locks import exclusive_lock
 from prefalign.train import run_state
-from prefalign.train.batches import BatchPlan
+from prefalign.train.batches import BatchPlan, by_tokens
 from prefalign.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from prefalign.train.config import TrainConfig
 from prefalign.train.data_prep import data_summary, prepare_examples
@@ -231,6 +231,9 @@ class Trainer:
             self.examples, self.data_report = prepare_examples(cfg.data, data_cfg, self.spec,
                                                                self.tokenizer)
             self._check_positions(self.examples, cfg.data)
+            # tokens each example puts through the model (its prompt once), for token budgets
+            self.example_tokens = [len(ex.prompt_ids) + sum(map(len, ex.responses))
+                                   for ex in self.examples]
             self.eval_examples = None
             if cfg.eval_data:
                 self.eval_examples, _ = prepare_examples(cfg.eval_data, data_cfg, self.spec,
@@ -435,6 +438,9 @@ class Trainer:
         acc, cfg = self.accelerator, self.cfg
         started = time.perf_counter()
         micro = self.plan.micro_batches(self.step, acc.process_index)
+        if cfg.max_tokens_per_batch:
+            micro = by_tokens([i for m in micro for i in m], self.example_tokens,
+                              cfg.max_tokens_per_batch)
         global_examples = len(self.plan.step_examples(self.step))
         # scale: the sum over processes and micro-batches of sum(losses)/global = global mean;
         # DDP averages over processes, hence the num_processes factor.
