@@ -448,6 +448,11 @@ class Trainer:
         sums: dict[str, list[float]] = {}
         tokens = bad_losses = 0
         self.policy.train()
+        most_micro = len(micro)
+        if self.objective_state.active and acc.num_processes > 1:
+            # token budgets can give processes different numbers of micro-batches: one with
+            # fewer still takes part in the others' reductions of the running statistics
+            most_micro = int(acc.gather(torch.tensor([len(micro)], device=acc.device)).max())
         for m, indices in enumerate(micro):
             last = m == len(micro) - 1
             if not indices:
@@ -473,6 +478,8 @@ class Trainer:
             self._accumulate(sums, "loss", out.losses.detach())
             for name, values in out.metrics.items():
                 self._accumulate(sums, name, values)
+        for _ in range(most_micro - len(micro)):
+            self.objective_state.observe(None, self._sum_over_processes)
         clip = cfg.max_grad_norm if cfg.max_grad_norm and cfg.max_grad_norm > 0 else None
         # with clipping off, the norm is still computed (max_norm inf scales by 1) to catch NaN
         norm = acc.clip_grad_norm_(self.policy.parameters(), clip or float("inf"))
