@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from prefalign import objectives
-
-from .task import VERIFIER
+from prefalign.tasks.addition import VERIFIER
 
 COLUMNS = [  # (key, header, format)
     ("objective", "objective", "{}"),

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from prefalign.data.writers import atomic_write
-
-from .task import VERIFIER, AdditionTask, TaskFiles, demonstration_accuracy, is_correct
+from prefalign.tasks.addition import (VERIFIER, AdditionTask, TaskFiles, demonstration_accuracy,
+                                      is_correct)
 
 log = logging.getLogger(__name__)
 

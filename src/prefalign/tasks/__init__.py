@@ -1,1 +1,1 @@
-
+"""Built-in tasks, each with its one verifier: `addition` (the embedded demo's task)."""

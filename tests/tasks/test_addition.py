@@ -1,13 +1,16 @@
-"""The demo task: the noisy teacher, the verifier and the held-out split."""
+"""The addition task (the demo's): the noisy teacher, its one verifier (synth's scores and the
+demo's eval agree) and the held-out split."""
 
 import json
 import random
 
 import pytest
 
-from prefalign.demo import AdditionTask, answer_of, is_correct, noisy_sum
 from prefalign.demo.pipeline import verifier_compare
-from prefalign.demo.task import demonstration_accuracy
+from prefalign.generation.types import PromptItem
+from prefalign.scoring import build_scorer
+from prefalign.tasks.addition import (VERIFIER, AdditionTask, answer_of, demonstration_accuracy,
+                                      is_correct, noisy_sum, verify)
 
 
 def test_teacher_without_noise_adds_correctly():
@@ -45,6 +48,26 @@ def test_answer_and_verifier():
     assert verifier_compare("1+2=", "3", "4") == 1
     assert verifier_compare("1+2=", "4", "3") == -1
     assert verifier_compare("1+2=", "3", "3") == 0 and verifier_compare("1+2=", "5", "4") == 0
+
+
+TRICKY = ["85", " 85 ", "85\n", "\t85", "085", "85 85", "75 85", "85.", "+85", "8 5", "",
+          " ", "85a", "the answer is 85", "-85", "٨٥", "85\n\n86", "1+2=85"]
+
+
+def test_synth_scores_and_demo_eval_agree_on_tricky_strings():
+    """The scorer synth builds from the demo's VERIFIER gives 1 exactly when the demo's eval
+    counts the response right (the last-integer check, exact_answer, said 1 for "75 85")."""
+    prompt = "37+48="
+    item = PromptItem(0, prompt, meta={"answer": 85})
+    scores = build_scorer(VERIFIER).score([(item, TRICKY)])[0]
+    got = {t: s.value for t, s in zip(TRICKY, scores)}
+    want = {t: float(is_correct(prompt, t)) for t in TRICKY}
+    assert got == want
+    assert {t for t, v in got.items() if v == 1.0} == {"85", " 85 ", "85\n", "\t85"}
+    # the row's answer column and the prompt's own answer are the same check
+    assert all(verify(t, {"prompt": prompt}) == verify(t, {"prompt": prompt, "answer": 85})
+               for t in TRICKY)
+    assert verify("75", {"answer": 85}) == (False, "answered '75', expected '85'")
 
 
 def _rows(path):

@@ -1,4 +1,5 @@
-"""The demo's built-in task: multi-digit addition, with imperfect demonstrations and a verifier.
+"""The built-in addition task (the embedded demo's): multi-digit addition, with imperfect
+demonstrations and its one verifier.
 
 A prompt is ``"37+48="`` and the answer is the sum's digits (``"85"``). The demonstrations come
 from a noisy teacher that adds digit by digit and forgets each carry with probability
@@ -8,6 +9,13 @@ preference training on verifier-scored samples can close.
 Held-out prompts are a fixed random share of all operand pairs, never shown in the
 demonstrations or the synth prompts, so held-out accuracy measures generalisation rather than
 recall.
+
+The verifier: a response is right when it is exactly the sum's digits (surrounding whitespace
+allowed). `verify` is its scorer form (``verifier:prefalign.tasks.addition:verify``, what the
+demo's synth scores with) and `is_correct` its (prompt, response) form (what the demo's eval
+counts); both are `check`, so a response scores 1 in synth exactly when eval counts it right.
+(`prefalign.synth.checks.exact_answer`, "the last integer equals the answer", is a looser
+check for free-form math answers and is not this task's verifier.)
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from pathlib import Path
 
 from prefalign.data import write_jsonl
 
-VERIFIER = "verifier:prefalign.synth.checks:exact_answer"
+VERIFIER = "verifier:prefalign.tasks.addition:verify"
 _PROMPT = re.compile(r"^(\d+)\+(\d+)=$")
 
 
@@ -47,9 +55,28 @@ def answer_of(prompt: str) -> int:
     return int(m.group(1)) + int(m.group(2))
 
 
+def check(response: str, answer: int) -> tuple[bool, str | None]:
+    """The task's one verifier: ``response`` is exactly ``answer``'s digits (surrounding
+    whitespace allowed); else False with the reason."""
+    got, want = response.strip(), str(int(answer))
+    if got == want:
+        return True, None
+    if not got:
+        return False, "empty answer"
+    return False, f"answered {got[:40]!r}, expected {want!r}"
+
+
+def verify(response: str, example: dict) -> tuple[bool, str | None]:
+    """`check` as a scorer's verifier (``verifier:prefalign.tasks.addition:verify``): the row's
+    ``answer`` column, else the answer of its ``prompt``."""
+    answer = example["answer"] if example.get("answer") is not None else \
+        answer_of(example["prompt"])
+    return check(response, answer)
+
+
 def is_correct(prompt: str, response: str) -> bool:
-    """The verifier on a bare response: exactly the sum's digits (surrounding spaces allowed)."""
-    return response.strip() == str(answer_of(prompt))
+    """`check` on a task prompt and a bare response (what the demo's eval counts)."""
+    return check(response, answer_of(prompt))[0]
 
 
 @dataclass(frozen=True)
