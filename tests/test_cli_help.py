@@ -64,3 +64,13 @@ def test_train_help_comes_from_train_config_defaults_and_rules():
     for f in dataclasses.fields(TrainConfig):
         if f.name in helps and f.default not in (dataclasses.MISSING, None, "", False):
             assert f"default {f.default}" in helps[f.name], f.name
+
+
+def test_every_train_config_field_has_help():
+    import dataclasses
+
+    from prefalign.train.config import FIELD_HELP, TrainConfig
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert fields - set(FIELD_HELP) == set(), "add these to train/config.py FIELD_HELP"
+    assert set(FIELD_HELP) - fields == set()

