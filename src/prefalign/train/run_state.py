@@ -344,3 +344,44 @@ def model_weight_bytes(name: str) -> int:
         return 0
     return sum(f.stat().st_size for f in folder.iterdir()
                if f.is_file() and f.suffix in (".safetensors", ".bin"))
+
+
+# ---- inputs vs output -----------------------------------------------------------------------
+def _real(path: str | os.PathLike) -> Path:
+    return Path(os.path.realpath(Path(path).expanduser()))
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_inputs_vs_output(output: str | os.PathLike, *, models: dict[str, Any] = (),
+                           data: dict[str, Any] = ()) -> None:
+    """Before any work: refuse an OUTPUT that would overwrite or delete the run's own inputs.
+
+    ``models`` (flag -> model name or folder): OUTPUT must not be the model's folder, a folder
+    inside it, or a folder holding it (the run writes config.json, model/, ... into OUTPUT).
+    ``data`` (flag -> data file or folder): it must not lie in the files a run writes in OUTPUT
+    (RUN_FILES, which --overwrite and a fresh start delete). Raises OutputError (one line)."""
+    out = _real(output)
+    managed = [out / name for name in RUN_FILES]
+    for flag, name in dict(models).items():
+        if not name:
+            continue
+        path = Path(name).expanduser()
+        if not path.exists():
+            continue  # a hub id (or a missing folder, which require_model reports)
+        folder = _real(path)
+        if _inside(out, folder) or _inside(folder, out):
+            how = ("is" if out == folder else
+                   "is inside" if _inside(out, folder) else "contains")
+            raise OutputError(f"--output {output} {how} {flag} {name}: training would overwrite "
+                              "or delete that model; choose an --output folder apart from it")
+    for flag, source in dict(data).items():
+        if not isinstance(source, (str, os.PathLike)) or not source:
+            continue
+        path = _real(source)
+        if any(_inside(path, m) or _inside(m, path) for m in managed):
+            raise OutputError(f"{flag} {source} lies in what a run writes in --output {output} "
+                              f"({', '.join(RUN_FILES)}), which --overwrite or a fresh start "
+                              "deletes; move it out of there first")

@@ -159,6 +159,11 @@ class Trainer:
 
         # every setting checked against its meaning (and coerced) before anything loads
         self.cfg = cfg = cfg.validate()
+        # an OUTPUT that is (or holds, or lies in) a model, or data inside what a run writes
+        # there, would be overwritten or deleted: refused before anything else
+        run_state.check_inputs_vs_output(
+            cfg.output_dir, models={"--model": cfg.model, "--ref-model": cfg.ref_model},
+            data={"--data": cfg.data, "--eval-data": cfg.eval_data})
         self.spec = objectives.get(cfg.objective)
         # every hyperparameter's value, defaults merged once (by the registry)
         self.hparams = self.spec.resolve(cfg.objective_args)
