@@ -8,6 +8,7 @@ timeouts, ...) for the manifest; ``describe()`` says what the scorer is.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
@@ -21,6 +22,29 @@ class Score:
 
     value: float | None
     reason: str | None = None
+
+    def __post_init__(self):
+        # NaN or +-inf is not a score: it cannot be ranked (NaN compares false with everything,
+        # so a pair would be built of a response with itself); the response is left unscored
+        try:
+            finite = self.value is None or math.isfinite(float(self.value))
+        except (TypeError, ValueError, OverflowError):
+            finite = True  # not a number at all: left for its user to refuse
+        if not finite:
+            bad = self.value
+            self.value = None
+            self.reason = f"{NON_FINITE}: {bad!r}" + (f"; {self.reason}" if self.reason else "")
+
+
+NON_FINITE = "non_finite"  # the reason of a response whose scorer returned NaN or +-inf
+
+
+def is_finite_score(value) -> bool:
+    """Whether ``value`` is a usable score: a finite number."""
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 Group = tuple[PromptItem, list[str]]

@@ -102,7 +102,7 @@ def _cmd_synth(args) -> int:
     result = run_synth(cfg)
     c = result.counts
     print(f"prompts {c['prompts']} (resumed {c['resumed_prompts']}), generated {c['generated']}, "
-          f"scored {c['scored']}, unscored {c['unscored']}, empty {c['empty']}, "
+          f"scored {c['scored']}, unscored {c['unscored']} (non-finite {c['non_finite']}), empty {c['empty']}, "
           f"records {c['records']}, dropped {c['dropped']}")
     print(f"wrote {result.output}; manifest {result.manifest}")
     return 0

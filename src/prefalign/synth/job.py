@@ -36,6 +36,7 @@ from prefalign.data.writers import atomic_write, save_records
 from prefalign.generation import BACKENDS, make_generator
 from prefalign.generation.types import Completion, PromptItem, SamplingConfig
 from prefalign.locks import exclusive_lock
+from prefalign.scoring.base import NON_FINITE, Score, is_finite_score
 
 from .durable_log import DurableLog
 from .pairs import OUTPUT_KIND, PairOptions, build_records
@@ -115,6 +116,25 @@ def check_output(path: Path) -> None:
         raise ValueError(f"--output {path}: {kind}; synth writes .jsonl or .parquet")
 
 
+def check_not_prompts(prompts: Any, paths) -> None:
+    """Refuse an output (or its log or manifest) that is the prompts file itself: writing it
+    would overwrite the prompts. Paths are compared resolved (links, ``..``, case of the same
+    file), before any work."""
+    if not isinstance(prompts, (str, os.PathLike)) or not str(prompts):
+        return
+    src = Path(prompts)
+    for path in paths:
+        same = src.resolve() == path.resolve()
+        if not same and src.exists() and path.exists():
+            try:
+                same = os.path.samefile(src, path)
+            except OSError:
+                same = False
+        if same:
+            raise ValueError(f"--output {path} is the prompts file ({prompts}); writing it "
+                             "would overwrite the prompts: choose another --output")
+
+
 def make_backend(cfg: SynthConfig):
     """The generator ``cfg`` names (its ``generator`` object if set), from the one factory."""
     if cfg.generator is not None:
@@ -186,6 +206,8 @@ def score_chunk(scorer, items: list[PromptItem], completions: list[list[Completi
     for comps, idx, row in zip(completions, keep, scored):
         full = [None] * len(comps)
         for j, s in zip(idx, row):
+            if s is not None and s.value is not None and not is_finite_score(s.value):
+                s = Score(s.value, s.reason)  # a scorer that built its Score otherwise: None
             full[j] = s
         out.append(full)
     return out
@@ -208,6 +230,7 @@ def run_synth(cfg: SynthConfig) -> SynthResult:
     opts = cfg.pair_options()
     out_path, log_path, manifest_path = cfg.paths()
     check_output(out_path)
+    check_not_prompts(cfg.prompts, (out_path, log_path, manifest_path))
     if cfg.generator is None and cfg.backend not in BACKENDS:
         raise ValueError(f"unknown back end {cfg.backend!r}; use one of {', '.join(BACKENDS)}")
     # one writer per output: a second job on it would redo all the work beside the first
@@ -296,7 +319,7 @@ def build_from_log(entries: list[dict], prompts: list[PromptItem], opts: PairOpt
     for e in entries:
         by_index.setdefault(e["index"], e)
     counts: dict[str, Any] = {"generated": 0, "empty": 0, "scored": 0, "unscored": 0,
-                              "failed": 0, "records": 0, "finish_length": 0}
+                              "non_finite": 0, "failed": 0, "records": 0, "finish_length": 0}
     reasons, dropped, records = Counter(), Counter(), []
     for item in prompts:
         e = by_index.get(item.index)
@@ -308,13 +331,15 @@ def build_from_log(entries: list[dict], prompts: list[PromptItem], opts: PairOpt
         for c, value, reason in zip(comps, e["scores"], e["reasons"]):
             if not c["text"].strip():
                 counts["empty"] += 1
-            elif value is None:
+            elif value is None or not is_finite_score(value):
                 counts["unscored"] += 1
+                if value is not None or (reason or "").startswith(NON_FINITE):
+                    counts["non_finite"] += 1
             else:
                 counts["scored"] += 1
             if reason:
                 reasons[reason.split(":")[0].strip()] += 1
-                if value is not None:
+                if value is not None and is_finite_score(value):
                     counts["failed"] += 1
         sampled = None
         if e.get("prompt_ids") is not None:

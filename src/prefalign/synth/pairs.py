@@ -1,7 +1,7 @@
 """Turn each prompt's scored responses into preference records.
 
 Before any strategy, per prompt: empty responses (``empty_response``), responses that could not
-be scored (``unscored``), repeats of an earlier identical response (``identical_responses``) and,
+be scored (``unscored``; a NaN or infinite score is no score and counts as ``non_finite``), repeats of an earlier identical response (``identical_responses``) and,
 unless ``keep_whitespace_variants``, responses that differ from an earlier one only in whitespace
 (``whitespace_only_difference``: a pair of them would teach spacing alone) are dropped and
 counted; an optional length penalty makes the score ``score - lam * length``
@@ -30,6 +30,7 @@ in the record's order (see `prefalign.data.sampled`), so training trains on the 
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -70,6 +71,8 @@ def _kept(texts: Sequence[str], scores: Sequence[float | None], lengths: Sequenc
             dropped["empty_response"] += 1
         elif score is None:
             dropped["unscored"] += 1
+        elif not _finite(score):
+            dropped["non_finite"] += 1
         elif text in seen:
             dropped["identical_responses"] += 1
         elif not keep_whitespace_variants and whitespace_key(text) in seen_keys:
@@ -78,13 +81,24 @@ def _kept(texts: Sequence[str], scores: Sequence[float | None], lengths: Sequenc
             seen.add(text)
             seen_keys.add(whitespace_key(text))
             length = lengths[i] if lengths[i] is not None else len(text)
-            kept.append((i, text, float(score) - lam * length))
+            value = float(score) - lam * length
+            if not math.isfinite(value):  # a huge length penalty or score overflowed
+                dropped["non_finite"] += 1
+                continue
+            kept.append((i, text, value))
     return kept
+
+
+def _finite(score) -> bool:
+    try:
+        return math.isfinite(float(score))
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def _pair(item: PromptItem, chosen, rejected, opts: PairOptions, dropped: Counter):
     gap = chosen[2] - rejected[2]
-    if gap <= 0:
+    if chosen[0] == rejected[0] or not gap > 0:  # never a response with itself
         dropped["tie"] += 1
         return None
     if gap < opts.min_gap:
