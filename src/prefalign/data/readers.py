@@ -131,7 +131,7 @@ def _json_rows(path: Path, name: str, strings: bool = False) -> Rows:
         yield from _jsonl_rows(path, name, strings)
         return
     try:
-        rows = _whole_document(path)
+        rows = _whole_document(path, name)
     except json.JSONDecodeError as error:
         raise _document_error(error, name) from error
     for i, row in enumerate(rows):
@@ -139,14 +139,31 @@ def _json_rows(path: Path, name: str, strings: bool = False) -> Rows:
         yield where, _check_object(row, where, strings) or _check_utf8(row, where, None) or row
 
 
-def _whole_document(path: Path):
+def _whole_document(path: Path, name: str | None = None):
     text = path.read_bytes().decode("utf-8", errors="surrogateescape")
-    return json.loads(text[1:] if text.startswith("\ufeff") else text)
+    try:
+        return json.loads(text[1:] if text.startswith("\ufeff") else text)
+    except RecursionError:
+        raise _too_deep(Location(name or str(path))) from None
+
+
+def _too_deep(where: Location) -> DataError:
+    """Arrays or objects nested past what the JSON decoder can follow (Python's recursion
+    limit): a malformed row like any other, not a crash."""
+    return DataError("malformed JSON: nested too deeply (lists or objects inside one another "
+                     "past the decoder's limit)", where=where, reason="malformed_json")
+
+
+def _json_msg(error: json.JSONDecodeError) -> str:
+    """The decoder's message without its own trailing "at" (``Unterminated string starting
+    at``), which the caller's "at column N" would double."""
+    msg = error.msg.rstrip()
+    return msg[:-3] if msg.endswith(" at") else msg
 
 
 def _document_error(error: json.JSONDecodeError, name: str) -> DataError:
-    return DataError(f"malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}",
-                     where=Location(name), reason="malformed_json")
+    return DataError(f"malformed JSON at line {error.lineno}, column {error.colno}: "
+                     f"{_json_msg(error)}", where=Location(name), reason="malformed_json")
 
 
 def _object_or_lines(path: Path, name: str, strings: bool) -> Rows:
@@ -157,9 +174,11 @@ def _object_or_lines(path: Path, name: str, strings: bool) -> Rows:
     first = first[len(_BOM):] if first.startswith(_BOM) else first
     try:
         json.loads(first.decode("utf-8", errors="surrogateescape"))
+    except RecursionError:
+        pass  # JSON lines: the row says its own error
     except json.JSONDecodeError:
         try:
-            document = _whole_document(path)
+            document = _whole_document(path, name)
         except json.JSONDecodeError as error:
             if error.lineno == 1:  # JSON lines with a bad first line: each line says its own
                 yield from _jsonl_rows(path, name, strings)
@@ -189,14 +208,17 @@ def _jsonl_rows(path: Path, name: str, strings: bool = False) -> Rows:
                 bad = error
             try:
                 row = json.loads(text)
+            except RecursionError:
+                yield where, _too_deep(where)
+                continue
             except json.JSONDecodeError as error:
                 if bad is not None:
                     yield where, _utf8_error(where, None, raw[bad.start], bad.start)
                 else:
                     at = (f"at column {error.colno}" if error.pos < len(text)
                           else f"at the end of the line (column {error.colno})")
-                    yield where, DataError(f"malformed JSON: {error.msg} {at}", where=where,
-                                           reason="malformed_json")
+                    yield where, DataError(f"malformed JSON: {_json_msg(error)} {at}",
+                                           where=where, reason="malformed_json")
                 continue
             yield where, _check_object(row, where, strings) or _check_utf8(row, where, bad) or row
 
