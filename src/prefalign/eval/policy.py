@@ -114,6 +114,12 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
     if data is None and prompts is None:
         raise ValueError("evaluate_policy needs preference data (data=...), prompts "
                          "(prompts=...), or both")
+    if prompts is not None:  # sampling settings, checked before anything is loaded
+        from prefalign.generation.types import check_sampling
+
+        check_sampling(temperature, top_p, 0, max_new_tokens)
+        if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
+            raise ValueError(f"--num-samples {num_samples!r}: must be an integer >= 1")
     if dtype not in DTYPES:
         raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
     if backend not in BACKENDS:

@@ -53,8 +53,39 @@ class SamplingConfig:
     top_k: int = 0
     max_new_tokens: int = 256
 
+    def __post_init__(self):
+        check_sampling(self.temperature, self.top_p, self.top_k, self.max_new_tokens)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+SAMPLING_FLAGS = {"temperature": "--temperature", "top_p": "--top-p", "top_k": "--top-k",
+                  "max_new_tokens": "--max-new-tokens"}
+
+
+def check_sampling(temperature: float = 0.8, top_p: float = 1.0, top_k: int = 0,
+                   max_new_tokens: int = 256, flags: dict[str, str] | None = None) -> None:
+    """Refuse sampling settings no back end can use, naming the flag and its range (one line,
+    before any model is loaded): temperature >= 0, top_p in (0, 1], top_k >= 0,
+    max_new_tokens >= 1. ``flags`` renames the flags (e.g. iterate's --eval-temperature)."""
+    names = SAMPLING_FLAGS | (flags or {})
+
+    def bad(field, value, rule):
+        raise ValueError(f"{names[field]} {value!r}: must be {rule}")
+
+    def number(x):
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x
+
+    if not number(temperature) or not temperature >= 0 or temperature == float("inf"):
+        bad("temperature", temperature, ">= 0 and finite (0 = greedy)")
+    if not number(top_p) or not 0 < top_p <= 1:
+        bad("top_p", top_p, "in (0, 1] (1 = off)")
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0:
+        bad("top_k", top_k, "an integer >= 0 (0 = off)")
+    if (not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool)
+            or max_new_tokens < 1):
+        bad("max_new_tokens", max_new_tokens, "an integer >= 1")
 
 
 @dataclass

@@ -35,7 +35,7 @@ from typing import Any
 
 from prefalign.data.writers import atomic_write
 from prefalign.generation import make_generator
-from prefalign.generation.types import SamplingConfig
+from prefalign.generation.types import SamplingConfig, check_sampling
 
 from .job import SynthConfig, run_synth, score_chunk
 from .prompts import read_prompts
@@ -181,10 +181,27 @@ def _check_round(rdir: Path, info: dict[str, Any], fp: dict[str, Any], out: Path
                                  f"{fix}")
 
 
+def check_iterate_settings(cfg: IterateConfig) -> None:
+    """Refuse a loop that would do nothing or cannot sample, before any work: ``rounds`` >= 1,
+    counts >= 1, usable sampling settings (synth's and eval's), and held-out prompts, when
+    given, that hold at least one prompt."""
+    for flag, value in (("--rounds", cfg.rounds), ("--n", cfg.n), ("--eval-n", cfg.eval_n),
+                        ("--chunk-size", cfg.chunk_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{flag} {value!r}: must be an integer >= 1")
+    check_sampling(cfg.temperature, cfg.top_p, cfg.top_k, cfg.max_new_tokens)
+    check_sampling(cfg.eval_temperature, cfg.top_p, cfg.top_k, cfg.max_new_tokens,
+                   flags={"temperature": "--eval-temperature"})
+    if cfg.eval_prompts is not None:
+        if not read_prompts(cfg.eval_prompts, field=cfg.prompt_field):
+            raise ValueError(f"--eval-prompts {cfg.eval_prompts}: no prompts found")
+
+
 def run_iterate(cfg: IterateConfig) -> IterateResult:
     from prefalign.train import TrainConfig, train
 
     check_backend(cfg)
+    check_iterate_settings(cfg)
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     policy = Path(cfg.model)

@@ -218,11 +218,23 @@ def _chunks(items: list[PromptItem], size: int):
         yield items[start:start + size]
 
 
+def check_settings(cfg: SynthConfig) -> None:
+    """Refuse counts and sampling settings that cannot work, naming the flag and its range,
+    before any prompt is read or model loaded."""
+    for flag, value in (("--n", cfg.n), ("--chunk-size", cfg.chunk_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{flag} {value!r}: must be an integer >= 1")
+    if cfg.limit is not None and (not isinstance(cfg.limit, int) or isinstance(cfg.limit, bool)
+                                  or cfg.limit < 1):
+        raise ValueError(f"--limit {cfg.limit!r}: must be an integer >= 1 (leave it out for "
+                         "all prompts)")
+    cfg.sampling()  # SamplingConfig checks temperature, top_p, top_k, max_new_tokens
+
+
 def run_synth(cfg: SynthConfig) -> SynthResult:
     """Run (or resume) a synth job; see the module docstring. The output is locked for the
     run (``OUTPUT.lock``): a second job on it is refused, naming the first one's PID."""
-    if cfg.n < 1 or cfg.chunk_size < 1:
-        raise ValueError("n and chunk_size must be at least 1")
+    check_settings(cfg)
     if cfg.generator is None and not cfg.model:
         raise ValueError("synth needs a model (--model)")
     if cfg.scorer_obj is None and not cfg.scorer:
