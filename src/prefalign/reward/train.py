@@ -40,6 +40,64 @@ def _pair_rewards(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
     return r[:len(batch)], r[len(batch):]
 
 
+class NonFiniteError(ValueError):
+    """A step's loss, gradients or updated weights are NaN or infinite; training stopped and no
+    model was saved."""
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_settings(*, lr, epochs, max_steps, batch_size, max_length, weight_decay,
+                   max_grad_norm, center_rewards_coefficient) -> None:
+    """Refuse, with one line naming the flag and what it accepts, a setting that makes no sense
+    (checked before anything loads)."""
+    is_int = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+    rules = (
+        ("--lr", lr, _finite(lr) and lr >= 0, "a finite number >= 0"),
+        ("--epochs", epochs, _finite(epochs) and epochs > 0, "a finite number > 0"),
+        ("--max-steps", max_steps, max_steps is None or (is_int(max_steps) and max_steps >= 1),
+         "an integer >= 1 (or leave it out to use --epochs)"),
+        ("--batch-size", batch_size, is_int(batch_size) and batch_size >= 1, "an integer >= 1"),
+        ("--max-length", max_length, max_length is None or (is_int(max_length) and max_length >= 2),
+         "an integer >= 2"),
+        ("weight_decay", weight_decay, _finite(weight_decay) and weight_decay >= 0,
+         "a finite number >= 0"),
+        ("max_grad_norm", max_grad_norm,
+         max_grad_norm is None or (_finite(max_grad_norm) and max_grad_norm >= 0),
+         "a finite number >= 0, or None (0 or None = no clipping)"),
+        ("--center-rewards-coefficient", center_rewards_coefficient,
+         center_rewards_coefficient is None
+         or (_finite(center_rewards_coefficient) and center_rewards_coefficient >= 0),
+         "a finite number >= 0"),
+    )
+    for flag, value, ok, allowed in rules:
+        if not ok:
+            raise ValueError(f"{flag} {value!r}: must be {allowed}")
+
+
+def check_paths(model_path, data, output) -> None:
+    """Refuse an --output that is, holds or lies in the --model folder (saving there overwrites
+    the model), or whose metrics.jsonl / train_args.json is the --data file."""
+    from prefalign.train.run_state import _inside, _real
+
+    out = _real(output)
+    model = Path(model_path).expanduser()
+    if model.exists():
+        folder = _real(model)
+        if _inside(out, folder) or _inside(folder, out):
+            how = ("is" if out == folder else "is inside" if _inside(out, folder) else "contains")
+            raise ValueError(f"--output {output} {how} --model {model_path}: saving the reward "
+                             "model there would overwrite that model; choose an --output "
+                             "folder apart from it")
+    if isinstance(data, (str, os.PathLike)) and data:
+        src = _real(data)
+        if any(_inside(src, out / name) for name in ("metrics.jsonl", "train_args.json")):
+            raise ValueError(f"--data {data} is a file rm train writes in --output {output}; "
+                             "move it out of there first")
+
+
 def train_reward_model(model_path: str | os.PathLike, data: Any, output: str | os.PathLike, *,
                        lr: float = 1e-5, epochs: float = 1.0, max_steps: int | None = None,
                        batch_size: int = 8, max_length: int | None = 1024,
@@ -54,6 +112,10 @@ def train_reward_model(model_path: str | os.PathLike, data: Any, output: str | o
     ``output/metrics.jsonl`` (one line per step: step, loss, accuracy, margin, seconds) and
     ``output/train_args.json``. Returns the final summary.
     """
+    check_settings(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+                   max_length=max_length, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
+                   center_rewards_coefficient=center_rewards_coefficient)
+    check_paths(model_path, data, output)
     torch.manual_seed(seed)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, tokenizer = load_reward_model(model_path, trust_remote_code=trust_remote_code,
@@ -83,11 +145,17 @@ def train_reward_model(model_path: str | os.PathLike, data: Any, output: str | o
                 margin = torch.tensor([ex.margin or 0.0 for ex in batch], device=r_c.device)
             loss = bradley_terry_loss(r_c, r_r, margin=margin,
                                       center_rewards_coefficient=center_rewards_coefficient)
+            if not math.isfinite(loss.item()):
+                _stop(step, f"the loss is not finite ({loss.item()})", lr)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(
                 model.parameters(), max_grad_norm if max_grad_norm else float("inf"))
+            if not math.isfinite(float(grad_norm)):
+                _stop(step, f"the gradients are not finite (norm {float(grad_norm)})", lr)
             opt.step()
+            if _weights_not_finite(model):
+                _stop(step, "the update made the weights NaN or infinite", lr)
             last = {"step": step, "loss": loss.item(),
                     "accuracy": (r_c > r_r).float().mean().item(),
                     "margin": (r_c - r_r).mean().item(), "reward/chosen": r_c.mean().item(),
@@ -96,6 +164,8 @@ def train_reward_model(model_path: str | os.PathLike, data: Any, output: str | o
             mf.write(json.dumps(last) + "\n")
             mf.flush()
     model.eval()
+    if _weights_not_finite(model):  # every step checks this; a last guard before saving
+        _stop(total, "the weights are NaN or infinite", lr)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     args = {"model": str(model_path), "data": str(data), "lr": lr, "epochs": epochs,
@@ -105,6 +175,19 @@ def train_reward_model(model_path: str | os.PathLike, data: Any, output: str | o
     with atomic_write(out / "train_args.json") as f:
         json.dump(args, f, indent=2)
     return {"output": str(out), "steps": total, "final": last, "counts": counts}
+
+
+def _weights_not_finite(model) -> bool:
+    params = [p.detach() for p in model.parameters()]
+    if not params:
+        return False
+    peaks = torch._foreach_norm(params, float("inf"))  # NaN propagates through the max
+    return bool((~torch.isfinite(torch.stack([n.float() for n in peaks]))).any())
+
+
+def _stop(step: int, what: str, lr: float) -> None:
+    raise NonFiniteError(f"step {step}: {what}; training stopped, this step was not logged and "
+                         f"no reward model was saved. Check the learning rate (--lr {lr:g}).")
 
 
 @torch.no_grad()
