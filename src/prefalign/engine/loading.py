@@ -104,3 +104,35 @@ def load_causal_lm(path, *, dtype=torch.float32, attn_implementation: str = AUTO
     impl = resolve_attn_implementation(config, attn_implementation)
     return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation=impl,
                                                 trust_remote_code=trust_remote_code, **kwargs)
+
+
+def check_same_tokenizer(policy, reference, *, policy_tokenizer=None,
+                         trust_remote_code: bool = False, flags=("--model", "--ref-model")) -> None:
+    """Refuse (ValueError, one line) a reference model whose tokenizer differs from the
+    policy's: the reference scores the policy's token ids, so each id must mean the same token
+    (same vocabulary) and fit the reference's embedding table. Chat templates may differ."""
+    from transformers import AutoTokenizer
+
+    if policy_tokenizer is None:
+        policy_tokenizer = AutoTokenizer.from_pretrained(policy, trust_remote_code=trust_remote_code)
+    try:
+        ref_tokenizer = AutoTokenizer.from_pretrained(reference, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ValueError(f"{flags[1]} {reference}: its tokenizer could not be loaded "
+                         f"({first[:200]})") from None
+    pv, rv = policy_tokenizer.get_vocab(), ref_tokenizer.get_vocab()
+    if pv != rv:
+        diff = sum(1 for tok, i in pv.items() if rv.get(tok) != i) + len(set(rv) - set(pv))
+        raise ValueError(f"{flags[1]} {reference} has another tokenizer than {flags[0]} {policy} "
+                         f"(vocabularies of {len(rv)} and {len(pv)} tokens, {diff} differing); "
+                         "the reference scores the policy's token ids, so both must use the same "
+                         "tokenizer")
+    config = model_config(reference, trust_remote_code=trust_remote_code)
+    if hasattr(config, "get_text_config"):
+        config = config.get_text_config()
+    size = getattr(config, "vocab_size", None)
+    needed = max(pv.values(), default=-1) + 1
+    if isinstance(size, int) and size < needed:
+        raise ValueError(f"{flags[1]} {reference}: its embedding table has {size} rows but "
+                         f"{flags[0]} {policy}'s tokenizer uses ids up to {needed - 1}")

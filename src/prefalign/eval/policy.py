@@ -133,6 +133,11 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
             raise ValueError(f"{prompts}: no prompts found")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     tokenizer = AutoTokenizer.from_pretrained(policy_path, trust_remote_code=trust_remote_code)
+    if ref_path is not None:  # the reference scores the policy's token ids
+        from prefalign.engine.loading import check_same_tokenizer
+
+        check_same_tokenizer(policy_path, ref_path, policy_tokenizer=tokenizer,
+                             trust_remote_code=trust_remote_code)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     policy_lm = policy = None
     if data is not None or ref_path is not None or (backend == "hf" and generator is None):

@@ -31,7 +31,7 @@ import torch
 
 from prefalign import objectives
 from prefalign.engine.forward import PackedLogProbModel
-from prefalign.engine.loading import check_model
+from prefalign.engine.loading import check_model, check_same_tokenizer
 from prefalign.engine.layout import pack
 from prefalign.engine.reference import AdapterDisabledReference, CachedReference, FrozenReference
 from prefalign.durable_log import DurableLog
@@ -192,6 +192,9 @@ class Trainer:
         require_model(cfg.model, "--model")
         if cfg.ref_model:
             require_model(cfg.ref_model, "--ref-model")
+            if self.reference_kind != "none":  # it scores the policy's token ids
+                check_same_tokenizer(cfg.model, cfg.ref_model,
+                                     trust_remote_code=cfg.trust_remote_code)
         # refuse a model the engine cannot run exactly before reading any data or weights
         self.aux_coef = _router_aux_coef(cfg)
         self.attn_implementation = check_model(
