@@ -11,7 +11,9 @@ Each mutant is one small change to one file (an AST rewrite, formatted back to s
 * ``side``: chosen and rejected swapped in a name or attribute (``chosen`` ↔ ``rejected``,
   ``_w`` ↔ ``_l``, ``rho_w`` ↔ ``rho_l``, …), or a rejected-side name replaced by the negated
   chosen-side one (ρ_l → −ρ_w: the bug class that symmetric test data cannot see), and back;
-* ``args``: the first two positional arguments of a call swapped;
+* ``args``: the first two positional arguments of a call swapped (not for commutative
+  functions, nor for the registry entry that helpers take first only to name the objective
+  in their errors);
 * ``fn``: a function replaced by a close one (sigmoid ↔ logsigmoid, log ↔ log1p, exp ↔ expm1,
   minimum ↔ maximum, min ↔ max, mean ↔ sum, relu dropped, detach dropped).
 
@@ -167,7 +169,7 @@ class Enumerate(ast.NodeVisitor):
                 self.add(node, "side", f".{node.attr} -> .{other}", other)
         if isinstance(node, ast.Call):
             pos = [a for a in node.args if not isinstance(a, ast.Starred)]
-            if len(pos) >= 2 and len(pos) == len(node.args):
+            if len(pos) >= 2 and len(pos) == len(node.args) and _swappable(node):
                 self.add(node, "args", f"swap the first two arguments of {_callee(node)}")
             callee = _callee(node).rsplit(".", 1)[-1]
             if callee in SWAP_FN:
@@ -175,6 +177,18 @@ class Enumerate(ast.NodeVisitor):
             if callee in DROP_FN and (node.args or isinstance(node.func, ast.Attribute)):
                 self.add(node, "fn", f"drop {callee}")
         super().generic_visit(node)
+
+
+COMMUTATIVE = {"max", "min", "maximum", "minimum"}
+
+
+def _swappable(node: ast.Call) -> bool:
+    """Not for commutative functions (the swap is the same call), nor where one of the two is the
+    registry entry that helpers take first to name the objective in their errors (swapping it
+    with a label only changes an error message, and never a value)."""
+    if _callee(node).rsplit(".", 1)[-1] in COMMUTATIVE:
+        return False
+    return not any(isinstance(a, ast.Name) and a.id == "entry" for a in node.args[:2])
 
 
 def _callee(node: ast.Call) -> str:
@@ -281,6 +295,17 @@ def _snapshot() -> Path:
     return work
 
 
+# the tests most likely to fail first run first (with -x a killed mutant stops at its first failure)
+FIRST = ("test_values_asymmetric.py", "test_validation.py", "test_typed_batch.py", "test_fixes.py",
+         "test_pairwise_values.py", "test_errors.py")
+
+
+def _ordered(work: Path, tests: list[str]) -> list[str]:
+    files = sorted(str(p.relative_to(work)) for rel in tests for p in (work / rel).rglob("test_*.py"))
+    rank = {name: i for i, name in enumerate(FIRST)}
+    return sorted(files, key=lambda f: (rank.get(Path(f).name, len(rank)), f))
+
+
 def _run_tests(work: Path, tests: list[str]) -> int:
     """In a forked child: import the (mutated) package from ``work`` and run its copy of the
     tests there."""
@@ -292,7 +317,8 @@ def _run_tests(work: Path, tests: list[str]) -> int:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
-    return pytest.main([*tests, "-x", "-q", "-p", "no:cacheprovider", "-p", "no:warnings", "-p", "no:randomly"])
+    return pytest.main([*_ordered(work, tests), "-x", "-q", "-p", "no:cacheprovider", "-p", "no:warnings",
+                        "-p", "no:randomly"])
 
 
 def run_one(work: Path, mutant: Mutant, source: str, original: str, timeout: float, tests: list[str]) -> Mutant:
