@@ -184,6 +184,11 @@ class Trainer:
             gradient_accumulation_steps=1,  # accumulation is done (and scaled) here explicitly
             mixed_precision="bf16" if cfg.bf16 else "no",
             log_with=cfg.report_to or None, project_dir=str(cfg.output_dir))
+        if cfg.max_tokens_per_batch and self.accelerator.num_processes > 1:
+            # processes would split a step into different numbers of micro-batches, and the
+            # gradient synchronisation of DDP/FSDP expects the same number on each
+            raise ValueError("--max-tokens-per-batch is not supported with several processes "
+                             "yet; use --batch-size there")
         if cfg.attn_implementation == "flex_attention" and self.accelerator.device.type != "cuda":
             # torch has no FlexAttention backward on CPU, and its compiled CPU forward fails once
             # the packed batch shape changes; say so before any work
