@@ -28,6 +28,7 @@ files they read are copied first). The report lists every surviving mutant (file
     python scripts/mutation_objectives.py                 # every mutant
     python scripts/mutation_objectives.py --files pairwise.py --limit 50 --jobs 2
     python scripts/mutation_objectives.py --json bench/out/mutation.json
+    python scripts/mutation_objectives.py --jobs 2 --log /tmp/mutants.jsonl   # resumable
 
 Not part of the default test command (it takes a while: about a second per mutant per job).
 """
@@ -362,12 +363,20 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=0, help="seconds per mutant (default: 5x the clean run)")
     ap.add_argument("--json", help="write the full result here")
     ap.add_argument("--list", action="store_true", help="list the mutants and stop")
+    ap.add_argument("--log", help="append each result to this JSON-lines file as it comes, and skip the "
+                    "mutants it already holds (a run that was interrupted continues)")
     a = ap.parse_args()
 
     files = sorted(TARGET.glob("*.py")) if not a.files else [TARGET / f for f in a.files]
     mutants = enumerate_mutants(files)
     if a.limit:
         mutants = mutants[: a.limit]
+    done: list[Mutant] = []
+    if a.log and Path(a.log).exists():
+        done = [Mutant(**json.loads(line)) for line in Path(a.log).read_text().splitlines() if line.strip()]
+        keys = {(m.file, m.index, m.description) for m in done}
+        mutants = [(m, src) for m, src in mutants if (m.file, m.index, m.description) not in keys]
+        print(f"{len(done)} mutants already in {a.log}", flush=True)
     if a.list:
         for m, _ in mutants:
             print(f"{m.file}:{m.line}  {m.kind:5}  {m.description}")
@@ -402,10 +411,18 @@ def main() -> int:
 
     results: list[Mutant] = []
     started = time.perf_counter()
+    log_file = open(a.log, "a", encoding="utf-8") if a.log else None
+
+    def record(m: Mutant) -> None:
+        results.append(m)
+        if log_file:
+            log_file.write(json.dumps(asdict(m)) + "\n")
+            log_file.flush()
+
     queue = list(mutants)
     if len(works) == 1:
         for n, (m, src) in enumerate(queue, 1):
-            results.append(run_one(works[0], m, src, originals[m.file], timeout, TESTS))
+            record(run_one(works[0], m, src, originals[m.file], timeout, TESTS))
             if n % 25 == 0 or n == len(queue):
                 _progress(results, len(queue), started)
     else:
@@ -438,13 +455,16 @@ def main() -> int:
                     sel.unregister(key.fileobj)
                     open_pipes -= 1
                     continue
-                results.append(Mutant(**json.loads(line)))
+                record(Mutant(**json.loads(line)))
                 if len(results) % 25 == 0 or len(results) == len(queue):
                     _progress(results, len(queue), started)
         for pid, _ in pipes:
             os.waitpid(pid, 0)
     for work in works:
         shutil.rmtree(work, ignore_errors=True)
+    if log_file:
+        log_file.close()
+    results = done + results
 
     results.sort(key=lambda m: (m.file, m.line, m.index))
     killed = [m for m in results if m.status.startswith(("killed", "timeout"))]
