@@ -17,7 +17,9 @@ Each mutant is one small change to one file (an AST rewrite, formatted back to s
 * ``fn``: a function replaced by a close one (sigmoid ↔ logsigmoid, log ↔ log1p, exp ↔ expm1,
   minimum ↔ maximum, min ↔ max, mean ↔ sum, relu dropped, detach dropped).
 
-Strings, docstrings, annotations and the messages of ``raise`` statements are not mutated. The
+Strings, docstrings, annotations and the messages of ``raise`` statements are not mutated, nor
+negative axis literals (``dim=-1``, ``x.flip(-1)``: on the objectives' 2-D tensors -1 and 1 name
+the same axis, so the "mutant" is the same program). The
 package is copied to a temporary folder; the objectives tests (``tests/objectives``, stopping at
 the first failure) run once per mutant in a forked child of a process that has already imported
 torch and pytest, with a timeout (a mutant that hangs counts as killed). Nothing in the checkout
@@ -110,7 +112,28 @@ def _skip_nodes(tree: ast.AST) -> set[int]:
             mark(node)
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             mark(node)
+        if isinstance(node, ast.Call):
+            for a in _axis_arguments(node):
+                mark(a)
     return skip
+
+
+# Methods whose integer arguments name axes of the (batch x items or batch x tokens) tensors.
+AXIS_METHODS = {"flip", "gather", "sum", "mean", "cumsum", "logcumsumexp", "logsumexp", "softmax",
+                "log_softmax", "argsort", "sort", "squeeze", "cat", "stack", "amax", "amin", "topk"}
+
+
+def _axis_arguments(node: ast.Call) -> list[ast.AST]:
+    """Negative axis literals (``dim=-1``, ``x.flip(-1)``): the objectives index the last axis from
+    the end, and on their 2-D tensors -1 and 1 are the same axis, so dropping the minus is the
+    same program (an equivalent mutant, not a missed bug)."""
+    def negative_literal(a):
+        return isinstance(a, ast.UnaryOp) and isinstance(a.op, ast.USub) and isinstance(a.operand, ast.Constant)
+
+    found = [k.value for k in node.keywords if k.arg in ("dim", "axis") and negative_literal(k.value)]
+    if _callee(node).rsplit(".", 1)[-1] in AXIS_METHODS:
+        found += [a for a in node.args if negative_literal(a)]
+    return found
 
 
 def _swap_side(name: str) -> str | None:
@@ -180,7 +203,7 @@ class Enumerate(ast.NodeVisitor):
         super().generic_visit(node)
 
 
-COMMUTATIVE = {"max", "min", "maximum", "minimum"}
+COMMUTATIVE = {"max", "min", "maximum", "minimum", "promote_types"}
 
 
 def _swappable(node: ast.Call) -> bool:
