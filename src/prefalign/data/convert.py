@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .pairing import pair_indices
 from .records import PairRecord, RankedRecord, SFTRecord, UnpairedRecord
 from .sampled import select
 from .validate import whitespace_key
@@ -58,7 +59,7 @@ def ranked_to_pairs(records: Iterable[RankedRecord], strategy: str = "best_vs_wo
     pairs: list[PairRecord] = []
     for record in records:
         report.records += 1
-        for i, j in _candidates(record.scores, strategy):
+        for i, j in pair_indices(record.scores, strategy):  # shared with synth's pairs
             si, sj = record.scores[i], record.scores[j]
             if si < sj:
                 i, j, si, sj = j, i, sj, si
@@ -79,17 +80,6 @@ def ranked_to_pairs(records: Iterable[RankedRecord], strategy: str = "best_vs_wo
     if report.dropped:
         log.warning("%s", report.summary())
     return pairs, report
-
-
-def _candidates(scores: list[float], strategy: str) -> list[tuple[int, int]]:
-    k = len(scores)
-    best = max(range(k), key=lambda i: (scores[i], -i))
-    if strategy == "best_vs_worst":
-        worst = min(range(k), key=lambda i: (scores[i], i))
-        return [(best, worst if worst != best else (best + 1) % k)]
-    if strategy == "best_vs_each":
-        return [(best, j) for j in range(k) if j != best]
-    return [(i, j) for i in range(k) for j in range(i + 1, k)]
 
 
 def pairs_to_unpaired(records: Iterable[PairRecord]) -> list[UnpairedRecord]:

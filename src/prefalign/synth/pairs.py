@@ -36,6 +36,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
+from prefalign.data.pairing import pair_indices
 from prefalign.data.records import PairRecord, RankedRecord, UnpairedRecord
 from prefalign.data.sampled import FIELD as SAMPLED_FIELD
 from prefalign.data.sampled import SampledIds
@@ -45,6 +46,10 @@ from prefalign.generation.types import PromptItem, response_value, sample_seed
 STRATEGIES = ("west-of-n", "best-vs-random", "best-vs-second", "sweet-spot", "all-pairs",
               "ranked", "unpaired")
 OUTPUT_KIND = {s: "pairwise" for s in STRATEGIES} | {"ranked": "ranked", "unpaired": "unpaired"}
+# the pair strategies' selection (`prefalign.data.pairing`, shared with ranked_to_pairs)
+SELECTION = {"west-of-n": "best_vs_worst", "best-vs-random": "best_vs_random",
+             "best-vs-second": "best_vs_second", "sweet-spot": "sweet_spot",
+             "all-pairs": "all_pairs"}
 
 
 @dataclass
@@ -155,15 +160,14 @@ def _build_records(item: PromptItem, texts: Sequence[str], scores: Sequence[floa
     if len(kept) < 2:
         dropped["too_few_responses"] += 1
         return [], dropped
-    best = max(kept, key=lambda k: k[2])  # max returns the first maximum
-    worst = min(kept, key=lambda k: k[2])
+    values = [k[2] for k in kept]
     s = opts.strategy
     if s == "ranked":
-        if best[2] == worst[2]:
+        if max(values) == min(values):
             dropped["tie"] += 1
             return [], dropped
         return [RankedRecord(item.prompt, [response_value(item.prompt, k[1]) for k in kept],
-                             [k[2] for k in kept], system=item.system,
+                             values, system=item.system,
                              meta={"prompt_index": item.index,
                                    "sample_indices": [k[0] for k in kept]})], dropped
     if s == "unpaired":
@@ -172,6 +176,8 @@ def _build_records(item: PromptItem, texts: Sequence[str], scores: Sequence[floa
                                    k[2] >= opts.label_threshold, system=item.system,
                                    meta={"prompt_index": item.index, "sample_index": k[0],
                                          "score": k[2]}) for k in kept], dropped
+        [(b, w)] = pair_indices(values, "best_vs_worst")
+        best, worst = kept[b], kept[w]
         pair = _pair(item, best, worst, opts, dropped)
         if pair is None:
             return [], dropped
@@ -181,30 +187,11 @@ def _build_records(item: PromptItem, texts: Sequence[str], scores: Sequence[floa
                 for resp, label, idx, score in (
                     (pair.chosen, True, best[0], best[2]),
                     (pair.rejected, False, worst[0], worst[2]))], dropped
-    if s == "all-pairs":
-        records = []
-        for a in range(len(kept)):
-            for b in range(a + 1, len(kept)):
-                hi, lo = (kept[a], kept[b]) if kept[a][2] >= kept[b][2] else (kept[b], kept[a])
-                pair = _pair(item, hi, lo, opts, dropped)
-                if pair is not None:
-                    records.append(pair)
-        return records, dropped
-    worse = [k for k in kept if k[2] < best[2]]
-    if s == "west-of-n":
-        rejected = worst
-    elif not worse:
-        rejected = worst  # every response ties with the best: counted as a tie below
-    elif s == "best-vs-second":
-        rejected = max(worse, key=lambda k: k[2])
-    elif s == "best-vs-random":
-        rng = random.Random(sample_seed(opts.seed, item.index, -1))
-        rejected = worse[rng.randrange(len(worse))]
-    else:  # sweet-spot
-        values = [k[2] for k in kept]
-        mu = sum(values) / len(values)
-        sigma = (sum((v - mu) ** 2 for v in values) / len(values)) ** 0.5
-        target = mu - 2 * sigma
-        rejected = min(worse, key=lambda k: abs(k[2] - target))
-    pair = _pair(item, best, rejected, opts, dropped)
-    return ([pair] if pair is not None else []), dropped
+    rng = (random.Random(sample_seed(opts.seed, item.index, -1)) if s == "best-vs-random"
+           else None)
+    records = []
+    for c, r in pair_indices(values, SELECTION[s], rng=rng):
+        pair = _pair(item, kept[c], kept[r], opts, dropped)
+        if pair is not None:
+            records.append(pair)
+    return records, dropped
