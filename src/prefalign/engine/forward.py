@@ -261,10 +261,3 @@ def plain_sequence_kl(policy: nn.Module, reference: nn.Module, examples: Sequenc
 
     return _per_response(examples, next(policy.parameters()).device, summed_kl)
 
-
-def sequence_logps(model: PackedLogProbModel, examples: Sequence, *, pad_token_id: int = 0,
-                   row_capacity: int | None = None, stats: Sequence[str] = ()) -> SequenceLogps:
-    """Pack ``examples`` and run the fast path (a convenience for callers outside training)."""
-    device = next(model.parameters()).device
-    batch = pack(examples, pad_token_id=pad_token_id, row_capacity=row_capacity).to(device)
-    return model(batch, stats=stats)

@@ -17,13 +17,13 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
 
 from prefalign.engine.forward import PackedLogProbModel, SequenceLogps
-from prefalign.engine.layout import pack
+from prefalign.engine.batched import batched_logps, batches_by_tokens  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 # 2: per-layer masks (sliding windows, chunks); caches written before were computed without them
@@ -55,49 +55,20 @@ def data_fingerprint(examples: Sequence) -> str:
     return h.hexdigest()
 
 
-def batches_by_tokens(examples: Sequence, max_tokens: int) -> Iterable[list[int]]:
-    """Consecutive groups of example indices with about ``max_tokens`` tokens each."""
-    group, tokens = [], 0
-    for i, ex in enumerate(examples):
-        n = len(ex.prompt_ids) + sum(len(r) for r in ex.responses)
-        if group and tokens + n > max_tokens:
-            yield group
-            group, tokens = [], 0
-        group.append(i)
-        tokens += n
-    if group:
-        yield group
-
-
-@torch.no_grad()
 def compute_all_logps(model: PackedLogProbModel, examples: Sequence, *, pad_token_id: int,
                       max_tokens: int = 8192, progress: bool = True, desc: str = "reference log-probs",
                       with_tokens: bool = False):
-    """[E, K] summed log-probs of every example, in batched no-grad passes.
+    """[E, K] summed log-probs (float32) of every example, in batched no-grad passes
+    (`engine.batched.batched_logps`, rows no longer than each group's longest example).
 
     With ``with_tokens`` also returns the per-token log-probs, flat in (example, response, token)
     order, so token-level objectives (LD-DPO on the reference) can use a cached reference too.
     """
-    from tqdm.auto import tqdm
-
-    device = next(model.parameters()).device
-    k = max(len(ex.responses) for ex in examples)
-    out = torch.zeros(len(examples), k, dtype=torch.float32)
-    tokens: list[torch.Tensor] = []
-    was_training = model.training
-    model.eval()
-    groups = list(batches_by_tokens(examples, max_tokens))
-    for group in tqdm(groups, desc=desc, disable=not progress, unit="batch"):
-        # rows no longer than the longest example: attention cost grows with row length squared
-        batch = pack([examples[i] for i in group], pad_token_id=pad_token_id).to(device)
-        result = model(batch)
-        out[group, : result.logps.shape[1]] = result.logps.float().cpu()
-        if with_tokens:
-            tokens.append(result.token_logps.float().cpu())
-    model.train(was_training)
+    out = batched_logps(model, examples, pad_token_id=pad_token_id, max_tokens=max_tokens,
+                        tokens=with_tokens, progress=progress, desc=desc)
     if with_tokens:
-        return out, (torch.cat(tokens) if tokens else torch.zeros(0))
-    return out
+        return out.logps.float(), out.token_logps.float()
+    return out.logps.float()
 
 
 class CachedReference:

@@ -38,18 +38,17 @@ class LogProbModel:
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else 0
 
-    @torch.no_grad()
     def logps(self, examples: Sequence[SimpleNamespace]) -> list[list[float]]:
-        """Summed log-probs of each example's responses (``prompt_ids`` + ``responses`` ids)."""
-        from prefalign.engine.forward import sequence_logps
+        """Summed log-probs of each example's responses (``prompt_ids`` + ``responses`` ids),
+        ``batch_examples`` examples per packed forward (`engine.batched.batched_logps`)."""
+        from prefalign.engine.batched import batched_logps
 
-        out = []
-        for start in range(0, len(examples), self.batch_examples):
-            chunk = examples[start:start + self.batch_examples]
-            result = sequence_logps(self.packed, chunk, pad_token_id=self.pad_id)
-            values = result.logps.float().cpu().tolist()
-            out.extend(row[:len(ex.responses)] for row, ex in zip(values, chunk))
-        return out
+        if not examples:
+            return []
+        result = batched_logps(self.packed, examples, pad_token_id=self.pad_id, max_tokens=None,
+                               max_examples=self.batch_examples)
+        values = result.logps.float().tolist()
+        return [row[:len(ex.responses)] for row, ex in zip(values, examples)]
 
     def response_examples(self, item: PromptItem, responses: Sequence[str]) -> SimpleNamespace:
         """One example: the prompt's ids and each response's ids, split exactly as training does."""
