@@ -160,3 +160,31 @@ def test_samples_do_not_depend_on_the_batch_size(tiny_model_dir):
     assert len(flat) == 12 and all(0 < len(r) <= 6 for r in flat)
     eos = tok.eos_token_id
     assert all(r[-1] == eos or len(r) == 6 for r in flat) and all(eos not in r[:-1] for r in flat)
+
+
+def test_eval_prompts_come_from_the_data_layers_one_reader(tmp_path):
+    """CSV, Parquet and saved datasets folders (with a split), another prompt field and a limit:
+    the same reader as synth's prompts, with errors naming the file, the line and the field."""
+    import datasets
+
+    from prefalign.data.prompts import read_prompt_rows
+
+    csv = tmp_path / "p.csv"
+    csv.write_text('prompt,system,id\nhello,,1\nhi,be brief,2\n"",,3\n')
+    with pytest.raises(DataError, match=r"p.csv, line 4, field 'prompt': empty string"):
+        read_prompts(csv)
+    assert read_prompts(csv, limit=2) == ["hello", "be brief\n\nhi"]
+    assert [r.prompt for r in read_prompt_rows(csv, limit=2)] == ["hello", "hi"]
+    rows = [{"question": "a"}, {"question": "b"}]
+    (tmp_path / "q.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert read_prompts(tmp_path / "q.jsonl", field="question") == ["a", "b"]
+    with pytest.raises(DataError, match=r"q.jsonl, line 1, field 'prompt': missing"):
+        read_prompts(tmp_path / "q.jsonl")
+    datasets.Dataset.from_list(rows).to_parquet(str(tmp_path / "q.parquet"))
+    assert read_prompts(tmp_path / "q.parquet", field="question", limit=1) == ["a"]
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows),
+                          "test": datasets.Dataset.from_list([{"question": "c"}])}
+                         ).save_to_disk(str(tmp_path / "saved"))
+    assert read_prompts(tmp_path / "saved", field="question", split="test") == ["c"]
+    with pytest.raises(DataError, match="splits"):
+        read_prompts(tmp_path / "saved", field="question")

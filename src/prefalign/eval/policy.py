@@ -29,12 +29,17 @@ log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def read_prompts(source: str | os.PathLike | Sequence) -> list:
-    """Prompts from a list, a ``.txt`` file (one per line) or a file of rows with a ``prompt``
-    field (a string or chat messages) or of plain strings, checked as training data's prompts
-    are (errors name the file, the line or row, and the field). A row's ``system`` goes into
-    its prompt (a system message; before a plain-string prompt, as training renders it)."""
-    return [_with_system(r.prompt, r.system) for r in read_prompt_rows(source, strings=True)]
+def read_prompts(source: str | os.PathLike | Sequence, *, field: str = "prompt",
+                 split: str | None = None, limit: int | None = None) -> list:
+    """Prompts from a list, a ``.txt`` file (one per line) or rows with a ``field`` column (a
+    string or chat messages) or of plain strings: any source `prefalign.data.prompts.
+    read_prompt_rows` reads (JSONL, JSON, CSV, Parquet, a saved `datasets` folder with
+    ``split``), checked as training data's prompts are (errors name the file, the line or row,
+    and the field), at most ``limit``. A row's ``system`` goes into its prompt (a system
+    message; before a plain-string prompt, as training renders it)."""
+    return [_with_system(r.prompt, r.system)
+            for r in read_prompt_rows(source, field=field, split=split, limit=limit,
+                                      strings=True)]
 
 
 def _with_system(prompt, system):
