@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from prefalign.engine.forward import PackedLogProbModel, SequenceLogps
-from prefalign.engine.batched import batched_logps, batches_by_tokens  # noqa: F401 (re-exported)
+from prefalign.engine.batched import batched_logps
 
 log = logging.getLogger(__name__)
 # 2: per-layer masks (sliding windows, chunks); caches written before were computed without them
