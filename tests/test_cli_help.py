@@ -50,20 +50,44 @@ def test_every_option_has_help_with_its_default(name):
     assert not problems, f"{name}: " + "; ".join(problems)
 
 
-def test_train_help_comes_from_train_config_defaults_and_rules():
-    """`prefalign train`'s flags default to None (so YAML values are not overridden): their help
-    states TrainConfig's default and the values its validation accepts."""
+def _settings_classes():
+    return {name: p.get_default("settings") for name, p in COMMANDS.items()
+            if p.get_default("settings") is not None}
+
+
+def test_every_command_with_options_has_one_settings_class():
+    classes = _settings_classes()
+    assert set(classes) == set(COMMANDS) - {"prefalign", "prefalign rm", "prefalign objectives"}
+
+
+@pytest.mark.parametrize("name", sorted(_settings_classes()))
+def test_flags_come_from_the_settings_class(name):
+    """Each field with a flag is a flag of the command whose help is the schema's (what it is,
+    what it accepts, its default), and every field has a description of its own."""
     import dataclasses
 
-    from prefalign.train.config import TrainConfig
+    cls = _settings_classes()[name]
+    helps = {}
+    for a in COMMANDS[name]._actions:
+        helps.setdefault(a.dest, []).append(a.help or "")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    assert fields - set(cls.HELP) == set(), f"add these to {cls.__name__}.HELP"
+    for opt in cls.options():
+        assert opt.name in helps, opt.name
+        assert any(opt.help.replace("%", "%%") in h for h in helps[opt.name]), (opt.name, helps[opt.name])
+        if opt.name in cls.RULES:
+            assert cls.RULES[opt.name][1] in opt.help
+        if not opt.required and not opt.is_switch and opt.default not in (None, "", [], {}):
+            assert "default" in opt.help
 
+
+def test_train_help_states_defaults_and_accepted_values():
     helps = {a.dest: a.help for a in COMMANDS["prefalign train"]._actions}
-    assert "default 5e-06" in helps["lr"]
+    assert "(default: 5e-06)" in helps["lr"]
+    assert "a finite number > 0" in helps["lr"]
     assert "one of keep_start, truncate_prompt_left, drop" in helps["truncation"]
     assert ">= 1, or -1 to use epochs" in helps["max_steps"]
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in helps and f.default not in (dataclasses.MISSING, None, "", False):
-            assert f"default {f.default}" in helps[f.name], f.name
+    assert "(required)" in helps["model"]
 
 
 def test_every_train_config_field_has_help():

@@ -28,7 +28,10 @@ from __future__ import annotations
 
 import os
 import string
+from dataclasses import dataclass
 from pathlib import Path
+
+from prefalign.settings import Settings, at_least, one_of
 
 FAMILIES = ("llama", "qwen2", "mistral", "gemma", "gemma2")
 # Sliding windows shorter than typical test sequences, so a dropped window shows.
@@ -36,6 +39,28 @@ SLIDING_WINDOW = 8
 TOKENIZER_KINDS = ("char", "bpe", "metaspace", "word")
 # transformers rebuilds a Qwen2 tokenizer as byte-level BPE from its vocabulary on load
 BYTE_LEVEL_ONLY_FAMILIES = ("qwen2",)
+
+
+
+@dataclass
+class TinyModelConfig(Settings):
+    """`prefalign tiny-model`'s settings (the rest of `build_tiny_model`'s are for tests)."""
+
+    output: str = ""
+    family: str = "llama"
+    tokenizer: str = "char"
+    hidden: int = 64
+    layers: int = 2
+    seed: int = 0
+
+
+TinyModelConfig.HELP = {"output": "folder to write the model to", "family": "architecture",
+                        "tokenizer": "tokenizer kind", "hidden": "hidden size",
+                        "layers": "decoder layers", "seed": "seed of the random weights"}
+TinyModelConfig.RULES = {"family": one_of(*FAMILIES), "tokenizer": one_of(*TOKENIZER_KINDS),
+                         "hidden": (at_least(8), ">= 8"), "layers": (at_least(1), ">= 1")}
+TinyModelConfig.POSITIONAL = ("output",)
+TinyModelConfig.REQUIRED = ("output",)
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "<|im_end|>", "<unk>"
 IM_START = "<|im_start|>"

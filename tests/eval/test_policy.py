@@ -132,7 +132,7 @@ def test_eval_prompts_keep_their_system_and_name_bad_files(tmp_path):
 def test_eval_cli_parser_maps_flags(tiny_model_dir, pairs, tmp_path):
     import argparse
 
-    from prefalign.eval.cli import add_eval_parser
+    from prefalign.cli.evaluate import add_eval_parser
 
     parser = argparse.ArgumentParser()
     add_eval_parser(parser.add_subparsers(dest="command"))

@@ -88,7 +88,7 @@ def test_bad_metrics_line_is_named(tmp_path):
 def test_report_cli(run_dir):
     import argparse
 
-    from prefalign.eval.cli import add_report_parser
+    from prefalign.cli.evaluate import add_report_parser
 
     parser = argparse.ArgumentParser()
     add_report_parser(parser.add_subparsers(dest="command"))

@@ -9,7 +9,7 @@ import torch
 
 from prefalign.reward import (RewardModel, evaluate_reward_model, load_reward_model, rewards_of,
                               train_reward_model)
-from prefalign.reward.cli import add_rm_parser
+from prefalign.cli.reward import add_rm_parser
 
 
 def _write(path, rows):

@@ -4,7 +4,9 @@ import argparse
 
 import pytest
 
-from prefalign.synth.cli import _config, add_iterate_parser, add_synth_parser, _COMMON, _SYNTH
+from prefalign.cli.schema import settings_from
+from prefalign.cli.synth import add_iterate_parser, add_synth_parser
+from prefalign.settings import ConfigError
 from prefalign.synth.job import SynthConfig
 
 
@@ -22,18 +24,21 @@ def test_synth_flags_and_yaml_become_a_config(tmp_path):
         "synth", "--config", str(tmp_path / "c.yaml"), "--model", "m", "--prompts", "p.jsonl",
         "--output", "o.jsonl", "--n", "6", "--pairs", "sweet-spot", "--backend", "openai",
         "--base-url", "http://h/v1", "--no-progress"])
-    cfg = _config(SynthConfig, args, _COMMON + _SYNTH, ("model", "prompts", "scorer", "output"))
+    cfg = settings_from(SynthConfig, args)
     assert (cfg.n, cfg.temperature, cfg.scorer, cfg.pairs, cfg.backend, cfg.progress) == (
         6, 0.5, "rm:/x", "sweet-spot", "openai", False)
 
 
 def test_missing_required_flag_is_named():
     args = parser().parse_args(["synth", "--model", "m", "--prompts", "p", "--output", "o"])
-    with pytest.raises(SystemExit, match="--scorer is required"):
-        _config(SynthConfig, args, _COMMON + _SYNTH, ("model", "prompts", "scorer", "output"))
+    with pytest.raises(ConfigError, match="--scorer is required"):
+        settings_from(SynthConfig, args)
 
 
 def test_iterate_parser_has_training_flags():
     args = parser().parse_args(["iterate", "--model", "m", "--prompts", "p", "--scorer", "rm:x",
                                 "--rounds", "3", "--max-steps", "5", "--beta", "0.2"])
-    assert args.rounds == 3 and args.train_max_steps == 5 and args.beta == 0.2
+    from prefalign.loop.iterate import IterateConfig
+
+    cfg = settings_from(IterateConfig, args)
+    assert cfg.rounds == 3 and args.train_max_steps == "5" and args.beta == 0.2

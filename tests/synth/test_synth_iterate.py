@@ -3,7 +3,7 @@ skips both finished rounds."""
 
 import json
 
-from prefalign.synth import IterateConfig, run_iterate
+from prefalign.loop import IterateConfig, run_iterate
 from synth_helpers import arithmetic_rows
 
 SCORER = "verifier:synth_helpers:digit_share"

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from prefalign.synth import IterateConfig, run_iterate
+from prefalign.loop import IterateConfig, run_iterate
 from synth_helpers import arithmetic_rows
 
 SCORER = "verifier:synth_helpers:digit_share"

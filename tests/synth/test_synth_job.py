@@ -110,7 +110,7 @@ def test_torn_last_line_is_discarded(tmp_path):
 
 
 def _cli(model, prompts, out):
-    return [sys.executable, "-m", "prefalign.synth.cli", "synth", "--model", str(model),
+    return [sys.executable, "-m", "prefalign.cli", "synth", "--model", str(model),
             "--prompts", str(prompts), "--output", str(out), "--scorer", VERIFIER, "--n", "3",
             "--chunk-size", "1", "--batch-size", "3", "--max-new-tokens", "8",
             "--temperature", "1.0", "--seed", "11", "--no-progress"]
@@ -145,7 +145,7 @@ def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(tmp_path, write_
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        from prefalign.synth.cli import main
+        from prefalign.cli import main
 
         assert main(_cli(model, prompts, tmp_path / "clean.jsonl")[3:]) == 0
     finally:

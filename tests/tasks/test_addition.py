@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from prefalign.demo.pipeline import verifier_compare
+from prefalign.loop.demo_stages import verifier_compare
 from prefalign.generation.types import PromptItem
 from prefalign.scoring import build_scorer
 from prefalign.tasks.addition import (VERIFIER, AdditionTask, answer_of, demonstration_accuracy,

@@ -1,14 +1,26 @@
-"""The back-end options every command that samples takes (synth, iterate, eval), in one place:
-``(flag, field, type, help)``; the fields are `make_generator`'s keyword arguments."""
+"""What the sampling and back-end settings mean, in one place, for every settings class that
+samples (synth, iterate, eval): ``field -> help``. The fields are `SamplingConfig`'s and
+`make_generator`'s keyword arguments."""
 
 from __future__ import annotations
 
-BACKEND_FLAGS = [
-    ("--backend", "backend", str, "generation back end: hf | vllm | openai (default hf)"),
-    ("--base-url", "base_url", str, "openai back end: the server's URL, e.g. "
-                                    "http://localhost:8000/v1 (required with --backend openai)"),
-    ("--concurrency", "concurrency", int, "openai back end: requests in flight (default 8)"),
-    ("--timeout", "timeout", float, "openai back end: seconds per request (default 120)"),
-    ("--max-retries", "max_retries", int, "openai back end: retries of a failed request, with "
-                                          "exponential backoff (default 5)"),
-]
+BACKEND_HELP = {
+    "backend": "generation back end: hf | vllm | openai",
+    "base_url": "openai back end: the server's URL, e.g. http://localhost:8000/v1 (required "
+                "with --backend openai)",
+    "concurrency": "openai back end: requests in flight",
+    "timeout": "openai back end: seconds per request",
+    "max_retries": "openai back end: retries of a failed request, with exponential backoff",
+    "device": "hf back end and model scorers: cpu, cuda, cuda:N, ... (default: cuda when "
+              "available, else cpu)",
+    "dtype": "hf and vllm back ends: auto | float32 | bfloat16 | float16",
+    "trust_remote_code": "run a model folder's own code (off unless turned on)",
+}
+
+SAMPLING_HELP = {
+    "temperature": "sampling temperature; 0 = greedy",
+    "top_p": "nucleus sampling, in (0, 1]; 1 = off",
+    "top_k": "sample from the K likeliest tokens; 0 = off",
+    "max_new_tokens": "tokens per response at most",
+    "seed": "base seed; sample j of prompt i uses hash(seed, i, j)",
+}

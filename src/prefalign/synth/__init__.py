@@ -1,4 +1,4 @@
-"""Synthetic preference data: sample, score, pair; and the self-improvement loop.
+"""Synthetic preference data: sample, score, pair.
 
     from prefalign.synth import SynthConfig, run_synth
     result = run_synth(SynthConfig(model="path/to/model", prompts="prompts.jsonl",
@@ -6,15 +6,14 @@
                                    pairs="west-of-n", output="pairs.jsonl"))
 
 Sampling back ends are in `prefalign.generation`, scorers in `prefalign.scoring`. See
-docs/synth.md for back ends, the scorer grammar, pair strategies, resuming and `iterate`.
+docs/synth.md for back ends, the scorer grammar, pair strategies and resuming. The
+synth -> train -> eval rounds (`run_iterate`) are in `prefalign.loop`.
 """
 
-from .iterate import IterateConfig, IterateResult, evaluate_policy, run_iterate
 from .job import SynthConfig, SynthResult, run_synth
 from .pairs import STRATEGIES, PairOptions, build_records
 from .prompts import read_prompts
 
 __all__ = [
-    "SynthConfig", "SynthResult", "run_synth", "IterateConfig", "IterateResult", "run_iterate",
-    "evaluate_policy", "STRATEGIES", "PairOptions", "build_records", "read_prompts",
+    "SynthConfig", "SynthResult", "run_synth", "STRATEGIES", "PairOptions", "build_records", "read_prompts",
 ]

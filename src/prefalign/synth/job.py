@@ -34,8 +34,10 @@ from prefalign.data.tokenization import tokenize_prompt
 from prefalign.data.readers import JSONL_SUFFIXES, PARQUET_SUFFIXES
 from prefalign.data.writers import atomic_write, save_records
 from prefalign.generation import BACKENDS, make_generator
+from prefalign.generation.options import BACKEND_HELP, SAMPLING_HELP
 from prefalign.generation.types import Completion, PromptItem, SamplingConfig
 from prefalign.locks import exclusive_lock
+from prefalign.settings import Settings
 from prefalign.scoring.base import NON_FINITE, Score, is_finite_score
 
 from .durable_log import DurableLog
@@ -46,7 +48,7 @@ MAX_REASONS = 20  # distinct failure reasons kept in the counts (the rest summed
 
 
 @dataclass
-class SynthConfig:
+class SynthConfig(Settings):
     model: str = ""  # a model folder (hf, vllm) or the served model name (openai)
     prompts: Any = ""  # a prompts file/folder, a datasets.Dataset or a list of row dicts
     output: str = "synth.jsonl"
@@ -96,6 +98,37 @@ class SynthConfig:
         out = Path(self.output)
         stem = out.name[:-len(out.suffix)] if out.suffix else out.name
         return out, out.with_name(out.name + ".progress.jsonl"), out.with_name(stem + ".manifest.json")
+
+
+SYNTH_HELP = {
+    "model": "model folder (hf, vllm) or served model name (openai)",
+    "prompts": "prompts file (.jsonl/.json/.csv/.parquet/.txt) or saved dataset folder",
+    "output": "output file (.jsonl or .parquet)",
+    "scorer": "scorer spec, e.g. '0.7*verifier:pkg.mod:fn+0.3*rm:/path' (kinds: verifier, tests, "
+              "rm, judge, pairjudge, flr, cdr, implicit)",
+    "n": "samples per prompt",
+    "pairs": "west-of-n | best-vs-random | best-vs-second | sweet-spot | all-pairs | ranked | "
+             "unpaired",
+    "min_gap": "smallest score gap a pair may have",
+    "length_penalty": "score - LAMBDA * length before pairing",
+    "label_threshold": "unpaired: label = score >= THRESHOLD (default: none; each prompt's best "
+                       "response True, its worst False)",
+    "keep_whitespace_variants": "pair responses that differ only in whitespace (dropped and "
+                                "counted otherwise)",
+    **SAMPLING_HELP,
+    **BACKEND_HELP,
+    "batch_size": "rows (prompt x sample) per generate call, hf back end",
+    "prompt_field": "column holding the prompt",
+    "split": "split of a saved DatasetDict folder (default: its only split)",
+    "limit": "use the first LIMIT prompts (default: all)",
+    "chunk_size": "prompts per durable chunk (a rerun resumes after the last finished one)",
+    "progress": "show progress bars",
+    "generator": "a Generator object used instead of --backend (library use)",
+    "scorer_obj": "a Scorer object used instead of --scorer (library use)",
+}
+SynthConfig.HELP = SYNTH_HELP
+SynthConfig.NO_FLAG = frozenset({"generator", "scorer_obj"})
+SynthConfig.REQUIRED = ("model", "prompts", "scorer")
 
 
 @dataclass

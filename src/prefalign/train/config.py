@@ -10,19 +10,18 @@ line) naming the setting, the file and line or flag it came from, and what it ac
 from __future__ import annotations
 
 import dataclasses
-import math
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from prefalign.settings import (ConfigError, Settings, at_least, finite, one_of, optional,
+                                positive, where)
 
-class ConfigError(ValueError):
-    """A setting that cannot be used: wrong type, out of range, unknown, or unreadable YAML."""
+__all__ = ["TrainConfig", "ConfigError", "FIELD_HELP", "check_objective_args"]
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Settings):
     # what to train
     model: str = ""
     data: str = ""
@@ -89,59 +88,15 @@ class TrainConfig:
     progress: bool = True
     trust_remote_code: bool = False
 
-    @classmethod
-    def from_sources(cls, yaml_path: str | None = None, **overrides) -> "TrainConfig":
-        """YAML values first, then ``overrides`` (flags); unknown keys are an error.
-
-        Values are coerced to each field's declared type (``lr: 1e-5``, which YAML reads as
-        text, is the number 1e-5) and checked against its meaning (:meth:`validate`); an error
-        names the file and line for a YAML value, or the flag."""
-        values: dict[str, Any] = {}
-        origins: dict[str, str] = {}
-        if yaml_path:
-            loaded, lines = read_yaml(yaml_path)
-            values.update(loaded)
-            origins.update({k: f"{yaml_path}, line {n}" for k, n in lines.items()})
-        given = {k: v for k, v in overrides.items() if v is not None}
-        values.update(given)
-        for k in given:
-            origins[k] = "--" + k.replace("_", "-")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            import difflib
-
-            hints = [f"{u} (did you mean {', '.join(difflib.get_close_matches(u, known, 2)) or '?'})"
-                     for u in unknown]
-            where = f"{yaml_path}: " if yaml_path else ""
-            if len(unknown) == 1 and unknown[0] in lines_of(origins):
-                where = f"{origins[unknown[0]]}: "
-            raise ConfigError(f"{where}unknown option(s): {'; '.join(hints)}")
-        values = coerce_values(cls, values, origins)
-        cfg = cls(**values)
-        cfg.validate(origins)
-        return cfg
-
-    def validate(self, origins: dict[str, str] | None = None) -> "TrainConfig":
-        """Coerce every field to its declared type and check it against its meaning, in place;
-        raises :class:`ConfigError` (a ValueError) naming the setting, where it came from and
-        what it accepts. Called by ``from_sources`` and by the trainer before any model loads,
-        so a ``TrainConfig`` built in Python is checked too. Objective hyperparameters
-        (``objective_args``) are checked against the objective's declared ranges."""
-        origins = origins or {}
-        for name, value in coerce_values(type(self), dataclasses.asdict(self), origins).items():
-            setattr(self, name, value)
-        for name, (ok, allowed) in _RULES.items():
-            value = getattr(self, name)
-            if not ok(value):
-                raise ConfigError(f"{_subject(name, origins)} must be {allowed}, got {value!r}")
+    def check(self, origins: dict[str, str]) -> None:
+        """Across fields: the prompt limit below the example limit; objective hyperparameters
+        (``objective_args``) in the objective's declared ranges."""
         if self.max_length is not None and self.max_prompt_length is not None \
                 and self.max_prompt_length >= self.max_length:
-            raise ConfigError(f"{_where('max_prompt_length', origins)}max_prompt_length "
+            raise ConfigError(f"{where('max_prompt_length', origins)}max_prompt_length "
                               f"({self.max_prompt_length}) must be below max_length "
                               f"({self.max_length}) to leave room for the response")
         self.objective_args = check_objective_args(self.objective, self.objective_args, origins)
-        return self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -151,221 +106,42 @@ class TrainConfig:
         return Path(self.output)
 
 
-# ---- reading YAML -----------------------------------------------------------------------------
-def read_yaml(path: str) -> tuple[dict[str, Any], dict[str, int]]:
-    """The top-level mapping of a YAML file and the line of each key. Syntax errors, tags
-    (``!!python/object`` and the like: plain values only) and duplicate keys are one-line
-    errors naming the file and line."""
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return {}, {}
-        if not isinstance(node, yaml.MappingNode):
-            raise ConfigError(f"{path}, line {node.start_mark.line + 1}: expected a mapping of "
-                              "option: value at the top level")
-        lines: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value
-            if key in lines:
-                raise ConfigError(f"{path}, line {key_node.start_mark.line + 1}: option {key!r} "
-                                  f"is given twice (first on line {lines[key]})")
-            lines[key] = key_node.start_mark.line + 1
-            if key == "objective_args" and isinstance(value_node, yaml.MappingNode):
-                for sub_key, _ in value_node.value:
-                    lines[f"objective_args.{sub_key.value}"] = sub_key.start_mark.line + 1
-        data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"{path}, line {mark.line + 1}" if mark is not None else str(path)
-        problem = e.problem or e.context or "invalid YAML"
-        if e.problem and e.context and e.context_mark is not None and mark is not e.context_mark \
-                and e.context_mark.line != mark.line:
-            problem += f" ({e.context} that starts on line {e.context_mark.line + 1})"
-        if isinstance(e, yaml.constructor.ConstructorError) and "tag" in problem:
-            problem += " (tags are not allowed: plain values only)"
-        raise ConfigError(f"{where}: {problem}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML ({e})") from None
-    finally:
-        loader.dispose()
-    return data, {str(k): v for k, v in lines.items()}
-
-
-def lines_of(origins: dict[str, str]) -> set[str]:
-    return {k for k, v in origins.items() if ", line " in v}
-
-
-def _where(name: str, origins: dict[str, str]) -> str:
-    origin = origins.get(name)
-    return f"{origin}: " if origin else ""
-
-
-def _subject(name: str, origins: dict[str, str]) -> str:
-    """How an error names a setting: ``--lr`` (a flag), ``FILE, line 3: lr`` (YAML) or ``lr``."""
-    origin = origins.get(name)
-    if origin and origin.startswith("--"):
-        return origin
-    return f"{origin}: {name}" if origin else name
-
-
-# ---- coercion by declared type ------------------------------------------------------------------
-_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
-
-
-def _number(text: str) -> float:
-    return float(text.strip().replace("_", ""))
-
-
-def _coerce(value: Any, hint: Any) -> Any:
-    """``value`` as ``hint`` (a field's type), or raise TypeError with what was expected."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        if value is None and type(None) in args:
-            return None
-        for arg in args:  # a value that already has one of the types stays as it is
-            if arg in (str, bool) and type(value) is arg:
-                return value
-            if arg in (int, float) and type(value) in (int, float) and not isinstance(value, bool):
-                return _coerce(value, arg)
-            if typing.get_origin(arg) in (list, tuple, dict) and isinstance(
-                    value, typing.get_origin(arg)):
-                return _coerce(value, arg)
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg)
-            except TypeError as e:
-                errors.append(str(e))
-        raise TypeError(" or ".join(errors) + (" or null" if type(None) in args else ""))
-    if hint is Any:
-        return value
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
-            return value.strip().lower() in _TRUE
-        raise TypeError("true or false")
-    if hint is int:
-        if isinstance(value, bool):
-            raise TypeError("a whole number")
-        if isinstance(value, int):
-            return value
-        try:
-            number = _number(value) if isinstance(value, str) else value
-        except ValueError:
-            raise TypeError("a whole number") from None
-        if isinstance(number, float) and math.isfinite(number) and number.is_integer():
-            return int(number)
-        raise TypeError("a whole number")
-    if hint is float:
-        if isinstance(value, bool):
-            raise TypeError("a number")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return _number(value)
-            except ValueError:
-                pass
-        raise TypeError("a number")
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        raise TypeError("text")
-    if origin is tuple:
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, (list, tuple)) or (args and args[-1] is not Ellipsis
-                                                    and len(items) != len(args)):
-            raise TypeError(f"a list of {len(args)} values")
-        return tuple(_coerce(v, a) for v, a in zip(items, args))
-    if origin is list:
-        items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
-        if not isinstance(items, (list, tuple)):
-            raise TypeError("a list")
-        return [_coerce(v, args[0]) if args else v for v in items]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise TypeError("a mapping of name: value")
-        return dict(value)
-    return value
-
-
-def coerce_values(cls, values: dict[str, Any], origins: dict[str, str]) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    out = {}
-    for name, value in values.items():
-        try:
-            out[name] = _coerce(value, hints[name])
-        except TypeError as e:
-            raise ConfigError(f"{_subject(name, origins)} must be {e}, got {value!r}") from None
-    return out
-
-
 # ---- what each setting means ----------------------------------------------------------------------
-def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and math.isfinite(v)
-
-
-def _at_least(n) -> Callable[[Any], bool]:
-    return lambda v: _finite(v) and v >= n
-
-
-def _optional(check) -> Callable[[Any], bool]:
-    return lambda v: v is None or check(v)
-
-
-def _one_of(*choices) -> tuple[Callable[[Any], bool], str]:
-    return (lambda v: v in choices), "one of " + ", ".join(choices)
-
-
 def _dtypes() -> tuple[str, ...]:
     return ("float32", "bfloat16", "float16")
 
 
-_POSITIVE = (lambda v: _finite(v) and v > 0)
-_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "batch_size": (_at_least(1), ">= 1 (pairs per device per micro-batch)"),
-    "grad_accum": (_at_least(1), ">= 1"),
-    "epochs": (_POSITIVE, "a finite number > 0"),
-    "max_steps": ((lambda v: v == -1 or (_finite(v) and v >= 1)), ">= 1, or -1 to use epochs"),
-    "lr": (_POSITIVE, "a finite number > 0"),
-    "warmup_steps": (_at_least(0), ">= 0"),
-    "warmup_ratio": ((lambda v: _finite(v) and 0 <= v < 1), "in [0, 1)"),
-    "weight_decay": (_at_least(0), "a finite number >= 0"),
-    "max_grad_norm": (_at_least(0), "a finite number >= 0 (0 = no clipping)"),
-    "adam_betas": ((lambda v: len(v) == 2 and all(_finite(b) and 0 <= b < 1 for b in v)),
+_RULES = {
+    "batch_size": (at_least(1), ">= 1 (pairs per device per micro-batch)"),
+    "grad_accum": (at_least(1), ">= 1"),
+    "epochs": (positive, "a finite number > 0"),
+    "max_steps": ((lambda v: v == -1 or (finite(v) and v >= 1)), ">= 1, or -1 to use epochs"),
+    "lr": (positive, "a finite number > 0"),
+    "warmup_steps": (at_least(0), ">= 0"),
+    "warmup_ratio": ((lambda v: finite(v) and 0 <= v < 1), "in [0, 1)"),
+    "weight_decay": (at_least(0), "a finite number >= 0"),
+    "max_grad_norm": (at_least(0), "a finite number >= 0 (0 = no clipping)"),
+    "adam_betas": ((lambda v: len(v) == 2 and all(finite(b) and 0 <= b < 1 for b in v)),
                    "two numbers in [0, 1)"),
-    "max_length": (_optional(_at_least(2)), ">= 2 (one prompt and one response token), or null"),
-    "max_prompt_length": (_optional(_at_least(1)), ">= 1, or null"),
-    "truncation": _one_of("keep_start", "truncate_prompt_left", "drop"),
-    "on_error": _one_of("raise", "skip"),
-    "reference": _one_of("auto", "cache", "model", "adapter-disabled", "none"),
-    "scheduler": _one_of("linear", "cosine", "constant"),
-    "dtype": _one_of(*_dtypes()),
-    "router_aux_loss_coef": (_optional(_at_least(0)), "a finite number >= 0, or null"),
-    "chunk_tokens": (_at_least(1), ">= 1"),
-    "row_tokens": (_optional(_at_least(1)), ">= 1, or null"),
-    "max_tokens_per_batch": (_optional(_at_least(1)), ">= 1, or null"),
-    "ref_batch_tokens": (_at_least(1), ">= 1"),
-    "lora_r": (_at_least(1), ">= 1"),
-    "lora_alpha": ((lambda v: _finite(v) and v > 0), "> 0"),
-    "lora_dropout": ((lambda v: _finite(v) and 0 <= v < 1), "in [0, 1)"),
-    "logging_steps": (_at_least(1), ">= 1"),
-    "eval_steps": (_at_least(0), ">= 0 (0 = only at the end)"),
-    "save_steps": (_at_least(0), ">= 0 (0 = no checkpoints)"),
-    "save_total_limit": (_at_least(1), ">= 1"),
+    "max_length": (optional(at_least(2)), ">= 2 (one prompt and one response token), or null"),
+    "max_prompt_length": (optional(at_least(1)), ">= 1, or null"),
+    "truncation": one_of("keep_start", "truncate_prompt_left", "drop"),
+    "on_error": one_of("raise", "skip"),
+    "reference": one_of("auto", "cache", "model", "adapter-disabled", "none"),
+    "scheduler": one_of("linear", "cosine", "constant"),
+    "dtype": one_of(*_dtypes()),
+    "router_aux_loss_coef": (optional(at_least(0)), "a finite number >= 0, or null"),
+    "chunk_tokens": (at_least(1), ">= 1"),
+    "row_tokens": (optional(at_least(1)), ">= 1, or null"),
+    "max_tokens_per_batch": (optional(at_least(1)), ">= 1, or null"),
+    "ref_batch_tokens": (at_least(1), ">= 1"),
+    "lora_r": (at_least(1), ">= 1"),
+    "lora_alpha": ((lambda v: finite(v) and v > 0), "> 0"),
+    "lora_dropout": ((lambda v: finite(v) and 0 <= v < 1), "in [0, 1)"),
+    "logging_steps": (at_least(1), ">= 1"),
+    "eval_steps": (at_least(0), ">= 0 (0 = only at the end)"),
+    "save_steps": (at_least(0), ">= 0 (0 = no checkpoints)"),
+    "save_total_limit": (at_least(1), ">= 1"),
 }
 
 
@@ -379,7 +155,7 @@ def check_objective_args(objective: str, args: dict[str, Any],
     try:
         spec = objectives.get(objective)
     except ValueError as e:
-        raise ConfigError(f"{_where('objective', origins)}{e}") from None
+        raise ConfigError(f"{where('objective', origins)}{e}") from None
     unknown = sorted(set(args) - set(spec.defaults))
     if unknown:
         import difflib
@@ -387,7 +163,7 @@ def check_objective_args(objective: str, args: dict[str, Any],
         close = {u: difflib.get_close_matches(u, list(spec.defaults), 1) for u in unknown}
         hint = "; ".join(f"{u}: did you mean {c[0]}?" for u, c in close.items() if c)
         raise ConfigError(
-            f"{_where('objective_args', origins)}objective {spec.name!r} has no hyperparameter(s) "
+            f"{where('objective_args', origins)}objective {spec.name!r} has no hyperparameter(s) "
             f"{', '.join(unknown)}; it takes: {', '.join(sorted(spec.defaults)) or 'none'}"
             + (f" ({hint})" if hint else ""))
     out = {}
@@ -395,8 +171,8 @@ def check_objective_args(objective: str, args: dict[str, Any],
         try:
             out[name] = spec.hyperparameter(name).coerce(spec.name, value)
         except ValueError as e:
-            where = origins.get(f"objective_args.{name}") or origins.get("objective_args")
-            raise ConfigError(f"{where}: {e}" if where else str(e)) from None
+            origin = origins.get(f"objective_args.{name}") or origins.get("objective_args")
+            raise ConfigError(f"{origin}: {e}" if origin else str(e)) from None
     return out
 
 
@@ -466,3 +242,9 @@ FIELD_HELP: dict[str, str] = {
     "progress": "show a progress bar",
     "trust_remote_code": "run a model's own code from its folder (off unless turned on)",
 }
+
+
+TrainConfig.HELP = FIELD_HELP
+TrainConfig.RULES = _RULES
+TrainConfig.NO_FLAG = frozenset({"objective_args"})  # --beta etc. and --set KEY=VALUE
+TrainConfig.REQUIRED = ("model", "data")

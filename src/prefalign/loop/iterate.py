@@ -37,12 +37,13 @@ from prefalign.data.writers import atomic_write
 from prefalign.generation import make_generator
 from prefalign.generation.types import SamplingConfig, check_sampling
 
-from .job import SynthConfig, run_synth, score_chunk
-from .prompts import read_prompts
+from prefalign.settings import Settings
+from prefalign.synth.job import SYNTH_HELP, SynthConfig, run_synth, score_chunk
+from prefalign.synth.prompts import read_prompts
 
 
 @dataclass
-class IterateConfig:
+class IterateConfig(Settings):
     model: str = ""
     prompts: Any = ""
     eval_prompts: Any = None  # held-out prompts (default: none, eval skipped)
@@ -75,6 +76,25 @@ class IterateConfig:
     pass_threshold: float = 1.0
     progress: bool = True
     scorer_obj: Any = field(default=None, repr=False)
+
+
+IterateConfig.HELP = {
+    **{k: v for k, v in SYNTH_HELP.items() if k not in ("output", "backend", "dtype")},
+    "output": "run folder: OUT/round-k/...",
+    "rounds": "number of rounds",
+    "eval_prompts": "held-out prompts for the per-round eval (default: none, eval skipped)",
+    "backend": "generation back end each round loads its policy into, for synth and eval: "
+               "hf | vllm",
+    "dtype": "auto | float32 | bfloat16 | float16",
+    "objective": "training objective, a name from `prefalign objectives`",
+    "train_args": "settings passed to each round's training (any TrainConfig field; a YAML "
+                  "mapping, or the --lr etc. flags)",
+    "eval_n": "responses per held-out prompt",
+    "eval_temperature": "temperature of the held-out responses; 0 = greedy",
+    "pass_threshold": "a response passes at score >= this",
+}
+IterateConfig.NO_FLAG = frozenset({"train_args", "scorer_obj"})
+IterateConfig.REQUIRED = ("model", "prompts", "scorer")
 
 
 @dataclass
@@ -112,7 +132,7 @@ def _generator(cfg: IterateConfig, policy: str | Path):
                           batch_size=cfg.batch_size, trust_remote_code=cfg.trust_remote_code)
 
 
-def evaluate_policy(cfg: IterateConfig, policy: str | Path, path: Path) -> dict[str, Any]:
+def score_heldout(cfg: IterateConfig, policy: str | Path, path: Path) -> dict[str, Any]:
     """Sample ``eval_n`` responses per held-out prompt from ``policy``, score them, write ``path``."""
     prompts = read_prompts(cfg.eval_prompts, field=cfg.prompt_field)
     gen = _generator(cfg, policy)
@@ -211,7 +231,7 @@ def run_iterate(cfg: IterateConfig) -> IterateResult:
         if (r0 / "round.json").exists():
             _check_round(r0, json.loads((r0 / "round.json").read_text()), fp0, out)
         if not (r0 / "round.json").exists() or not (r0 / "eval.json").exists():
-            evaluate_policy(cfg, policy, r0 / "eval.json")
+            score_heldout(cfg, policy, r0 / "eval.json")
             _write_json(r0 / "round.json", {"round": 0, "policy": str(policy), "fingerprint": fp0})
     for k in range(1, cfg.rounds + 1):
         rdir = out / f"round-{k}"
@@ -247,7 +267,7 @@ def run_iterate(cfg: IterateConfig) -> IterateResult:
         if not trained:
             info["note"] = "no preference records this round; the policy is unchanged"
         if cfg.eval_prompts is not None:
-            info["eval"] = {k2: v for k2, v in evaluate_policy(
+            info["eval"] = {k2: v for k2, v in score_heldout(
                 cfg, policy, rdir / "eval.json").items() if k2 != "examples"}
         _write_json(done_file, {**info, "fingerprint": fp})
         rounds.append(info)

@@ -17,6 +17,9 @@ from typing import Sequence
 from prefalign import objectives
 from prefalign.tasks.addition import VERIFIER
 
+from .demo_stages import evaluate, preference_train_args
+from .iterate import IterateConfig, score_heldout
+
 COLUMNS = [  # (key, header, format)
     ("objective", "objective", "{}"),
     ("accuracy", "held-out acc.", "{:.1%}"),
@@ -45,10 +48,7 @@ def check_names(names: Sequence[str]) -> list[str]:
 
 def _one(name: str, *, sft_model: str, data: Path, pairs: str | None, files, out: Path, sizes,
          cfg) -> dict:
-    from prefalign.synth.iterate import IterateConfig, evaluate_policy as greedy_eval
     from prefalign.train import TrainConfig, train
-
-    from .pipeline import evaluate, preference_train_args
 
     spec = objectives.get(name)
     t0 = time.perf_counter()
@@ -58,7 +58,7 @@ def _one(name: str, *, sft_model: str, data: Path, pairs: str | None, files, out
                                **preference_train_args(sizes, {})))
     seconds = time.perf_counter() - t0
     policy = str(result.output_dir / "model")
-    greedy = greedy_eval(IterateConfig(eval_prompts=str(files.heldout), scorer=VERIFIER,
+    greedy = score_heldout(IterateConfig(eval_prompts=str(files.heldout), scorer=VERIFIER,
                                        max_new_tokens=8, batch_size=512, progress=False),
                          policy, out / "greedy_eval.json")
     beta = spec.defaults.get("beta", 0.1)

@@ -8,7 +8,7 @@ demo continues where it stopped)::
     OUT/sft/           SFT on the noisy demonstrations (`prefalign train --objective sft`)
     OUT/rounds/        `run_iterate`: round-0 = the SFT policy evaluated; round-k = synth
                        (N samples per prompt, verifier, West-of-N) -> train -> eval
-    OUT/eval/          held-out preference pairs and `evaluate_policy` of the final policy
+    OUT/eval/          held-out preference pairs and `prefalign.eval.evaluate_policy` of the final policy
                        against the SFT policy (KL, lengths, ranking accuracy, win rate)
     OUT/report/        report.md / report.html / summary.json / demo.png and the last
                        round's training report
@@ -20,62 +20,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from prefalign.data.writers import atomic_write
-from prefalign.tasks.addition import (VERIFIER, AdditionTask, TaskFiles, demonstration_accuracy,
-                                      is_correct)
+from prefalign.tasks.addition import VERIFIER, AdditionTask, TaskFiles, demonstration_accuracy
+
+from .compare import check_names, run_compare
+from .demo_report import write_demo_report
+from .demo_stages import DemoConfig, DemoResult, DemoSizes, evaluate, preference_train_args
+from .iterate import IterateConfig, run_iterate
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DemoSizes:
-    """How big each stage is; `FULL` is the README demo, `QUICK` the CI-sized one."""
-
-    hidden: int = 128
-    layers: int = 3
-    sft_examples: int = 20000
-    sft_steps: int = 1500
-    sft_batch: int = 128
-    sft_lr: float = 1e-3
-    synth_prompts: int = 1500
-    heldout: int = 300
-    n: int = 8  # samples per prompt
-    rounds: int = 2
-    lr: float = 1e-4
-    batch: int = 32
-    epochs: float = 2.0
-    eval_samples: int = 2  # sampled responses per held-out prompt for KL and lengths
-
-
-FULL = DemoSizes()
-QUICK = replace(FULL, sft_steps=500, sft_examples=8000, synth_prompts=600, heldout=200, rounds=1)
-
-
-@dataclass
-class DemoConfig:
-    output: str = "runs/demo"
-    quick: bool = False
-    seed: int = 0
-    objective: str = "rpo"  # DPO plus NLL on the chosen response; see docs/demo.md
-    objective_args: dict[str, Any] = field(default_factory=dict)
-    rounds: int | None = None  # default: the preset's
-    compare: list[str] = field(default_factory=list)
-    progress: bool = True
-    sizes: DemoSizes | None = None  # overrides the preset (tests)
-
-    def resolved_sizes(self) -> DemoSizes:
-        sizes = self.sizes or (QUICK if self.quick else FULL)
-        return replace(sizes, rounds=self.rounds) if self.rounds is not None else sizes
-
-
-@dataclass
-class DemoResult:
-    output: Path
-    summary: dict[str, Any]
 
 
 def _write_json(path: Path, value) -> None:
@@ -120,11 +76,6 @@ class _Stages:
         return value
 
 
-def verifier_compare(prompt: str, policy_response: str, reference_response: str) -> int:
-    """Win-rate judge for the demo: +1 if only the policy is right, -1 if only the reference."""
-    return int(is_correct(prompt, policy_response)) - int(is_correct(prompt, reference_response))
-
-
 def _base_model(path: Path, sizes: DemoSizes, seed: int) -> str:
     from prefalign.tiny_models import build_tiny_model
 
@@ -145,16 +96,8 @@ def _sft(base: str, files: TaskFiles, out: Path, sizes: DemoSizes, cfg: DemoConf
             "final_loss": result.final_metrics.get("loss")}
 
 
-def preference_train_args(sizes: DemoSizes, objective_args: dict) -> dict:
-    """TrainConfig fields shared by every preference run of the demo (rounds and --compare)."""
-    return {"lr": sizes.lr, "batch_size": sizes.batch, "epochs": sizes.epochs,
-            "scheduler": "constant", "logging_steps": 5, "objective_args": dict(objective_args)}
-
-
 def _rounds(sft_model: str, files: TaskFiles, out: Path, sizes: DemoSizes,
             cfg: DemoConfig) -> dict:
-    from prefalign.synth.iterate import IterateConfig, run_iterate
-
     result = run_iterate(IterateConfig(
         model=sft_model, prompts=str(files.prompts), eval_prompts=str(files.heldout),
         output=str(out), rounds=sizes.rounds, scorer=VERIFIER, n=sizes.n,
@@ -186,28 +129,8 @@ def heldout_pairs(sft_model: str, files: TaskFiles, out: Path, sizes: DemoSizes,
     return str(result.output)
 
 
-def evaluate(policy: str, sft_model: str, pairs: str | None, files: TaskFiles, out: Path,
-             sizes: DemoSizes, cfg: DemoConfig, beta: float) -> dict:
-    """`evaluate_policy` against the SFT policy; returns the metrics (eval.json has the rest)."""
-    from prefalign.eval import evaluate_policy
-
-    prompts = [json.loads(line)["prompt"] for line in files.heldout.read_text().splitlines()]
-    result = evaluate_policy(policy, pairs, ref_path=sft_model, prompts=prompts, beta=beta,
-                             num_samples=sizes.eval_samples, max_new_tokens=8, temperature=1.0,
-                             seed=cfg.seed, compare=verifier_compare, output=out,
-                             sample_batch_size=512)
-    metrics = dict(result["metrics"])
-    ref_lengths = result["lengths"].get("reference")
-    if ref_lengths:  # the SFT policy's answers, sampled for the win rate
-        metrics["length/reference/mean"] = sum(ref_lengths) / len(ref_lengths)
-    return metrics
-
-
 def run_demo(cfg: DemoConfig) -> DemoResult:
     from prefalign import objectives
-
-    from .compare import check_names, run_compare
-    from .report import write_demo_report
 
     sizes = cfg.resolved_sizes()
     if sizes.rounds < 1:

@@ -1,0 +1,56 @@
+"""`prefalign <command>`: every command is a thin shell over a library call, and its options
+come from its settings class (`prefalign.settings`; `schema.py` makes the flags).
+
+Heavy imports (torch, transformers) happen inside the command functions so that `--help` and
+`prefalign objectives` answer at once. Nothing outside this package imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .demo import add_demo_parser
+from .evaluate import add_eval_parser, add_report_parser
+from .reward import add_rm_parser
+from .synth import add_iterate_parser, add_synth_parser
+from .tools import add_tool_parsers
+from .train import add_train_parser
+
+# in the order `prefalign --help` lists them
+COMMANDS = [add_train_parser, add_synth_parser, add_iterate_parser, add_eval_parser,
+            add_report_parser, add_rm_parser, add_demo_parser, add_tool_parsers]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="prefalign",
+        description="Align causal language models to preferences: synth, train, eval.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+# Errors that carry a message meant for the user (bad data, wrong flags, missing files, a file
+# system or a server that said no: OSError, the HTTP back end's errors included): printed as one
+# line; PREFALIGN_DEBUG=1 shows the traceback. Anything else is a bug and raises as is.
+USER_ERRORS = (ValueError, OSError, ImportError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import os
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as e:
+        if os.environ.get("PREFALIGN_DEBUG"):
+            raise
+        print(f"prefalign {args.command}: error: {e}", file=sys.stderr)
+        print("(PREFALIGN_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 2

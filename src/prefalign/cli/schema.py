@@ -1,0 +1,79 @@
+"""A command's flags, made from its settings class (`prefalign.settings.Settings`): one flag per
+field with the help line the schema writes (what it is, what it accepts, its default), and the
+settings read back from the parsed flags and ``--config`` through the same coercion and checks
+as YAML. Flags default to None so that a value in the YAML file is not overridden by a flag
+that was not given."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from prefalign.settings import ConfigError, Settings
+
+
+def add_settings(parser: argparse.ArgumentParser, cls: type[Settings], *,
+                 config: bool = True) -> None:
+    """Every option of ``cls`` as a flag (positional fields as arguments); switches get a
+    ``--no-`` twin so a YAML ``true`` can be turned off. ``config``: add ``--config FILE``. The
+    class is kept as the parser's ``settings`` default (docs/cli.md is written from it)."""
+    parser.set_defaults(settings=cls)
+    for opt in cls.options():
+        if opt.positional:
+            parser.add_argument(opt.name, help=opt.help.replace("%", "%%"))
+            continue
+        text = opt.help.replace("%", "%%")
+        if opt.is_switch:
+            negative = "--no-" + opt.flag[2:]
+            if opt.default:  # on by default: the flag people use is the --no- one
+                parser.add_argument(negative, dest=opt.name, action="store_const", const=False,
+                                    default=None, help=f"turn off: {text}")
+                parser.add_argument(opt.flag, dest=opt.name, action="store_const", const=True,
+                                    default=None, help=f"turn on (the default): {opt.help}"
+                                    .replace("%", "%%"))
+            else:
+                parser.add_argument(opt.flag, dest=opt.name, action="store_const", const=True,
+                                    default=None, help=text)
+                parser.add_argument(negative, dest=opt.name, action="store_const", const=False,
+                                    default=None, help=f"turn off {opt.flag} (given in --config); "
+                                                       "(default: off)")
+            continue
+        parser.add_argument(opt.flag, dest=opt.name, default=None, metavar=_metavar(opt),
+                            help=text)
+    if config:
+        parser.add_argument("--config", metavar="FILE",
+                            help="YAML file of these options (keys: the flag names without -- "
+                                 "and with _ for -); flags override it (default: none)")
+
+
+def _metavar(opt) -> str:
+    return opt.name.upper()
+
+
+def settings_from(cls: type[Settings], args: argparse.Namespace, **extra: Any):
+    """``cls`` from ``--config`` and the flags (and ``extra`` values the command adds), checked;
+    a required option given nowhere is one line naming its flag."""
+    values = {opt.name: getattr(args, opt.name, None) for opt in cls.options()}
+    values.update({k: v for k, v in extra.items() if v is not None})
+    cfg = cls.from_sources(getattr(args, "config", None), **values)
+    missing = cls.missing_required({name: getattr(cfg, name) for name in cls.REQUIRED})
+    if missing:
+        raise ConfigError(f"{cls.flag_of(missing)} is required (or set {missing} in --config)")
+    return cfg
+
+
+def parse_set(items: list[str] | None, flag: str = "--set") -> dict[str, Any]:
+    """``KEY=VALUE`` items: each value read as a YAML scalar or list (true, null, 0.5, [a, b]);
+    what YAML cannot read stays text (the receiving schema coerces it by its declared type)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{flag} expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out[key.strip().replace("-", "_")] = value
+    return out

@@ -1,0 +1,75 @@
+"""`prefalign synth` (`SynthConfig`) and `prefalign iterate` (`IterateConfig`, plus the training
+settings each round passes on, with `TrainConfig`'s help)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .schema import add_settings, settings_from
+
+# TrainConfig fields iterate passes to each round's training: flag -> field
+TRAIN_PASS = {"--lr": "lr", "--max-steps": "max_steps", "--train-batch-size": "batch_size",
+              "--epochs": "epochs", "--grad-accum": "grad_accum", "--max-length": "max_length"}
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from prefalign.synth.job import SynthConfig, run_synth
+
+    result = run_synth(settings_from(SynthConfig, args))
+    c = result.counts
+    print(f"prompts {c['prompts']} (resumed {c['resumed_prompts']}), generated {c['generated']}, "
+          f"scored {c['scored']}, unscored {c['unscored']} (non-finite {c['non_finite']}), "
+          f"empty {c['empty']}, records {c['records']}, dropped {c['dropped']}")
+    print(f"wrote {result.output}; manifest {result.manifest}")
+    return 0
+
+
+def add_synth_parser(sub) -> None:
+    from prefalign.synth.job import SynthConfig
+
+    p = sub.add_parser(
+        "synth", help="sample N responses per prompt, score them, write preference pairs",
+        description="Resumable: rerun the same command after an interruption to continue.")
+    add_settings(p, SynthConfig)
+    p.set_defaults(func=_cmd_synth)
+
+
+def _cmd_iterate(args: argparse.Namespace) -> int:
+    from prefalign.loop.iterate import IterateConfig, run_iterate
+    from prefalign.settings import coerce_values
+    from prefalign.train.config import TrainConfig
+
+    cfg = settings_from(IterateConfig, args)
+    train_args = dict(cfg.train_args)
+    given = {field: getattr(args, "train_" + field) for field in TRAIN_PASS.values()
+             if getattr(args, "train_" + field) is not None}
+    # typed as training will read them (a round's fingerprint compares values, not text)
+    train_args.update(coerce_values(TrainConfig, given, {f: k for k, f in TRAIN_PASS.items()}))
+    if args.beta is not None:
+        train_args.setdefault("objective_args", {})["beta"] = args.beta
+    cfg.train_args = train_args
+    result = run_iterate(cfg)
+    for info in result.rounds:
+        ev = info.get("eval") or {}
+        print(f"round {info['round']}: records {info['records']}, train steps "
+              f"{info['train_steps']}, mean score {ev.get('mean_score')}, "
+              f"pass rate {ev.get('pass_rate')}")
+    print(f"final policy: {result.policy}")
+    return 0
+
+
+def add_iterate_parser(sub) -> None:
+    from prefalign.loop.iterate import IterateConfig
+    from prefalign.train.config import TrainConfig
+
+    p = sub.add_parser(
+        "iterate", help="K rounds of synth -> train -> eval from the newest policy",
+        description="Resumable per round: finished rounds are skipped on rerun.")
+    add_settings(p, IterateConfig)
+    train = {o.name: o for o in TrainConfig.options()}
+    for flag, field in TRAIN_PASS.items():
+        p.add_argument(flag, dest="train_" + field, default=None, metavar=field.upper(),
+                       help=f"each round's training: {train[field].help}".replace("%", "%%"))
+    p.add_argument("--beta", type=float, default=None,
+                   help="objective beta of each round's training (default: the objective's)")
+    p.set_defaults(func=_cmd_iterate)

@@ -1,0 +1,363 @@
+"""One schema per command: a command's settings are a dataclass, and that dataclass is the only
+place its options are described.
+
+A settings class derives from :class:`Settings` and says, per field, what it is (``HELP``), what
+it accepts (``RULES``: a check and its wording; otherwise the field's type says it), and which
+fields have no flag (``NO_FLAG``: objects for library use, mappings given another way). From that
+one description come the command's flags with their help lines (`prefalign.cli.schema`), the YAML
+keys of ``--config`` (the field names), the reading and checking of both
+(:meth:`Settings.from_sources`), and the options tables in docs/cli.md
+(``scripts/cli_docs.py``).
+
+Values are coerced to each field's declared type (``lr: 1e-5``, which YAML reads as text, is
+the number 1e-5; ``--report-to a,b`` is a list) and errors are :class:`ConfigError` (a
+``ValueError``: the CLI prints it as one line) naming the setting, the file and line or the flag
+it came from, and what it accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used: wrong type, out of range, unknown, or unreadable YAML."""
+
+
+Rule = tuple[Callable[[Any], bool], str]  # (check, what it accepts)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a command, as its flag, its YAML key and its docs row show it."""
+
+    name: str  # the field, and the YAML key
+    flag: str  # --name-with-dashes (or the name itself for a positional argument)
+    hint: Any  # the field's declared type
+    default: Any
+    help: str  # what it is; what it accepts; its default
+    required: bool
+    positional: bool
+
+    @property
+    def is_switch(self) -> bool:
+        return self.hint is bool
+
+
+class Settings:
+    """Base of every command's settings dataclass (see the module docstring)."""
+
+    HELP: ClassVar[dict[str, str]] = {}
+    RULES: ClassVar[dict[str, Rule]] = {}
+    NO_FLAG: ClassVar[frozenset[str]] = frozenset()
+    REQUIRED: ClassVar[tuple[str, ...]] = ()  # must be set by a flag or the YAML file
+    POSITIONAL: ClassVar[tuple[str, ...]] = ()  # given without a flag, in this order
+    FLAGS: ClassVar[dict[str, str]] = {}  # field -> flag, where it is not --the-field-name
+
+    # -- the schema ----------------------------------------------------------------------------
+    @classmethod
+    def flag_of(cls, name: str) -> str:
+        if name in cls.POSITIONAL:
+            return name.upper()
+        return cls.FLAGS.get(name, "--" + name.replace("_", "-"))
+
+    @classmethod
+    def options(cls) -> list[Option]:
+        """Every field that has a flag, in declaration order."""
+        hints = typing.get_type_hints(cls)
+        out = []
+        for f in dataclasses.fields(cls):
+            if f.name in cls.NO_FLAG or not f.init:
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+            out.append(Option(f.name, cls.flag_of(f.name), hints[f.name], default,
+                              cls.help_of(f.name, default, hints[f.name]),
+                              f.name in cls.REQUIRED, f.name in cls.POSITIONAL))
+        return out
+
+    @classmethod
+    def help_of(cls, name: str, default: Any, hint: Any) -> str:
+        """What the field is, what it accepts (its rule, else its type) and its default."""
+        text = cls.HELP.get(name) or name.replace("_", " ")  # a test checks every field has one
+        rule = cls.RULES.get(name)
+        accepts = rule[1] if rule is not None else ("" if hint is bool else type_words(hint))
+        if accepts and accepts not in text:
+            cut = text.find(" (default")  # what it accepts goes before a stated default
+            text = f"{text[:cut]}; {accepts}{text[cut:]}" if cut >= 0 else f"{text}; {accepts}"
+        if name in cls.REQUIRED:
+            if "required" not in text:
+                text += " (required)"
+        elif hint is bool:
+            text += " (default: on)" if default else " (default: off)"
+        elif "default" not in text:
+            text += " (default: none)" if default in (None, "", [], {}) else \
+                f" (default: {show(default)})"
+        return text
+
+    # -- reading and checking ------------------------------------------------------------------
+    @classmethod
+    def from_sources(cls, yaml_path: str | None = None, **overrides):
+        """YAML values first, then ``overrides`` (flags; ``None`` = not given); unknown keys
+        are an error. Every value is coerced and checked (:meth:`validate`); an error names the
+        file and line for a YAML value, or the flag."""
+        values: dict[str, Any] = {}
+        origins: dict[str, str] = {}
+        if yaml_path:
+            loaded, lines = read_yaml(yaml_path)
+            values.update(loaded)
+            origins.update({k: f"{yaml_path}, line {n}" for k, n in lines.items()})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        values.update(given)
+        for k in given:
+            origins[k] = cls.flag_of(k)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            import difflib
+
+            def hint(u):
+                close = difflib.get_close_matches(u, sorted(known), 2)
+                return f"{u} (did you mean {', '.join(close)}?)" if close else u
+
+            where = f"{yaml_path}: " if yaml_path else ""
+            if len(unknown) == 1 and unknown[0] in lines_of(origins):
+                where = f"{origins[unknown[0]]}: "
+            raise ConfigError(f"{where}unknown option(s): {'; '.join(hint(u) for u in unknown)}")
+        values = coerce_values(cls, values, origins)
+        cfg = cls(**values)
+        cfg.validate(origins)
+        return cfg
+
+    def validate(self, origins: dict[str, str] | None = None):
+        """Coerce every field to its declared type and check it against its rule, in place;
+        then :meth:`check` (the checks that span fields). Raises :class:`ConfigError`."""
+        origins = origins or {}
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name, value in coerce_values(type(self), values, origins).items():
+            setattr(self, name, value)
+        for name, (ok, allowed) in self.RULES.items():
+            value = getattr(self, name)
+            if not ok(value):
+                raise ConfigError(f"{subject(name, origins)} must be {allowed}, got {value!r}")
+        self.check(origins)
+        return self
+
+    def check(self, origins: dict[str, str]) -> None:
+        """Checks across fields (a subclass's); raise ConfigError."""
+
+    @classmethod
+    def missing_required(cls, values: dict[str, Any]) -> str | None:
+        for name in cls.REQUIRED:
+            if values.get(name) in (None, ""):
+                return name
+        return None
+
+
+def show(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def type_words(hint: Any) -> str:
+    """What a type accepts, in words ("a whole number", "a number or null", ...)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        words = [type_words(a) for a in args if a is not type(None)]
+        words = [w for w in words if w]
+        return " or ".join(words) + (" or null" if type(None) in args and words else "")
+    if hint is int:
+        return "a whole number"
+    if hint is float:
+        return "a number"
+    if origin in (list, tuple):
+        return "comma-separated values"
+    return ""
+
+
+# ---- reading YAML -----------------------------------------------------------------------------
+def read_yaml(path: str) -> tuple[dict[str, Any], dict[str, int]]:
+    """The top-level mapping of a YAML file and the line of each key (and of each key of a
+    nested mapping, as ``parent.key``). Syntax errors, tags (``!!python/object`` and the like:
+    plain values only) and duplicate keys are one-line errors naming the file and line."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return {}, {}
+        if not isinstance(node, yaml.MappingNode):
+            raise ConfigError(f"{path}, line {node.start_mark.line + 1}: expected a mapping of "
+                              "option: value at the top level")
+        lines: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in lines:
+                raise ConfigError(f"{path}, line {key_node.start_mark.line + 1}: option {key!r} "
+                                  f"is given twice (first on line {lines[key]})")
+            lines[key] = key_node.start_mark.line + 1
+            if isinstance(value_node, yaml.MappingNode):
+                for sub_key, _ in value_node.value:
+                    lines[f"{key}.{sub_key.value}"] = sub_key.start_mark.line + 1
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{path}, line {mark.line + 1}" if mark is not None else str(path)
+        problem = e.problem or e.context or "invalid YAML"
+        if e.problem and e.context and e.context_mark is not None and mark is not e.context_mark \
+                and e.context_mark.line != mark.line:
+            problem += f" ({e.context} that starts on line {e.context_mark.line + 1})"
+        if isinstance(e, yaml.constructor.ConstructorError) and "tag" in problem:
+            problem += " (tags are not allowed: plain values only)"
+        raise ConfigError(f"{where}: {problem}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML ({e})") from None
+    finally:
+        loader.dispose()
+    return data, {str(k): v for k, v in lines.items()}
+
+
+def lines_of(origins: dict[str, str]) -> set[str]:
+    return {k for k, v in origins.items() if ", line " in v}
+
+
+def where(name: str, origins: dict[str, str]) -> str:
+    origin = origins.get(name)
+    return f"{origin}: " if origin else ""
+
+
+def subject(name: str, origins: dict[str, str]) -> str:
+    """How an error names a setting: ``--lr`` (a flag), ``FILE, line 3: lr`` (YAML) or ``lr``."""
+    origin = origins.get(name)
+    if origin and (origin.startswith("--") or origin.isupper()):
+        return origin
+    return f"{origin}: {name}" if origin else name
+
+
+# ---- coercion by declared type ------------------------------------------------------------------
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _number(text: str) -> float:
+    return float(text.strip().replace("_", ""))
+
+
+def coerce(value: Any, hint: Any) -> Any:
+    """``value`` as ``hint`` (a field's type), or raise TypeError with what was expected."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        for arg in args:  # a value that already has one of the types stays as it is
+            if arg in (str, bool) and type(value) is arg:
+                return value
+            if arg in (int, float) and type(value) in (int, float) and not isinstance(value, bool):
+                return coerce(value, arg)
+            if typing.get_origin(arg) in (list, tuple, dict) and isinstance(
+                    value, typing.get_origin(arg)):
+                return coerce(value, arg)
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg)
+            except TypeError as e:
+                errors.append(str(e))
+        raise TypeError(" or ".join(errors) + (" or null" if type(None) in args else ""))
+    if hint is Any:
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise TypeError("true or false")
+    if hint is int:
+        if isinstance(value, bool):
+            raise TypeError("a whole number")
+        if isinstance(value, int):
+            return value
+        try:
+            number = _number(value) if isinstance(value, str) else value
+        except ValueError:
+            raise TypeError("a whole number") from None
+        if isinstance(number, float) and math.isfinite(number) and number.is_integer():
+            return int(number)
+        raise TypeError("a whole number")
+    if hint is float:
+        if isinstance(value, bool):
+            raise TypeError("a number")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return _number(value)
+            except ValueError:
+                pass
+        raise TypeError("a number")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        raise TypeError("text")
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or (args and args[-1] is not Ellipsis
+                                                    and len(items) != len(args)):
+            raise TypeError(f"a list of {len(args)} values")
+        return tuple(coerce(v, a) for v, a in zip(items, args))
+    if origin is list:
+        items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise TypeError("a list")
+        return [coerce(v, args[0]) if args else v for v in items]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise TypeError("a mapping of name: value")
+        return dict(value)
+    return value
+
+
+def coerce_values(cls, values: dict[str, Any], origins: dict[str, str]) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for name, value in values.items():
+        try:
+            out[name] = coerce(value, hints[name])
+        except TypeError as e:
+            raise ConfigError(f"{subject(name, origins)} must be {e}, got {value!r}") from None
+    return out
+
+
+# ---- rules ------------------------------------------------------------------------------------
+def finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def at_least(n) -> Callable[[Any], bool]:
+    return lambda v: finite(v) and v >= n
+
+
+def positive(v) -> bool:
+    return finite(v) and v > 0
+
+
+def optional(check) -> Callable[[Any], bool]:
+    return lambda v: v is None or check(v)
+
+
+def one_of(*choices) -> Rule:
+    return (lambda v: v in choices), "one of " + ", ".join(choices)
