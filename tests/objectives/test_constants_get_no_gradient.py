@@ -27,12 +27,17 @@ def _leaves():
 def test_bco_pair_batch_mean_shift_is_held_fixed_in_the_gradient():
     """reward_shift='running_mean' without a trainer: δ is this batch's mean of β·s_w, β·s_l,
     detached, so ∂/∂π_w = −β·σ(−(βρ_w − δ)) and ∂/∂π_l = β·σ(βρ_l − δ)."""
-    beta = 0.4
-    pw, pl = _leaves()
-    compute("bco_pair", pw, pl, t(*RW), t(*RL), beta=beta, reward_shift="running_mean").sum().backward()
-    delta = beta * sum(RHO_W + RHO_L) / 4
-    close(pw.grad, [-beta * sig(-(beta * r - delta)) for r in RHO_W])
-    close(pl.grad, [beta * sig(beta * r - delta) for r in RHO_L])
+    beta = 3.0
+    rho_w, rho_l = [0.5, -0.2, 0.7], [-0.3, 0.6, 0.9]
+    pw, pl = t(-3.0, -2.0, -1.0).requires_grad_(), t(-4.3, -5.4, -2.0).requires_grad_()
+    compute("bco_pair", pw, pl, t(-3.5, -1.8, -1.7), t(-4.0, -6.0, -2.9), beta=beta,
+            reward_shift="running_mean").sum().backward()
+    delta = beta * sum(rho_w + rho_l) / 6
+    gw = [-beta * sig(-(beta * r - delta)) for r in rho_w]
+    gl = [beta * sig(beta * r - delta) for r in rho_l]
+    assert abs(sum(gw) + sum(gl)) > 0.1  # a gradient through δ would change these
+    close(pw.grad, gw)
+    close(pl.grad, gl)
 
 
 def test_bco_pair_given_delta_gets_no_gradient():
