@@ -99,6 +99,20 @@ def test_prompt_reader_accepts_strings_and_chats_and_names_bad_rows(tmp_path, wr
     assert [p.prompt for p in read_prompts(tmp_path / "p.parquet")] == ["a", "b"]
 
 
+def test_synth_reads_the_prompt_files_eval_reads(tmp_path):
+    """One reader: a .txt file (one prompt per non-blank line) and a JSONL of plain strings are
+    prompts for synth as they are for eval, with the same numbering."""
+    from prefalign.eval.policy import read_prompts as eval_prompts
+
+    txt = tmp_path / "p.txt"
+    txt.write_text("1+1=\n\n2+3=\n")
+    assert [p.prompt for p in read_prompts(txt)] == eval_prompts(txt) == ["1+1=", "2+3="]
+    strings = tmp_path / "s.jsonl"
+    strings.write_text('"a"\n"b"\n')
+    assert [(p.index, p.prompt) for p in read_prompts(strings)] == [(0, "a"), (1, "b")]
+    assert eval_prompts(strings) == ["a", "b"]
+
+
 def test_torn_last_line_is_discarded(tmp_path):
     log = DurableLog(tmp_path / "log.jsonl")
     log.append([{"header": 1}, {"index": 0}])
