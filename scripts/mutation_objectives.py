@@ -386,6 +386,9 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=0, help="seconds per mutant (default: 5x the clean run)")
     ap.add_argument("--json", help="write the full result here")
     ap.add_argument("--list", action="store_true", help="list the mutants and stop")
+    ap.add_argument("--report", help="write the markdown report (kill rate, every surviving mutant "
+                    "with its explanation from scripts/mutation_notes.tsv) here, e.g. "
+                    "docs/objectives-mutation.md")
     ap.add_argument("--log", help="append each result to this JSON-lines file as it comes, and skip the "
                     "mutants it already holds (a run that was interrupted continues)")
     a = ap.parse_args()
@@ -516,7 +519,67 @@ def main() -> int:
         Path(a.json).write_text(json.dumps({"kill_rate": rate, "killed": len(killed), "survived": len(survived),
                                             "errors": len(errors), "mutants": [asdict(m) for m in results]},
                                            indent=1), encoding="utf-8")
+    if a.report:
+        Path(a.report).write_text(render_report(results, killed, survived, errors, rate), encoding="utf-8")
+        print(f"wrote {a.report}")
     return 0
+
+
+NOTES = ROOT / "scripts" / "mutation_notes.tsv"
+
+
+def _notes() -> list[tuple[str, str, str, str]]:
+    """(file name, mutation, a piece of the source line, why it survives), tab-separated."""
+    rows = []
+    for line in NOTES.read_text(encoding="utf-8").splitlines() if NOTES.exists() else []:
+        if line.strip() and not line.startswith("#"):
+            parts = line.split("\t")
+            if len(parts) == 4:
+                rows.append(tuple(p.strip() for p in parts))
+    return rows
+
+
+def _explain(m: Mutant, notes) -> str:
+    source = _source_line(m)
+    for name, description, piece, reason in notes:
+        if Path(m.file).name == name and m.description == description and piece in source:
+            return reason
+    return "not explained"
+
+
+def _source_line(m: Mutant) -> str:
+    lines = (ROOT / m.file).read_text(encoding="utf-8").splitlines()
+    return lines[m.line - 1].strip() if 0 < m.line <= len(lines) else ""
+
+
+def render_report(results, killed, survived, errors, rate) -> str:
+    notes = _notes()
+    out = ["# Mutation testing of the objectives", "",
+           "<!-- Written by `python scripts/mutation_objectives.py --jobs 2 --report "
+           "docs/objectives-mutation.md`; the explanations come from scripts/mutation_notes.tsv. -->", "",
+           "Each mutant is one small wrong change to one file of `src/prefalign/objectives/` (an "
+           "operator, a sign, a constant, chosen and rejected swapped, a function replaced, a `detach` "
+           "dropped, two arguments swapped: see the script's docstring); the objectives tests run "
+           "against each. A mutant the tests notice is killed.", "",
+           f"**{len(results)} mutants: {len(killed)} killed, {len(survived)} survived "
+           f"({len(errors)} did not import and are not counted); kill rate {100 * rate:.1f}%.**", "",
+           "| file | killed | mutants |", "|---|---|---|"]
+    by_file: dict[str, list[int]] = {}
+    for m in results:
+        if m in errors:
+            continue
+        k = by_file.setdefault(m.file, [0, 0])
+        k[0] += m in killed
+        k[1] += 1
+    for f, (k, n) in sorted(by_file.items()):
+        out.append(f"| `{Path(f).name}` | {k} | {n} |")
+    out += ["", "## Every surviving mutant, and why it survives", "",
+            "| where | mutation | source line | why |", "|---|---|---|---|"]
+    for m in survived:
+        cell = lambda t: t.replace("|", "\\|")  # noqa: E731
+        out.append(f"| `{Path(m.file).name}:{m.line}` | {cell(m.description)} | `{cell(_source_line(m))}` "
+                   f"| {cell(_explain(m, notes))} |")
+    return "\n".join(out) + "\n"
 
 
 def _progress(results, total, started):
