@@ -55,6 +55,24 @@ def test_paper_alpha_uses_the_limit_only_below_1e_6(a, limit):
         assert not torch.allclose(out, torch.tensor(_sppo(lambda r: r), dtype=torch.float64), atol=1e-12, rtol=0)
 
 
+def test_float16_loss_is_finite_for_every_alpha_and_log_ratio():
+    h = lambda *v: torch.tensor(v, dtype=torch.float16)  # noqa: E731
+    for convention in ("trl", "paper"):
+        for a in (0.0, 0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99, 1.0):
+            for rho in (-60000.0, -300.0, -30.0, 0.0, 30.0, 300.0, 60000.0):
+                out = _run(h(rho), h(rho / 2 - 1), h(0.0), h(0.0), name="sigmoid",
+                           f_alpha_divergence_coef=a, f_alpha_convention=convention)
+                assert torch.isfinite(out).all(), (convention, a, rho, out)
+
+
+def test_float32_scores_stay_finite_near_the_limit_alpha():
+    """α = 1 − 2e-6 (TRL's convention): s = e^{(α−1)ρ} / (α−1) with ρ_l = −4e7 would be
+    e^{80} / 2e-6 > float32's max under a fixed clamp at 80; the clamp follows the divisor."""
+    f = lambda *v: torch.tensor(v, dtype=torch.float32)  # noqa: E731
+    out = _run(f(-10.0), f(-4e7), f(0.0), f(0.0), name="sigmoid", f_alpha_divergence_coef=1 - 2e-6)
+    assert torch.isfinite(out).all()
+
+
 def test_exponent_is_clamped_at_80_in_float64():
     """ρ_l = −200 at α = 0.5: the exponent (α−1)ρ = 100 (TRL) or −αρ = 100 (paper) is cut to 80."""
     pl, rl = t(-204.3, -5.4), t(-4.3, -6.0)  # ρ_l = [-200, 0.6]
@@ -67,10 +85,13 @@ def test_exponent_is_clamped_at_80_in_float64():
     close(paper, _sppo(lambda r: -math.expm1(80.0) / 0.5 if r == -200.0 else s(r), rho_l=rho_l), 1e-10)
 
 
-@pytest.mark.parametrize("a,convention", [(0.05, "trl"), (0.95, "paper")])
-def test_exponent_is_clamped_at_11_in_float16(a, convention):
-    """float16 log-ratios ρ_w = −25, ρ_l = −30 put both exponents past 11: both scores stop at the
-    same finite clamp value (|e^{11}/0.95| < 65504), so the DPO margin is 0 and the loss log 2."""
+@pytest.mark.parametrize("a,convention", [(0.05, "trl"), (0.95, "paper"), (0.5, "trl"),
+                                          (0.5, "paper")])
+def test_float16_scores_stay_finite_at_every_alpha(a, convention):
+    """float16 log-ratios ρ_w = −25, ρ_l = −30 put both exponents past what float16 holds once
+    divided by the small divisor (|α − 1| or α): both scores stop at the same finite clamp value,
+    so the DPO margin is 0 and the loss log 2 (a fixed clamp at 11 gave −inf scores and a NaN
+    loss for the default α = 0.5: e^11 / 0.5 > 65504)."""
     h = lambda *v: torch.tensor(v, dtype=torch.float16)  # noqa: E731
     out = _run(h(-25.0), h(-30.0), h(0.0), h(0.0), name="sigmoid", f_alpha_divergence_coef=a,
                f_alpha_convention=convention)
