@@ -4,6 +4,7 @@ value batch_metrics logs (log-probs and TDPO's sequential KL included), while th
 import torch
 
 from prefalign import objectives as O
+from prefalign.objectives.metrics import reward_margin_values
 
 from .hand import close, t
 
@@ -53,3 +54,16 @@ def test_listwise_and_unpaired_batch_metrics_are_detached():
     ub = O.UnpairedBatch(p, torch.tensor([True, False]), t(-2.5, -2.0), torch.tensor([2, 4]), kl=t(0.0))
     m = O.batch_metrics(ub, O.run("kto", ub, {}))
     assert not any(v.requires_grad for v in m.values())
+
+
+def test_reward_margin_values_detach_rewards_that_require_grad():
+    """reward_margin_values returns detached values even when handed rewards with a gradient
+    (e.g. β·ρ computed by the caller from the policy's log-probs)."""
+    rc, rr = t(0.5, -0.1, 0.3).requires_grad_(), t(0.2, 0.4, 0.3).requires_grad_()
+    v = reward_margin_values(rc, rr)
+    for key, value in v.items():
+        assert not value.requires_grad, key
+    close(v["rewards/chosen"], [0.5, -0.1, 0.3])
+    close(v["rewards/rejected"], [0.2, 0.4, 0.3])
+    close(v["rewards/margin"], [0.3, -0.5, 0.0])
+    close(v["rewards/accuracy"], [1.0, 0.0, 0.0])  # a tie is not a win
