@@ -69,10 +69,15 @@ def ld_sequence_logps(
     """
     _check_token_pair(chosen_token_logps, chosen_mask, "chosen_token_logps/chosen_token_mask")
     _check_token_pair(rejected_token_logps, rejected_mask, "rejected_token_logps/rejected_token_mask")
-    w_c, w_r = ld_token_weights(chosen_mask, rejected_mask, alpha, chosen_token_logps.dtype)
-    zero = torch.zeros((), dtype=chosen_token_logps.dtype, device=chosen_token_logps.device)
-    chosen = torch.where(chosen_mask, chosen_token_logps, zero) * w_c
-    rejected = torch.where(rejected_mask, rejected_token_logps, zero) * w_r.to(rejected_token_logps.dtype)
+    # weights in the wider of the two dtypes, then each side's own: α is not rounded to the
+    # other side's precision
+    wide = torch.promote_types(chosen_token_logps.dtype, rejected_token_logps.dtype)
+    w_c, w_r = ld_token_weights(chosen_mask, rejected_mask, alpha, wide)
+    zero = torch.zeros((), dtype=wide, device=chosen_token_logps.device)
+    chosen = torch.where(chosen_mask, chosen_token_logps, zero.to(chosen_token_logps.dtype)) \
+        * w_c.to(chosen_token_logps.dtype)
+    rejected = torch.where(rejected_mask, rejected_token_logps, zero.to(rejected_token_logps.dtype)) \
+        * w_r.to(rejected_token_logps.dtype)
     return chosen.sum(-1), rejected.sum(-1)
 
 
