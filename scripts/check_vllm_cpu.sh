@@ -16,4 +16,4 @@ python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q -e '.[test]'
 # the tests skip themselves without vLLM: make a broken vLLM install fail here instead
 "$VENV/bin/python" -c "import vllm; from vllm import LLM, SamplingParams; print('vllm', vllm.__version__)"
-"$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/synth/test_synth_vllm.py
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/synth/test_synth_vllm.py  # synth, eval and iterate with --backend vllm
