@@ -148,7 +148,9 @@ def main():
               f"| {r['logps_rejected']:.2f} | {r['loss']:.5f} |")
     for r in results:
         if "phases" in r:
-            print(f"{r['impl']} phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in r["phases"].items()))
+            print(f"{r['impl']} phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in r["phases"].items()
+                                                     if k != "compiled_graphs")
+                  + f"; compiled graphs {r['phases'].get('compiled_graphs', 0)}")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,8 @@ class Settings:
     REQUIRED: ClassVar[tuple[str, ...]] = ()  # must be set by a flag or the YAML file
     POSITIONAL: ClassVar[tuple[str, ...]] = ()  # given without a flag, in this order
     FLAGS: ClassVar[dict[str, str]] = {}  # field -> flag, where it is not --the-field-name
+    # names other tools use for a field (suggested in the error, never accepted silently)
+    KNOWN_AS: ClassVar[dict[str, str]] = {}
 
     # -- the schema ----------------------------------------------------------------------------
     @classmethod
@@ -121,7 +123,8 @@ class Settings:
             import difflib
 
             def hint(u):
-                close = difflib.get_close_matches(u, sorted(known), 2)
+                close = [cls.KNOWN_AS[u]] if u in cls.KNOWN_AS else \
+                    difflib.get_close_matches(u, sorted(known), 2)
                 return f"{u} (did you mean {', '.join(close)}?)" if close else u
 
             where = f"{yaml_path}: " if yaml_path else ""

@@ -17,7 +17,6 @@ from typing import Iterable, Sequence
 import torch
 
 from prefalign.engine.forward import PackedLogProbModel
-from prefalign.engine.layout import pack
 
 
 def batches_by_tokens(examples: Sequence, max_tokens: int | None,
@@ -82,8 +81,8 @@ def batched_logps(model: PackedLogProbModel, examples: Sequence, *, pad_token_id
     model.eval()
     try:
         for group in groups:
-            batch = pack([examples[i] for i in group], pad_token_id=pad_token_id,
-                         row_capacity=row_capacity).to(device)
+            batch = model.pack([examples[i] for i in group], pad_token_id=pad_token_id,
+                               row_capacity=row_capacity).to(device)
             out = model(batch, stats=tuple(stats), topk=topk)
             kb = out.logps.shape[1]
             logps[group, :kb] = out.logps.double().cpu()

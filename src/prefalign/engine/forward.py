@@ -114,6 +114,14 @@ class PackedLogProbModel(nn.Module):
                 check_varlen(self.model, self._plan)
         return self._plan
 
+    def pack(self, examples: Sequence, *, pad_token_id: int = 0,
+             row_capacity: int | None = None) -> PackedBatch:
+        """``examples`` laid out the way this model's attention kernel wants: FlexAttention one
+        bucketed row (a bounded number of compiled shapes per epoch: `layout.bucket_width`),
+        the other kernels rows of at most ``row_capacity`` tokens."""
+        return pack(examples, pad_token_id=pad_token_id, row_capacity=row_capacity,
+                    bucketed=check_kernel(self.model) == "flex_attention")
+
     def _attention_mask(self, batch: PackedBatch):
         """The layout's mask for every kind of layer the model has: a dict from layer type to
         mask for models that take one, else the one mask all layers share."""

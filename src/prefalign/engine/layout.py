@@ -88,12 +88,29 @@ def plan_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
     return [sorted(row) for row in rows]
 
 
+def bucket_width(n: int, quantum: int = 128, per_octave: int = 4) -> int:
+    """The smallest width >= ``n`` on a fixed ladder: multiples of ``quantum`` up to
+    ``per_octave * quantum``, then ``per_octave`` evenly spaced steps per doubling (128, 256,
+    ..., 512, 640, 768, 896, 1024, 1280, ...). Padding stays under 1/per_octave of the width,
+    and widths from 1 to W take at most about per_octave * log2(W / quantum) + per_octave
+    values, so a compiled kernel sees few shapes."""
+    if n < 1:
+        raise ValueError(f"a width is at least 1, got {n}")
+    step = quantum
+    while n > 2 * per_octave * step:
+        step *= 2
+    return -(-n // step) * step
+
+
 def pack(examples: Sequence, *, pad_token_id: int = 0, row_capacity: int | None = None,
-         pad_to_multiple_of: int = 1) -> PackedBatch:
+         pad_to_multiple_of: int = 1, bucketed: bool = False) -> PackedBatch:
     """Lay out ``examples`` (objects with ``prompt_ids`` and ``responses``) as a PackedBatch.
 
     ``row_capacity`` bounds the tokens per row; by default it is the longest example, so packing
-    never makes attention rows longer than the longest example needs.
+    never makes attention rows longer than the longest example needs. ``bucketed``: one row
+    holding every example, its width rounded up by `bucket_width`: the shape FlexAttention wants
+    (block-sparse, so one long row costs what its blocks cost; and an epoch then compiles for a
+    handful of widths instead of one shape per batch).
     """
     if not examples:
         raise ValueError("cannot pack an empty batch")
@@ -107,9 +124,10 @@ def pack(examples: Sequence, *, pad_token_id: int = 0, row_capacity: int | None 
         if any(len(r) == 0 for r in ex.responses):
             raise ValueError(f"example {getattr(ex, 'index', e)} has an empty response")
         lengths.append(len(ex.prompt_ids) + sum(len(r) for r in ex.responses))
-    capacity = max(row_capacity or 0, max(lengths))
+    capacity = sum(lengths) if bucketed else max(row_capacity or 0, max(lengths))
     rows = plan_rows(lengths, capacity)
     width = max(sum(lengths[i] for i in row) for row in rows)
+    width = bucket_width(width) if bucketed else width
     width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
 
     num_rows = len(rows)

@@ -248,3 +248,11 @@ TrainConfig.HELP = FIELD_HELP
 TrainConfig.RULES = _RULES
 TrainConfig.NO_FLAG = frozenset({"objective_args"})  # --beta etc. and --set KEY=VALUE
 TrainConfig.REQUIRED = ("model", "data")
+TrainConfig.KNOWN_AS = {  # TRL's / transformers' TrainingArguments names
+    "learning_rate": "lr", "per_device_train_batch_size": "batch_size",
+    "gradient_accumulation_steps": "grad_accum", "num_train_epochs": "epochs",
+    "lr_scheduler_type": "scheduler", "output_dir": "output", "model_name_or_path": "model",
+    "loss_type": "objective", "ref_model_name_or_path": "ref_model",
+    "per_device_eval_batch_size": "batch_size", "gradient_checkpointing_kwargs": "gradient_checkpointing",
+    "dataset": "data", "train_dataset": "data", "eval_dataset": "eval_data",
+}

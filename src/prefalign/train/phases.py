@@ -1,6 +1,8 @@
 """Wall-clock seconds per phase of a training run, so a user (and a benchmark) can see where
 the time went: reading and tokenizing the data, loading models, the reference pass, the
-optimizer steps, evaluation, saving."""
+optimizer steps, evaluation, saving; and how many graphs torch.compile built meanwhile
+(FlexAttention's kernel compiles once per new shape: a count that grows with the batches says
+the shapes are not bucketed)."""
 
 from __future__ import annotations
 
@@ -10,9 +12,21 @@ from contextlib import contextmanager
 import torch
 
 
+def compiled_graphs() -> int:
+    """Graphs torch.compile has built in this process so far (each compile or recompile)."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"].get("unique_graphs", 0))
+
+
 class PhaseTimes:
     def __init__(self):
         self.seconds: dict[str, float] = {}
+        self._graphs_at_start = compiled_graphs()
+
+    def compiles(self) -> int:
+        """Graphs compiled since this run started."""
+        return compiled_graphs() - self._graphs_at_start
 
     @contextmanager
     def __call__(self, name: str):

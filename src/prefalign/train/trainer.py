@@ -32,7 +32,6 @@ import torch
 from prefalign import objectives
 from prefalign.engine.forward import PackedLogProbModel
 from prefalign.engine.loading import check_model, check_same_tokenizer
-from prefalign.engine.layout import pack
 from prefalign.engine.reference import AdapterDisabledReference, CachedReference, FrozenReference
 from prefalign.durable_log import DurableLog
 from prefalign.locks import exclusive_lock
@@ -257,6 +256,7 @@ class Trainer:
             self.policy = PackedLogProbModel(load_causal_lm(cfg.model, cfg, for_training=True),
                                              chunk_tokens=cfg.chunk_tokens,
                                              router_aux_loss=self.aux_coef > 0)
+            self.pack = self.policy.pack  # the layout its attention kernel wants (kept unwrapped)
         self.plan = BatchPlan(len(self.examples), cfg.batch_size, cfg.grad_accum,
                               self.accelerator.num_processes, cfg.seed)
         if cfg.max_steps and cfg.max_steps > 0:
@@ -473,7 +473,7 @@ class Trainer:
                     self.objective_state.observe(None, self._sum_over_processes)
                 continue
             exs = [self.examples[i] for i in indices]
-            batch = pack(exs, pad_token_id=self.pad_id, row_capacity=cfg.row_tokens).to(acc.device)
+            batch = self.pack(exs, pad_token_id=self.pad_id, row_capacity=cfg.row_tokens).to(acc.device)
             tokens += batch.num_tokens
             ref = self._ref_logps(self.reference, batch, indices)
             sync = acc.no_sync(self.policy) if (not last and acc.num_processes > 1) else _null()
@@ -573,7 +573,7 @@ class Trainer:
         for s in range(0, len(idx), cfg.batch_size):
             indices = idx[s:s + cfg.batch_size]
             exs = [self.eval_examples[i] for i in indices]
-            batch = pack(exs, pad_token_id=self.pad_id, row_capacity=cfg.row_tokens).to(acc.device)
+            batch = self.pack(exs, pad_token_id=self.pad_id, row_capacity=cfg.row_tokens).to(acc.device)
             ref = self._ref_logps(self.eval_reference, batch, indices)
             out = compute_step_loss(self.spec, self.hparams, batch, self._policy_logps(batch, ref),
                                     ref, state=self.objective_state, update_state=False)
@@ -638,8 +638,8 @@ class Trainer:
         if cfg.report_to:
             acc.end_training()
         if self.main:  # this run's phases (a resumed run counts only its own part)
-            run_state.atomic_write_text(cfg.output_dir / "timings.json",
-                                        json.dumps(self.phases.rounded(), indent=2))
+            run_state.atomic_write_text(cfg.output_dir / "timings.json", json.dumps(
+                {**self.phases.rounded(), "compiled_graphs": self.phases.compiles()}, indent=2))
             run_state.write_record(cfg.output_dir, self.fingerprint, "finished", steps=self.step)
         acc.wait_for_everyone()
         reused = bool(getattr(self.reference, "reused", False))
