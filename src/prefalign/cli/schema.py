@@ -29,14 +29,14 @@ def add_settings(parser: argparse.ArgumentParser, cls: type[Settings], *,
                 parser.add_argument(negative, dest=opt.name, action="store_const", const=False,
                                     default=None, help=f"turn off: {text}")
                 parser.add_argument(opt.flag, dest=opt.name, action="store_const", const=True,
-                                    default=None, help=f"turn on (the default): {opt.help}"
-                                    .replace("%", "%%"))
+                                    default=None, help=f"the opposite of {negative}, for a "
+                                                       "false in --config (default: on)")
             else:
                 parser.add_argument(opt.flag, dest=opt.name, action="store_const", const=True,
                                     default=None, help=text)
                 parser.add_argument(negative, dest=opt.name, action="store_const", const=False,
-                                    default=None, help=f"turn off {opt.flag} (given in --config); "
-                                                       "(default: off)")
+                                    default=None, help=f"the opposite of {opt.flag}, for a true "
+                                                       "in --config (default: off)")
             continue
         parser.add_argument(opt.flag, dest=opt.name, default=None, metavar=_metavar(opt),
                             help=text)

@@ -36,7 +36,6 @@ from typing import Any
 from prefalign.data.writers import atomic_write
 from prefalign.generation import make_generator
 from prefalign.generation.types import SamplingConfig, check_sampling
-
 from prefalign.settings import Settings
 from prefalign.synth.job import SYNTH_HELP, SynthConfig, run_synth, score_chunk
 from prefalign.synth.prompts import read_prompts
