@@ -174,3 +174,20 @@ def test_unsupported_suffix_and_missing_file(tmp_path):
         load_records(tmp_path / "d.txt")
     with pytest.raises(FileNotFoundError):
         load_records(tmp_path / "nope.jsonl")
+
+
+def test_a_device_or_pipe_is_refused_before_reading(tmp_path):
+    """A data path that is /dev/zero (here through a .jsonl link) or a FIFO would be read
+    forever (MemoryError) or block: refused with one line naming it."""
+    from prefalign.data.prompts import read_prompt_rows
+
+    link = tmp_path / "pairs.jsonl"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(DataError, match=r"pairs.jsonl.*not a regular file"):
+        load_records(link)
+    fifo = tmp_path / "prompts.txt"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match=r"prompts.txt.*not a regular file"):
+        read_prompt_rows(fifo, strings=True)
+    with pytest.raises(DataError, match="not a regular file"):
+        read_prompt_rows(link)

@@ -50,8 +50,11 @@ def read_prompt_rows(source: Any, *, field: str = "prompt", split: str | None = 
                      limit: int | None = None, strings: bool = False) -> list[PromptRow]:
     """Every prompt of ``source`` (see the module docstring); a bad row raises `DataError`."""
     if strings and isinstance(source, (str, os.PathLike)) and Path(source).suffix == ".txt":
-        if not Path(source).is_file():
+        if not Path(source).exists():
             raise FileNotFoundError(f"{source}: no such file")
+        if not Path(source).is_file():
+            raise DataError("not a regular file (a device, pipe or socket); give a prompts file",
+                            where=Location(str(source)), reason="not_a_file")
         rows = _text_rows(Path(source), str(source))
     else:
         _, _, rows = open_source(source, split, strings=strings)

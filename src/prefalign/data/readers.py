@@ -44,6 +44,9 @@ def open_source(source: Any, split: str | None, *,
         raise FileNotFoundError(f"{name}: no such file or folder")
     if path.is_dir():
         return _open_saved_dataset(path, name, split)
+    if not path.is_file():  # /dev/zero, a FIFO, a socket: endless or blocking reads
+        raise DataError("not a regular file (a device, pipe or socket); give a data file or "
+                        "a saved dataset folder", where=Location(name), reason="not_a_file")
     suffix = path.suffix.lower()
     if suffix in JSONL_SUFFIXES:
         return name, None, _jsonl_rows(path, name, strings)
