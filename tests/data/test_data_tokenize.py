@@ -207,3 +207,17 @@ def test_a_record_built_in_python_is_placed_by_its_row():
     good, bad = PairRecord(USER, PARIS, ROME), PairRecord(USER + USER, PARIS, ROME)
     with pytest.raises(TokenizationError, match=r"^records, row 1 \(0-based\), field 'prompt': "):
         tokenize_records([good, bad], tok)
+
+
+def test_responses_that_tokenize_to_the_same_ids_are_counted_and_named():
+    """Different texts that the vocabulary maps to the same ids (characters it lacks become one
+    unknown token) leave a pair without preference signal: it is counted and the summary says
+    why (it was trained on silently)."""
+    tok = tokenizer("char")
+    same = [PairRecord(prompt="Q: which?", chosen="答", rejected="错"),  # both one unknown token
+            PairRecord(prompt="Q: which?", chosen="a", rejected="b")]
+    assert tok("答")["input_ids"] == tok("错")["input_ids"], "the test needs unknown characters"
+    examples, report = tokenize_records(same, tok)
+    assert len(examples) == 2 and report.identical_tokens == 1
+    assert report.identical_after_truncation == 0
+    assert "1 rows have different response texts that tokenize to the same ids" in report.summary()

@@ -67,6 +67,9 @@ class TokenizeReport:
     responses_truncated: int = 0     # rows with at least one response cut
     dropped: Counter = field(default_factory=Counter)   # reason -> rows
     identical_after_truncation: int = 0  # rows whose responses became identical token lists
+    # rows whose different response texts tokenize to the same ids (characters the vocabulary
+    # maps to one unknown token, a chat template that drops the content): no preference signal
+    identical_tokens: int = 0
     boundary_retokenized: int = 0    # responses tokenized apart because BPE merged the boundary
     skipped: Counter = field(default_factory=Counter)   # reason -> rows (on_error="skip")
     # where response ids came from: the ids synth sampled (prefalign.data.sampled) or the text;
@@ -100,6 +103,10 @@ class TokenizeReport:
         if self.identical_after_truncation:
             text += (f"; {self.identical_after_truncation} rows have identical responses after "
                      "truncation (no preference signal left; raise max_length)")
+        if self.identical_tokens:
+            text += (f"; {self.identical_tokens} rows have different response texts that tokenize "
+                     "to the same ids (no preference signal: the tokenizer maps their difference to "
+                     "unknown tokens, or the chat template drops it)")
         if self.boundary_retokenized:
             text += (f"; {self.boundary_retokenized} responses tokenized apart from their prompt "
                      "(token merges across the boundary)")
@@ -356,16 +363,22 @@ def tokenize_records(records: Sequence[Record], tokenizer, *, max_length: int | 
         if result.dropped:
             report.dropped[result.dropped] += 1
             continue
+        same = _has_identical(example.responses)
+        report.identical_tokens += same
         if result.truncated:
             report.truncated += 1
             report.prompt_truncated += result.prompt_cut
             report.responses_truncated += result.responses_cut
             example.prompt_ids, example.responses = result.prompt_ids, result.responses
-            if len(example.responses) > 1 and len(set(map(tuple, example.responses))) < len(
-                    example.responses):
+            if not same and _has_identical(example.responses):
                 report.identical_after_truncation += 1
         examples.append(example)
     report.examples = len(examples)
-    if report.truncated or report.dropped or report.identical_after_truncation or report.skipped:
+    if report.truncated or report.dropped or report.identical_after_truncation or report.skipped \
+            or report.identical_tokens:
         log.warning("%s", report.summary())
     return examples, report
+
+
+def _has_identical(responses) -> bool:
+    return len(responses) > 1 and len(set(map(tuple, responses))) < len(responses)
