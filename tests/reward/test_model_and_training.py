@@ -66,9 +66,9 @@ def test_training_on_separable_pairs_beats_chance_on_held_out_pairs(tiny_model_d
 def test_margin_column_raises_the_loss(tiny_model_dir, tmp_path):
     rows = [{"prompt": "q:", "chosen": "ab", "rejected": "xy", "margin": 5.0}] * 4
     a = train_reward_model(tiny_model_dir("llama"), _write(tmp_path / "m.jsonl", rows),
-                           tmp_path / "a", lr=0.0, max_steps=1, batch_size=4, seed=0)
+                           tmp_path / "a", lr=1e-12, max_steps=1, batch_size=4, seed=0)
     b = train_reward_model(tiny_model_dir("llama"), tmp_path / "m.jsonl", tmp_path / "b",
-                           lr=0.0, max_steps=1, batch_size=4, seed=0, use_margin=False)
+                           lr=1e-12, max_steps=1, batch_size=4, seed=0, use_margin=False)
     assert a["final"]["loss"] > b["final"]["loss"]
 
 

@@ -47,6 +47,7 @@ def test_a_huge_learning_rate_stops_naming_the_step_and_saves_no_model(tiny_mode
 
 
 @pytest.mark.parametrize("flag,value", [("--batch-size", "0"), ("--lr", "-1"), ("--lr", "nan"),
+                                        ("--lr", "0"), ("--batch-size", "2.5"),
                                         ("--lr", "inf"), ("--max-steps", "0"),
                                         ("--epochs", "0"), ("--max-length", "1")])
 def test_bad_settings_are_refused_before_loading(tmp_path, capsys, monkeypatch, flag, value):
@@ -59,3 +60,17 @@ def test_bad_settings_are_refused_before_loading(tmp_path, capsys, monkeypatch, 
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("prefalign")]
     assert rc == 2 and len(err) == 1 and err[0].count(flag) == 1 and "must be" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_the_library_applies_the_same_rules(tmp_path, monkeypatch):
+    """`train_reward_model` checks its settings with RewardTrainConfig's rules, the CLI's own."""
+    def no_load(*a, **k):
+        raise AssertionError("the model was loaded before the settings were checked")
+
+    monkeypatch.setattr(rm_train, "load_reward_model", no_load)
+    for kwargs, message in (({"lr": 0.0}, "--lr must be a finite number > 0"),
+                            ({"weight_decay": -1.0}, "--weight-decay must be a finite number >= 0"),
+                            ({"max_grad_norm": float("nan")}, "--max-grad-norm must be")):
+        with pytest.raises(ValueError, match=message):
+            rm_train.train_reward_model(tmp_path / "M", _pairs(tmp_path / "d.jsonl"),
+                                        tmp_path / "out", **kwargs)

@@ -19,9 +19,11 @@ class RewardTrainConfig(Settings):
     epochs: float = 1.0
     max_steps: int | None = None
     batch_size: int = 8
-    max_length: int = 1024
+    max_length: int | None = 1024
     use_margin: bool = True
     center_rewards_coefficient: float | None = None
+    weight_decay: float = 0.0
+    max_grad_norm: float | None = 1.0
     seed: int = 0
     device: str | None = None
     trust_remote_code: bool = False
@@ -46,6 +48,8 @@ RewardTrainConfig.HELP = {
     "use_margin": "use the data's margin column in the loss, where there is one",
     "center_rewards_coefficient": "reward centering c·mean((r_c+r_r)^2), e.g. 0.01 (default: "
                                   "off)",
+    "weight_decay": "AdamW weight decay",
+    "max_grad_norm": "gradient clipping norm (0 or null = no clipping)",
     "seed": "seed of data order and the head's initialisation",
     "device": "cpu, cuda, cuda:N, ... (default: cuda when available, else cpu)",
     "trust_remote_code": "run the model folder's own code (off unless turned on)",
@@ -55,8 +59,10 @@ RewardTrainConfig.RULES = {
     "epochs": (positive, "a finite number > 0"),
     "max_steps": (optional(at_least(1)), ">= 1, or null"),
     "batch_size": (at_least(1), ">= 1"),
-    "max_length": (at_least(2), ">= 2"),
+    "max_length": (optional(at_least(2)), ">= 2, or null"),
     "center_rewards_coefficient": (optional(lambda v: finite(v) and v >= 0), ">= 0, or null"),
+    "weight_decay": (lambda v: finite(v) and v >= 0, "a finite number >= 0"),
+    "max_grad_norm": (optional(lambda v: finite(v) and v >= 0), "a finite number >= 0, or null"),
 }
 RewardTrainConfig.REQUIRED = ("model", "data", "output")
 RewardTrainConfig.FLAGS = {"use_margin": "--margin"}  # --no-margin ignores the column

@@ -45,36 +45,13 @@ class NonFiniteError(ValueError):
     model was saved."""
 
 
-def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def check_settings(*, lr, epochs, max_steps, batch_size, max_length, weight_decay,
-                   max_grad_norm, center_rewards_coefficient) -> None:
+def check_settings(**settings) -> None:
     """Refuse, with one line naming the flag and what it accepts, a setting that makes no sense
-    (checked before anything loads)."""
-    is_int = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
-    rules = (
-        ("--lr", lr, _finite(lr) and lr >= 0, "a finite number >= 0"),
-        ("--epochs", epochs, _finite(epochs) and epochs > 0, "a finite number > 0"),
-        ("--max-steps", max_steps, max_steps is None or (is_int(max_steps) and max_steps >= 1),
-         "an integer >= 1 (or leave it out to use --epochs)"),
-        ("--batch-size", batch_size, is_int(batch_size) and batch_size >= 1, "an integer >= 1"),
-        ("--max-length", max_length, max_length is None or (is_int(max_length) and max_length >= 2),
-         "an integer >= 2"),
-        ("weight_decay", weight_decay, _finite(weight_decay) and weight_decay >= 0,
-         "a finite number >= 0"),
-        ("max_grad_norm", max_grad_norm,
-         max_grad_norm is None or (_finite(max_grad_norm) and max_grad_norm >= 0),
-         "a finite number >= 0, or None (0 or None = no clipping)"),
-        ("--center-rewards-coefficient", center_rewards_coefficient,
-         center_rewards_coefficient is None
-         or (_finite(center_rewards_coefficient) and center_rewards_coefficient >= 0),
-         "a finite number >= 0"),
-    )
-    for flag, value, ok, allowed in rules:
-        if not ok:
-            raise ValueError(f"{flag} {value!r}: must be {allowed}")
+    (checked before anything loads): `RewardTrainConfig`'s rules, the same the CLI applies."""
+    from prefalign.reward.config import RewardTrainConfig
+
+    RewardTrainConfig(model="-", data="-", output="-", **settings).validate(
+        {name: RewardTrainConfig.flag_of(name) for name in settings})
 
 
 def check_paths(model_path, data, output) -> None:
