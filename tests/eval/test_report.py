@@ -85,6 +85,20 @@ def test_bad_metrics_line_is_named(tmp_path):
         build_report(tmp_path / "missing")
 
 
+@pytest.mark.parametrize("line,field", [('{"step": "two", "loss": 0.5}', "step"),
+                                        ('{"loss": 0.3}', "step"), ('{"step": -1}', "step"),
+                                        ('{"step": true}', "step"),
+                                        ('{"step": 2, "loss": [0.1, 0.2]}', "loss")])
+def test_a_metrics_row_without_a_step_or_with_a_listed_value_is_named(tmp_path, line, field):
+    """Rows were plotted as they came: a row without a whole-number step or with a list for a
+    metric is one line naming the file, the line and the field."""
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 1, "loss": 0.6}\n' + line + "\n")
+    with pytest.raises(ValueError, match=rf"metrics.jsonl, line 2, field '{field}'"):
+        build_report(run)
+
+
 def test_report_cli(run_dir):
     import argparse
 

@@ -33,7 +33,9 @@ EVAL_FILES = ("eval/eval.json", "eval.json")
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
-    """The JSON objects of a metrics.jsonl, with a clear error naming a bad line."""
+    """The JSON objects of a metrics.jsonl, with a clear error naming a bad line: each row an
+    object with a whole-number ``step`` (the x axis of every plot) and values that are numbers,
+    null or text (a metric given as a list or an object is refused, not plotted as garbage)."""
     rows = []
     path = Path(path)
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -45,6 +47,14 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
             raise ValueError(f"{path}, line {n}: not valid JSON ({e.msg})") from None
         if not isinstance(row, dict):
             raise ValueError(f"{path}, line {n}: expected a JSON object")
+        step = row.get("step")
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"{path}, line {n}, field 'step': expected a whole number >= 0, "
+                             f"got {step!r}")
+        bad = [k for k, v in row.items() if isinstance(v, (list, dict))]
+        if bad:
+            raise ValueError(f"{path}, line {n}, field {bad[0]!r}: expected a number, null or "
+                             f"text, got {type(row[bad[0]]).__name__}")
         rows.append(row)
     return rows
 
