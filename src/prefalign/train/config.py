@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from prefalign.settings import (ConfigError, Settings, at_least, finite, one_of, optional,
-                                positive, where)
+                                positive, subject, where)
 
 __all__ = ["TrainConfig", "ConfigError", "FIELD_HELP", "check_objective_args"]
 
@@ -39,6 +39,7 @@ class TrainConfig(Settings):
     max_prompt_length: int | None = None
     truncation: str = "keep_start"
     on_error: str = "raise"
+    keep_whitespace_variants: bool = False
     # optimisation
     lr: float = 5e-6
     batch_size: int = 4  # examples (pairs) per device per micro-batch
@@ -97,6 +98,10 @@ class TrainConfig(Settings):
                               f"({self.max_prompt_length}) must be below max_length "
                               f"({self.max_length}) to leave room for the response")
         self.objective_args = check_objective_args(self.objective, self.objective_args, origins)
+        for name in ("output", "cache_dir"):  # a file where a folder goes fails late, unnamed
+            value = getattr(self, name)
+            if value and Path(value).exists() and not Path(value).is_dir():
+                raise ConfigError(f"{subject(name, origins)} {value}: exists and is not a folder")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -197,6 +202,8 @@ FIELD_HELP: dict[str, str] = {
     "max_prompt_length": "tokens of prompt kept when truncating (below --max-length)",
     "truncation": "how an over-long example is cut",
     "on_error": "a bad data row: raise (stop, naming the row) or skip (counted and reported)",
+    "keep_whitespace_variants": "train on pairs whose responses differ only in whitespace (bad "
+                                "rows like identical ones otherwise: --on-error decides)",
     "lr": "peak learning rate",
     "batch_size": "micro-batch size",
     "grad_accum": "micro-batches per optimizer step",

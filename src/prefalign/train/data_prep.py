@@ -137,11 +137,13 @@ def _add_kl_completions(examples, max_length: int | None = None):
 
 def prepare_examples(source, cfg, spec, tokenizer):
     """Read ``source``, check and fit it to ``spec``, tokenize; returns (examples, report)."""
-    records, load_report = load_records(source, on_error=cfg.on_error)  # warns about skips
+    records, load_report = load_records(  # warns about skips
+        source, on_error=cfg.on_error, keep_whitespace_variants=cfg.keep_whitespace_variants)
     records = _fit_margins(records, spec)
     examples, tok_report = tokenize_records(  # warns about skips, cuts and drops
         records, tokenizer, max_length=cfg.max_length, truncation=cfg.truncation,
-        max_prompt_length=cfg.max_prompt_length, on_error=cfg.on_error)
+        max_prompt_length=cfg.max_prompt_length, on_error=cfg.on_error,
+        keep_whitespace_variants=cfg.keep_whitespace_variants)
     if not examples:
         raise ValueError(f"{source}: no usable examples ({load_report.summary()}; "
                          f"{tok_report.summary()})")

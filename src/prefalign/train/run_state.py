@@ -56,6 +56,9 @@ RESULT_FIELDS = (
     "attn_implementation", "router_aux_loss_coef", "disable_dropout", "lora", "lora_r",
     "lora_alpha", "lora_dropout", "lora_target_modules", "qlora", "merge_lora",
 )
+# fields added after runs were recorded: in the fingerprint only when not at their default, so a
+# run recorded before them still resumes
+ADDED_FIELDS = {"keep_whitespace_variants": False}
 # shown in messages, compared through their *_files entries
 _DISPLAY = ("model", "ref_model", "data", "eval_data")
 
@@ -162,6 +165,9 @@ def run_fingerprint(cfg, *, objective: str, hparams: dict[str, Any], reference: 
     }
     for name in RESULT_FIELDS:
         fp[name] = _plain(getattr(cfg, name))
+    for name, default in ADDED_FIELDS.items():
+        if getattr(cfg, name, default) != default:
+            fp[name] = _plain(getattr(cfg, name))
     fp["max_length"] = max_length  # the effective one (the model's positions when unset)
     return fp
 
