@@ -292,3 +292,18 @@ def test_synth_cli_errors_are_one_line(tmp_path, write_prompts, capsys, monkeypa
     assert code == 2 and len(err) == 2, err
     assert err[0].startswith(f"prefalign synth: error: {server.url}/chat/completions: HTTP 401 ")
     assert "Incorrect API key" in err[0]
+
+
+def test_a_prompt_too_long_for_the_model_is_refused_before_sampling(tmp_path, write_prompts,
+                                                                    tiny_model_dir):
+    """A prompt whose tokens plus --max-new-tokens pass the model's positions (here a model of
+    64 positions) stops synth naming the prompt, before anything is sampled or written."""
+    from prefalign.tiny_models import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "short", max_positions=64)
+    prompts = write_prompts([{"prompt": "1+1="}, {"prompt": "9" * 60}])
+    with pytest.raises(ValueError, match=r"prompts.jsonl: prompt 2 is \d+ tokens; with "
+                                         r"--max-new-tokens 8 it passes the model's 64 positions"):
+        run_synth(SynthConfig(model=str(model), prompts=str(prompts), scorer=VERIFIER, n=2,
+                              max_new_tokens=8, output=str(tmp_path / "o.jsonl"), progress=False))
+    assert not (tmp_path / "o.jsonl").exists()

@@ -264,6 +264,22 @@ def check_settings(cfg: SynthConfig) -> None:
     cfg.sampling()  # SamplingConfig checks temperature, top_p, top_k, max_new_tokens
 
 
+def check_prompt_lengths(generator, prompts, max_new_tokens: int, source) -> None:
+    """Refuse, before sampling, a prompt that with ``max_new_tokens`` would pass the model's
+    positions (the hf back end would generate past them: garbage or an index error mid-run).
+    Back ends that do not expose their model (vllm, openai) check this themselves."""
+    model, tokenizer = getattr(generator, "model", None), getattr(generator, "tokenizer", None)
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if not isinstance(limit, int) or tokenizer is None:
+        return
+    for item in prompts:
+        n = len(tokenize_prompt(item.prompt, tokenizer, item.system))
+        if n + max_new_tokens > limit:
+            raise ValueError(f"{source}: prompt {item.index + 1} is {n} tokens; with "
+                             f"--max-new-tokens {max_new_tokens} it passes the model's {limit} "
+                             "positions; shorten it or lower --max-new-tokens")
+
+
 def run_synth(cfg: SynthConfig) -> SynthResult:
     """Run (or resume) a synth job; see the module docstring. The output is locked for the
     run (``OUTPUT.lock``): a second job on it is refused, naming the first one's PID."""
@@ -309,6 +325,8 @@ def _run_synth(cfg: SynthConfig, opts: PairOptions, out_path: Path, log_path: Pa
     scorer_desc = None  # what the scorer said of itself (e.g. how unit tests are isolated)
     if todo:
         generator = make_backend(cfg)
+        check_prompt_lengths(generator, [p for c in todo for p in c], cfg.max_new_tokens,
+                             cfg.prompts)
         prompt_ids = _PromptIds(generator)
         scorer = cfg.scorer_obj
         if scorer is None:
