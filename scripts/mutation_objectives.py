@@ -392,6 +392,8 @@ def main() -> int:
     ap.add_argument("--log", help="append each result to this JSON-lines file as it comes, and skip the "
                     "mutants it already holds (a run that was interrupted continues)")
     a = ap.parse_args()
+    # the run works in copies (it changes directory): output paths are taken from here
+    a.json, a.report, a.log = (str(Path(x).resolve()) if x else x for x in (a.json, a.report, a.log))
 
     files = sorted(TARGET.glob("*.py")) if not a.files else [TARGET / f for f in a.files]
     mutants = enumerate_mutants(files)
@@ -539,12 +541,17 @@ def _notes() -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def _explain(m: Mutant, notes) -> str:
+def _explain(m: Mutant, notes, used: set) -> str:
+    """The first note for this file, mutation and line not used yet (several mutants of one kind
+    on one line have one note each, in order), else the first that matches."""
     source = _source_line(m)
-    for name, description, piece, reason in notes:
-        if Path(m.file).name == name and m.description == description and piece in source:
-            return reason
-    return "not explained"
+    matches = [i for i, (name, description, piece, _) in enumerate(notes)
+               if Path(m.file).name == name and m.description == description and piece in source]
+    if not matches:
+        return "not explained"
+    pick = next((i for i in matches if i not in used), matches[0])
+    used.add(pick)
+    return notes[pick][3]
 
 
 def _source_line(m: Mutant) -> str:
@@ -560,7 +567,11 @@ def render_report(results, killed, survived, errors, rate) -> str:
            "Each mutant is one small wrong change to one file of `src/prefalign/objectives/` (an "
            "operator, a sign, a constant, chosen and rejected swapped, a function replaced, a `detach` "
            "dropped, two arguments swapped: see the script's docstring); the objectives tests run "
-           "against each. A mutant the tests notice is killed.", "",
+           "against each. A mutant the tests notice is killed. Not generated, as the same program: "
+           "the minus of a negative axis dropped (`dim=-1` on 2-D tensors) and "
+           "`torch.promote_types`'s arguments swapped. A survivor is a mutant the tests cannot "
+           "tell from the code; each is listed below with why (most are equivalent programs: "
+           "a default no caller uses, a dtype two tensors share, a detach under no_grad).", "",
            f"**{len(results)} mutants: {len(killed)} killed, {len(survived)} survived "
            f"({len(errors)} did not import and are not counted); kill rate {100 * rate:.1f}%.**", "",
            "| file | killed | mutants |", "|---|---|---|"]
@@ -575,10 +586,11 @@ def render_report(results, killed, survived, errors, rate) -> str:
         out.append(f"| `{Path(f).name}` | {k} | {n} |")
     out += ["", "## Every surviving mutant, and why it survives", "",
             "| where | mutation | source line | why |", "|---|---|---|---|"]
+    used: set = set()
     for m in survived:
         cell = lambda t: t.replace("|", "\\|")  # noqa: E731
         out.append(f"| `{Path(m.file).name}:{m.line}` | {cell(m.description)} | `{cell(_source_line(m))}` "
-                   f"| {cell(_explain(m, notes))} |")
+                   f"| {cell(_explain(m, notes, used))} |")
     return "\n".join(out) + "\n"
 
 
