@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as e:
         if os.environ.get("PREFALIGN_DEBUG"):
             raise
-        print(f"prefalign {args.command}: error: {e}", file=sys.stderr)
+        command = " ".join(c for c in (args.command, getattr(args, "rm_command", None)) if c)
+        print(f"prefalign {command}: error: {e}", file=sys.stderr)
         print("(PREFALIGN_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 2
