@@ -74,3 +74,13 @@ def test_a_switch_from_yaml_can_be_turned_off_by_its_no_twin(tmp_path):
     parsed = settings_from(SynthConfig, build_parser().parse_args(
         base + ["--no-keep-whitespace-variants", "--progress"]))
     assert parsed.keep_whitespace_variants is False and parsed.progress is True
+
+
+def test_an_unknown_objective_hyperparameter_names_its_own_line(tmp_path, capsys, monkeypatch):
+    """In a nested objective_args mapping the error points at the unknown name's line (it named
+    the line of objective_args itself)."""
+    monkeypatch.delenv("PREFALIGN_DEBUG", raising=False)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model: m\ndata: d\nobjective_args:\n  beta: 0.2\n  betta: 1\n")
+    assert f"{cfg}, line 5: objective 'sigmoid' has no hyperparameter(s) betta" in _error(
+        capsys, ["train", "--config", str(cfg), "--output", str(tmp_path / "o")])

@@ -167,8 +167,10 @@ def check_objective_args(objective: str, args: dict[str, Any],
 
         close = {u: difflib.get_close_matches(u, list(spec.defaults), 1) for u in unknown}
         hint = "; ".join(f"{u}: did you mean {c[0]}?" for u, c in close.items() if c)
+        key = f"objective_args.{unknown[0]}"  # the line of the first unknown name, if known
         raise ConfigError(
-            f"{where('objective_args', origins)}objective {spec.name!r} has no hyperparameter(s) "
+            f"{where(key if key in origins else 'objective_args', origins)}objective "
+            f"{spec.name!r} has no hyperparameter(s) "
             f"{', '.join(unknown)}; it takes: {', '.join(sorted(spec.defaults)) or 'none'}"
             + (f" ({hint})" if hint else ""))
     out = {}
