@@ -19,6 +19,10 @@ Runs (each a separate process that owns the GPU alone):
   trl-default       TRL 1.16 DPOTrainer as it comes: bf16, gradient checkpointing
   trl-fast          TRL without gradient checkpointing and with precompute_ref_log_probs
 
+Step times: prefalign's per-step ``seconds`` (packing the micro-batches included); TRL's from
+``on_step_begin`` to ``on_step_end`` (its batch is fetched and collated before, so this
+slightly favours TRL).
+
 Reported per run: steady-state tokens/s (the pairs' tokens, prompt + chosen + rejected, per
 second of the median optimizer step after the first quarter of steps: the same numerator for
 both tools), pairs/s over the whole process (start-up, tokenization, reference pass included),
@@ -71,6 +75,7 @@ MIXES = {  # (prompt min, max), (response min, max) in tokens
     "smoke": ((20, 60), (10, 30)),
 }
 RUNS = ("prefalign", "prefalign-varlen", "trl-default", "trl-fast", "prefalign-flex")
+SMOKE_RUNS = RUNS[:4]  # FlexAttention needs CUDA
 
 TRL_CHILD = r"""
 import json, sys, time, torch
@@ -117,6 +122,8 @@ try:
     rc = main(sys.argv[1:])
 except torch.OutOfMemoryError:
     print(json.dumps({"oom": True, "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20})); sys.exit(0)
+if rc:
+    sys.exit(rc)  # a refusal or error: its one line is on stderr for the table
 cuda = torch.cuda.is_available()
 print(json.dumps({"rc": rc, "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else 0}))
 """
@@ -193,7 +200,8 @@ def child(code: str, args: list[str], timeout: float) -> tuple[float, dict]:
         if "OutOfMemoryError" in tail or "CUDA out of memory" in tail:
             return wall, {"oom": True}
         sys.stderr.write(tail + "\n")
-        return wall, {"error": tail.splitlines()[-1] if tail else f"exit {proc.returncode}"}
+        lines = [x for x in tail.splitlines() if "error:" in x] or tail.splitlines()
+        return wall, {"error": lines[-1] if lines else f"exit {proc.returncode}"}
     return wall, json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -215,6 +223,8 @@ def run_prefalign(fx: Path, a, attn: str | None, work: Path) -> dict:
     wall, info = child(PREFALIGN_CHILD, args, a.run_timeout)
     if info.get("oom") or info.get("error"):
         return {"wall_s": wall, **info}
+    if not (run / "metrics.jsonl").is_file():
+        return {"wall_s": wall, **info, "error": "no metrics.jsonl written"}
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     lines = [x for x in lines if "logps/chosen" in x]
     return {"wall_s": wall, **info, "step_seconds": [x["seconds"] for x in lines],
@@ -269,8 +279,9 @@ def main() -> int:
     ap.add_argument("--mixes", default=None,
                     help="comma-separated length mixes: chat, long-prompt, smoke "
                          "(default: chat,long-prompt; --smoke: smoke)")
-    ap.add_argument("--runs", default=",".join(RUNS),
-                    help=f"comma-separated runs, in order (default: {','.join(RUNS)})")
+    ap.add_argument("--runs", default=None,
+                    help=f"comma-separated runs, in order (default: {','.join(RUNS)}; --smoke: "
+                         f"{','.join(SMOKE_RUNS)})")
     ap.add_argument("--batch", type=int, default=None, help="pairs per step (default 8; smoke 4)")
     ap.add_argument("--max-steps", type=int, default=None,
                     help="optimizer steps per run (default 16; smoke 4)")
@@ -282,6 +293,7 @@ def main() -> int:
                     help="seconds one run may take before it is recorded as timed out (default 600)")
     ap.add_argument("--out", default=str(HERE / "out"), help="output folder (default bench/out)")
     a = ap.parse_args()
+    a.runs = a.runs or ",".join(SMOKE_RUNS if a.smoke else RUNS)
     a.batch = a.batch or (4 if a.smoke else 8)
     a.max_steps = a.max_steps or (4 if a.smoke else 16)
     models = (a.models or ("tiny" if a.smoke else "qwen2.5-1.5b,llama-3.2-1b")).split(",")

@@ -84,3 +84,17 @@ def test_an_unknown_objective_hyperparameter_names_its_own_line(tmp_path, capsys
     cfg.write_text("model: m\ndata: d\nobjective_args:\n  beta: 0.2\n  betta: 1\n")
     assert f"{cfg}, line 5: objective 'sigmoid' has no hyperparameter(s) betta" in _error(
         capsys, ["train", "--config", str(cfg), "--output", str(tmp_path / "o")])
+
+
+def test_demo_set_merges_with_the_yaml_objective_args_and_is_range_checked(tmp_path, capsys,
+                                                                           monkeypatch):
+    """--set replaced the YAML mapping (dropping its other names) and was checked only for
+    names, so a bad value failed after minutes of SFT; both are refused before any work now."""
+    monkeypatch.delenv("PREFALIGN_DEBUG", raising=False)
+    cfg = tmp_path / "d.yaml"
+    cfg.write_text("objective: rpo\nobjective_args:\n  betta: 0.5\n")
+    assert "has no hyperparameter(s) betta" in _error(
+        capsys, ["demo", "--config", str(cfg), "--set", "beta=0.2", "--output", str(tmp_path / "o")])
+    assert "hyperparameter beta=-1 is out of range" in _error(
+        capsys, ["demo", "--set", "beta=-1", "--output", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()

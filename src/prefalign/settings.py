@@ -53,7 +53,8 @@ class Settings:
 
     HELP: ClassVar[dict[str, str]] = {}
     RULES: ClassVar[dict[str, Rule]] = {}
-    NO_FLAG: ClassVar[frozenset[str]] = frozenset()
+    NO_FLAG: ClassVar[frozenset[str]] = frozenset()  # valid in YAML, no flag (mappings)
+    LIBRARY_ONLY: ClassVar[frozenset[str]] = frozenset()  # objects: neither flag nor YAML key
     REQUIRED: ClassVar[tuple[str, ...]] = ()  # must be set by a flag or the YAML file
     POSITIONAL: ClassVar[tuple[str, ...]] = ()  # given without a flag, in this order
     FLAGS: ClassVar[dict[str, str]] = {}  # field -> flag, where it is not --the-field-name
@@ -73,7 +74,7 @@ class Settings:
         hints = typing.get_type_hints(cls)
         out = []
         for f in dataclasses.fields(cls):
-            if f.name in cls.NO_FLAG or not f.init:
+            if f.name in cls.NO_FLAG or f.name in cls.LIBRARY_ONLY or not f.init:
                 continue
             default = f.default if f.default is not dataclasses.MISSING else (
                 f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
@@ -111,13 +112,13 @@ class Settings:
         origins: dict[str, str] = {}
         if yaml_path:
             loaded, lines = read_yaml(yaml_path)
-            values.update(loaded)
+            values.update({str(k): v for k, v in loaded.items()})
             origins.update({k: f"{yaml_path}, line {n}" for k, n in lines.items()})
         given = {k: v for k, v in overrides.items() if v is not None}
         values.update(given)
         for k in given:
             origins[k] = cls.flag_of(k)
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = {f.name for f in dataclasses.fields(cls)} - cls.LIBRARY_ONLY
         unknown = sorted(set(values) - known)
         if unknown:
             import difflib
@@ -243,13 +244,14 @@ def where(name: str, origins: dict[str, str]) -> str:
 def subject(name: str, origins: dict[str, str]) -> str:
     """How an error names a setting: ``--lr`` (a flag), ``FILE, line 3: lr`` (YAML) or ``lr``."""
     origin = origins.get(name)
-    if origin and (origin.startswith("--") or origin.isupper()):
-        return origin
+    if origin and (origin.startswith("--") or origin.isupper() or origin.endswith("." + name)):
+        return origin  # a flag, a positional argument, or a dotted name (train_args.lr)
     return f"{origin}: {name}" if origin else name
 
 
 # ---- coercion by declared type ------------------------------------------------------------------
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+NULL_WORDS = ("null", "none", "~")
 
 
 def _number(text: str) -> float:
@@ -260,8 +262,9 @@ def coerce(value: Any, hint: Any) -> Any:
     """``value`` as ``hint`` (a field's type), or raise TypeError with what was expected."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        if value is None and type(None) in args:
-            return None
+        if type(None) in args and (value is None or (
+                isinstance(value, str) and value.strip().lower() in NULL_WORDS)):
+            return None  # a flag's text "null" turns a YAML value off
         for arg in args:  # a value that already has one of the types stays as it is
             if arg in (str, bool) and type(value) is arg:
                 return value

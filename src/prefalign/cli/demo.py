@@ -17,7 +17,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from prefalign.loop.demo_report import stage_accuracies
     from prefalign.loop.demo_stages import DemoConfig
 
-    cfg = settings_from(DemoConfig, args, objective_args=parse_set(args.set) or None)
+    cfg = settings_from(DemoConfig, args)
+    cfg.objective_args = {**cfg.objective_args, **parse_set(args.set)}  # --set over the YAML
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for noisy in ("httpx", "accelerate", "transformers", "datasets", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -35,19 +35,18 @@ def add_synth_parser(sub) -> None:
 
 
 def _cmd_iterate(args: argparse.Namespace) -> int:
-    from prefalign.loop.iterate import IterateConfig, run_iterate
-    from prefalign.settings import coerce_values
-    from prefalign.train.config import TrainConfig
+    from prefalign.loop.iterate import IterateConfig, check_train_args, run_iterate
 
     cfg = settings_from(IterateConfig, args)
     train_args = dict(cfg.train_args)
-    given = {field: getattr(args, "train_" + field) for field in TRAIN_PASS.values()
+    flags = {field: flag for flag, field in TRAIN_PASS.items()
              if getattr(args, "train_" + field) is not None}
-    # typed as training will read them (a round's fingerprint compares values, not text)
-    train_args.update(coerce_values(TrainConfig, given, {f: k for k, f in TRAIN_PASS.items()}))
+    train_args.update({field: getattr(args, "train_" + field) for field in flags})
     if args.beta is not None:
         train_args.setdefault("objective_args", {})["beta"] = args.beta
+        flags["objective_args"] = "--beta"
     cfg.train_args = train_args
+    check_train_args(cfg, flags)  # typed and checked before any round starts, naming the flag
     result = run_iterate(cfg)
     for info in result.rounds:
         ev = info.get("eval") or {}

@@ -91,9 +91,10 @@ def plan_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
 def bucket_width(n: int, quantum: int = 128, per_octave: int = 4) -> int:
     """The smallest width >= ``n`` on a fixed ladder: multiples of ``quantum`` up to
     ``per_octave * quantum``, then ``per_octave`` evenly spaced steps per doubling (128, 256,
-    ..., 512, 640, 768, 896, 1024, 1280, ...). Padding stays under 1/per_octave of the width,
-    and widths from 1 to W take at most about per_octave * log2(W / quantum) + per_octave
-    values, so a compiled kernel sees few shapes."""
+    ..., 512, 640, 768, 896, 1024, 1280, ...). Past ``per_octave * quantum`` the padding stays
+    under 1/per_octave of the width (below it, under ``quantum`` tokens), and widths from 1 to W
+    take at most about per_octave * log2(W / quantum) + per_octave values, so a compiled kernel
+    sees few shapes."""
     if n < 1:
         raise ValueError(f"a width is at least 1, got {n}")
     step = quantum

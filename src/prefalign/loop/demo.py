@@ -136,11 +136,11 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     if sizes.rounds < 1:
         raise ValueError("the demo needs at least one round of synth -> train")
     # fail before minutes of training, not after (and before settings.json records a typo)
+    from prefalign.train.config import check_objective_args
+
     spec = objectives.get(cfg.objective)
-    unknown = sorted(set(cfg.objective_args) - set(spec.defaults))
-    if unknown:
-        raise ValueError(f"objective {cfg.objective!r} has no hyperparameter(s) "
-                         f"{', '.join(unknown)}; it takes: {', '.join(sorted(spec.defaults))}")
+    # names, types and ranges, as training will check them
+    cfg.objective_args = check_objective_args(cfg.objective, cfg.objective_args)
     if cfg.compare:
         check_names(cfg.compare)
     out = Path(cfg.output)

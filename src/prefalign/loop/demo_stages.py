@@ -69,7 +69,8 @@ DemoConfig.HELP = {
 }
 DemoConfig.RULES = {"rounds": (optional(at_least(1)), ">= 1, or null"),
                     "threads": (at_least(0), ">= 0")}
-DemoConfig.NO_FLAG = frozenset({"objective_args", "sizes"})
+DemoConfig.NO_FLAG = frozenset({"objective_args"})
+DemoConfig.LIBRARY_ONLY = frozenset({"sizes"})
 
 
 @dataclass

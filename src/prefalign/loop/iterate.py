@@ -92,7 +92,8 @@ IterateConfig.HELP = {
     "eval_temperature": "temperature of the held-out responses; 0 = greedy",
     "pass_threshold": "a response passes at score >= this",
 }
-IterateConfig.NO_FLAG = frozenset({"train_args", "scorer_obj"})
+IterateConfig.NO_FLAG = frozenset({"train_args"})
+IterateConfig.LIBRARY_ONLY = frozenset({"scorer_obj"})
 IterateConfig.REQUIRED = ("model", "prompts", "scorer")
 
 
@@ -200,6 +201,44 @@ def _check_round(rdir: Path, info: dict[str, Any], fp: dict[str, Any], out: Path
                                  f"{fix}")
 
 
+# set by each round itself: its policy, its data, its folder, the loop's objective, seed and bars
+ROUND_SET = ("model", "data", "output", "objective", "seed", "progress")
+
+
+def check_train_args(cfg: IterateConfig, origins: dict[str, str] | None = None) -> None:
+    """Check ``cfg.train_args`` with TrainConfig's own rules before any work, and store them
+    typed as training reads them (``lr: 1e-5`` from YAML text and ``--lr 1e-5`` then give the
+    same round fingerprint). ``origins`` names where a key came from (a flag); else it is
+    named ``train_args.KEY``. Raises ConfigError."""
+    import dataclasses
+    import difflib
+
+    from prefalign.settings import ConfigError
+    from prefalign.train.config import TrainConfig
+
+    args = dict(cfg.train_args)
+    origins = {k: (origins or {}).get(k, f"train_args.{k}") for k in args}
+    taken = sorted(set(args) & set(ROUND_SET))
+    if taken:
+        raise ConfigError(f"{origins[taken[0]]}: {', '.join(taken)} "
+                          f"{'is' if len(taken) == 1 else 'are'} set by each round (its "
+                          "policy, data and folder; iterate's --objective, --seed and progress "
+                          "bars); leave them out of train_args")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(args) - known)
+    if unknown:
+        u = unknown[0]
+        close = [TrainConfig.KNOWN_AS[u]] if u in TrainConfig.KNOWN_AS else \
+            difflib.get_close_matches(u, sorted(known), 2)
+        raise ConfigError(f"{origins[u]}: not a training setting"
+                          + (f" (did you mean {', '.join(close)}?)" if close else ""))
+    probe = TrainConfig(model="-", data="-", objective=cfg.objective)
+    for name, value in args.items():
+        setattr(probe, name, value)
+    probe.validate({k: origins[k] for k in args})
+    cfg.train_args = {k: getattr(probe, k) for k in args}
+
+
 def check_iterate_settings(cfg: IterateConfig) -> None:
     """Refuse a loop that would do nothing or cannot sample, before any work: ``rounds`` >= 1,
     counts >= 1, usable sampling settings (synth's and eval's), and held-out prompts, when
@@ -208,6 +247,7 @@ def check_iterate_settings(cfg: IterateConfig) -> None:
                         ("--chunk-size", cfg.chunk_size)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{flag} {value!r}: must be an integer >= 1")
+    check_train_args(cfg)
     check_sampling(cfg.temperature, cfg.top_p, cfg.top_k, cfg.max_new_tokens)
     check_sampling(cfg.eval_temperature, cfg.top_p, cfg.top_k, cfg.max_new_tokens,
                    flags={"temperature": "--eval-temperature"})

@@ -45,13 +45,15 @@ class NonFiniteError(ValueError):
     model was saved."""
 
 
-def check_settings(**settings) -> None:
-    """Refuse, with one line naming the flag and what it accepts, a setting that makes no sense
-    (checked before anything loads): `RewardTrainConfig`'s rules, the same the CLI applies."""
+def check_settings(**settings) -> dict:
+    """``settings`` checked by `RewardTrainConfig`'s rules (the CLI's) before anything loads,
+    and returned typed as the checks read them (``max_steps=2.0`` is 2); a setting that makes no
+    sense is one line naming the flag and what it accepts."""
     from prefalign.reward.config import RewardTrainConfig
 
-    RewardTrainConfig(model="-", data="-", output="-", **settings).validate(
+    cfg = RewardTrainConfig(model="-", data="-", output="-", **settings).validate(
         {name: RewardTrainConfig.flag_of(name) for name in settings})
+    return {name: getattr(cfg, name) for name in settings}
 
 
 def check_paths(model_path, data, output) -> None:
@@ -89,9 +91,13 @@ def train_reward_model(model_path: str | os.PathLike, data: Any, output: str | o
     ``output/metrics.jsonl`` (one line per step: step, loss, accuracy, margin, seconds) and
     ``output/train_args.json``. Returns the final summary.
     """
-    check_settings(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-                   max_length=max_length, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
-                   center_rewards_coefficient=center_rewards_coefficient)
+    checked = check_settings(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+                             max_length=max_length, weight_decay=weight_decay,
+                             max_grad_norm=max_grad_norm,
+                             center_rewards_coefficient=center_rewards_coefficient)
+    lr, epochs, max_steps, batch_size = (checked[k] for k in ("lr", "epochs", "max_steps", "batch_size"))
+    max_length, weight_decay, max_grad_norm, center_rewards_coefficient = (
+        checked[k] for k in ("max_length", "weight_decay", "max_grad_norm", "center_rewards_coefficient"))
     check_paths(model_path, data, output)
     torch.manual_seed(seed)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

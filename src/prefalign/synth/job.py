@@ -127,7 +127,7 @@ SYNTH_HELP = {
     "scorer_obj": "a Scorer object used instead of --scorer (library use)",
 }
 SynthConfig.HELP = SYNTH_HELP
-SynthConfig.NO_FLAG = frozenset({"generator", "scorer_obj"})
+SynthConfig.LIBRARY_ONLY = frozenset({"generator", "scorer_obj"})
 SynthConfig.REQUIRED = ("model", "prompts", "scorer")
 
 

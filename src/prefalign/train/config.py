@@ -98,6 +98,9 @@ class TrainConfig(Settings):
                               f"({self.max_prompt_length}) must be below max_length "
                               f"({self.max_length}) to leave room for the response")
         self.objective_args = check_objective_args(self.objective, self.objective_args, origins)
+        modules = self.lora_target_modules
+        if isinstance(modules, str) and modules != "all-linear":  # names, not a regex
+            self.lora_target_modules = [m.strip() for m in modules.split(",") if m.strip()]
         for name in ("output", "cache_dir"):  # a file where a folder goes fails late, unnamed
             value = getattr(self, name)
             if value and Path(value).exists() and not Path(value).is_dir():
@@ -228,7 +231,8 @@ FIELD_HELP: dict[str, str] = {
     "gradient_checkpointing": "recompute activations in the backward pass to save memory",
     "chunk_tokens": "tokens per chunk of the chunked LM head (log-probs without the full "
                     "logits tensor)",
-    "row_tokens": "tokens per packed row (default: the longest example)",
+    "row_tokens": "tokens per packed row (default: the longest example; FlexAttention packs each "
+                  "micro-batch into one row of a bucketed width instead)",
     "max_tokens_per_batch": "split each step's examples into micro-batches of at most this many "
                             "tokens (prompt once + responses) instead of --batch-size examples; "
                             "the step, its loss and its gradient stay the same (default: off)",
@@ -238,7 +242,8 @@ FIELD_HELP: dict[str, str] = {
     "lora_r": "LoRA rank",
     "lora_alpha": "LoRA alpha (scale = alpha / r)",
     "lora_dropout": "LoRA dropout",
-    "lora_target_modules": "modules that get adapters: all-linear or a list of names",
+    "lora_target_modules": "modules that get adapters: all-linear, or module names (a YAML list "
+                           "or comma-separated, e.g. q_proj,v_proj)",
     "qlora": "LoRA on a 4-bit quantized base (bitsandbytes, CUDA)",
     "merge_lora": "merge the adapter into the saved final model",
     "logging_steps": "optimizer steps between metrics.jsonl lines",
@@ -262,6 +267,6 @@ TrainConfig.KNOWN_AS = {  # TRL's / transformers' TrainingArguments names
     "gradient_accumulation_steps": "grad_accum", "num_train_epochs": "epochs",
     "lr_scheduler_type": "scheduler", "output_dir": "output", "model_name_or_path": "model",
     "loss_type": "objective", "ref_model_name_or_path": "ref_model",
-    "per_device_eval_batch_size": "batch_size", "gradient_checkpointing_kwargs": "gradient_checkpointing",
+    "gradient_checkpointing_kwargs": "gradient_checkpointing",
     "dataset": "data", "train_dataset": "data", "eval_dataset": "eval_data",
 }
