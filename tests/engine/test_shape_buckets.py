@@ -6,12 +6,11 @@ here the same layout runs through SDPA."""
 import random
 
 import pytest
-import torch
 
-from prefalign.engine.forward import PackedLogProbModel, plain_sequence_logps
+from prefalign.engine.forward import PackedLogProbModel
 from prefalign.engine.layout import bucket_width, pack
 
-from test_packed_forward import grads, load, random_examples
+from test_packed_forward import assert_packed_equals_plain, load, random_examples
 
 
 def test_the_ladder_is_the_smallest_width_that_fits_with_little_padding():
@@ -56,18 +55,7 @@ def test_bucketed_layout_gives_the_plain_log_probs_and_gradients(tiny_model_dir,
     batch = pack(examples, bucketed=True)
     assert batch.input_ids.shape == (1, bucket_width(sum(
         len(e.prompt_ids) + sum(map(len, e.responses)) for e in examples)))
-    fast = PackedLogProbModel(model, chunk_tokens=7)(batch)
-    plain = plain_sequence_logps(model, examples)
-    mask = batch.response_mask
-    torch.testing.assert_close(fast.logps[mask], plain[mask], rtol=1e-5, atol=1e-5)
-    weights = torch.randn(plain.shape, generator=torch.Generator().manual_seed(1)) * mask
-    model.zero_grad()
-    (fast.logps * weights).sum().backward()
-    fast_grads = grads(model)
-    model.zero_grad()
-    (plain * weights).sum().backward()
-    for name, g in grads(model).items():
-        torch.testing.assert_close(fast_grads[name], g, rtol=1e-4, atol=1e-5, msg=name)
+    assert_packed_equals_plain(model, examples, batch)
 
 
 def test_the_engine_packs_for_its_kernel(tiny_model_dir):

@@ -50,6 +50,15 @@ def is_finite_score(value) -> bool:
 Group = tuple[PromptItem, list[str]]
 
 
+def per_group(flat: Sequence, groups: Sequence[Group]) -> list[list]:
+    """``flat`` (one value per response, in order) split back into one list per group."""
+    out, pos = [], 0
+    for _, responses in groups:
+        out.append(list(flat[pos:pos + len(responses)]))
+        pos += len(responses)
+    return out
+
+
 class Scorer:
     name = "scorer"
 

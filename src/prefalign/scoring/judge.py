@@ -18,7 +18,7 @@ from typing import Sequence
 
 from prefalign.generation.types import PromptItem, SamplingConfig
 
-from .base import Group, Scorer, Score
+from .base import Group, Scorer, Score, per_group
 
 DEFAULT_RUBRIC = ("Rate how well the response answers the question: correctness first, then "
                   "helpfulness, clarity and concision.")
@@ -95,11 +95,7 @@ class PointwiseJudge(_Judge):
             self.stats["parsed" if rating is not None else "unparsed"] += 1
             flat.append(Score(rating, None if rating is not None else
                               f"judge_unparsed: no 'Rating: N' (1-10) in {answer[-80:]!r}"))
-        out, pos = [], 0
-        for _, responses in groups:
-            out.append(flat[pos:pos + len(responses)])
-            pos += len(responses)
-        return out
+        return per_group(flat, groups)
 
 
 class PairwiseJudge(_Judge):

@@ -18,7 +18,7 @@ from prefalign.data.records import is_conversational
 
 from prefalign.generation.types import PromptItem
 
-from .base import Group, Scorer, Score
+from .base import Group, Scorer, Score, per_group
 from .models import LogProbModel
 
 POSITIVE_FOLLOW_UPS = ("Thank you, that is exactly what I needed.",
@@ -99,11 +99,7 @@ class FollowUpLikelihood(Scorer):
         values = self.lm.logps(examples)
         k = len(self.positive)
         flat = [Score(sum(v[:k]) / k - sum(v[k:]) / len(self.negative)) for v in values]
-        out, pos = [], 0
-        for _, responses in groups:
-            out.append(flat[pos:pos + len(responses)])
-            pos += len(responses)
-        return out
+        return per_group(flat, groups)
 
     def describe(self) -> dict:
         return {"scorer": self.name, "model": self.lm.path, "positive": self.positive,

@@ -11,7 +11,7 @@ import torch
 
 from prefalign.data.records import is_conversational
 
-from .base import Group, Scorer, Score
+from .base import Group, Scorer, Score, per_group
 from .models import default_device
 
 
@@ -53,11 +53,7 @@ class RewardModelScorer(Scorer):
             enc = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
             logits = self.model(**enc).logits.float()
             values.extend(logits[:, self.label].cpu().tolist())
-        out, pos = [], 0
-        for _, responses in groups:
-            out.append([Score(v) for v in values[pos:pos + len(responses)]])
-            pos += len(responses)
-        return out
+        return per_group([Score(v) for v in values], groups)
 
     def describe(self) -> dict:
         return {"scorer": self.name, "model": self.path, "label": self.label}

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .base import Group, Scorer, Score
+from .base import Group, Scorer, Score, per_group
 
 
 def load_function(ref: str) -> Callable:
@@ -332,11 +332,7 @@ class UnitTestVerifier(Scorer):
             jobs.extend((extract_code(text), tests) for text in responses)
         with ThreadPoolExecutor(self.workers) as pool:
             flat = list(pool.map(lambda job: self._run(*job), jobs))
-        out, pos = [], 0
-        for _, responses in groups:
-            out.append(flat[pos:pos + len(responses)])
-            pos += len(responses)
-        return out
+        return per_group(flat, groups)
 
     def describe(self) -> dict:
         desc = {"scorer": self.name, "field": self.field, "timeout": self.timeout,
