@@ -18,10 +18,11 @@ from prefalign.engine.forward import PackedLogProbModel, plain_sequence_logps
 from prefalign.engine.layout import pack
 
 KERNELS = ["sdpa", "eager", "flex_attention", "varlen"]
-# what the padding-free varlen kernel refuses, and why (chunks, score soft-capping, sinks)
+# what the padding-free varlen kernel refuses, and why (chunks, score soft-capping, sinks, and
+# attention layers that do not run the plan, however a transformers release lets them fail to)
+NO_PLAN = "its attention layers do not take the varlen kernel's index plan"
 VARLEN_REFUSED = {"llama4_text": "chunked", "gemma2": "soft-capping", "gpt_oss": "sinks",
-                  "stablelm": "does not pass attention keyword arguments",
-                  "falcon": "has no 'prefalign_varlen' attention"}
+                  "stablelm": NO_PLAN, "falcon": NO_PLAN}
 
 
 @dataclass

@@ -52,7 +52,9 @@ def test_varlen_equals_the_dense_path_with_and_without_checkpointing(tiny_model_
     model = AutoModelForCausalLM.from_pretrained(path, attn_implementation=impl,
                                                  dtype=torch.float32)
     if checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        from prefalign.train.model_setup import enable_checkpointing
+
+        enable_checkpointing(model)
         model.train()
     examples = random_examples(seed=9, n=8, vocab=(5, 90))
     for e in examples:
@@ -89,3 +91,43 @@ def test_flash_varlen_on_cuda_is_close_to_eager_in_bf16(tiny_model_dir):
     fast = PackedLogProbModel(model)(batch).logps.float()
     ref = PackedLogProbModel(eager)(batch).logps.float()
     torch.testing.assert_close(fast, ref, rtol=2e-2, atol=5e-2)
+
+
+def _plan_dropped(module, query, key, value, attention_mask, **kwargs):
+    """An attention that drops the plan before the attention function (keyword arguments not
+    passed down)."""
+    from prefalign.engine import varlen
+
+    kwargs.pop(varlen.KWARG, None)
+    return varlen.varlen_attention(module, query, key, value, attention_mask, **kwargs)
+
+
+def _plan_ignored(module, query, key, value, attention_mask, scaling=None, **kwargs):
+    """An attention computed without the attention function: causal over the whole stream."""
+    out = torch.nn.functional.scaled_dot_product_attention(
+        query, key.repeat_interleave(query.shape[1] // key.shape[1], 1),
+        value.repeat_interleave(query.shape[1] // value.shape[1], 1), is_causal=True,
+        scale=scaling)
+    return out.transpose(1, 2).contiguous(), None
+
+
+@pytest.mark.parametrize("attention", [_plan_dropped, _plan_ignored])
+def test_a_family_whose_attention_does_not_run_the_plan_is_refused_before_any_batch(
+        tiny_model_dir, monkeypatch, attention):
+    """However attention skips the plan, one refusal at the model's first forward (its probe),
+    before a real batch; the second way trained on cross-example attention silently."""
+    from transformers import AttentionInterface, AutoModelForCausalLM
+
+    from prefalign.engine import varlen
+    from prefalign.engine.attention import UnsupportedModelError
+    from prefalign.engine.loading import resolve_attn_implementation
+
+    path = tiny_model_dir("llama")
+    impl = resolve_attn_implementation(load(path, "sdpa").config, "varlen")
+    monkeypatch.setitem(AttentionInterface._global_mapping, varlen.NAME, attention)
+    model = AutoModelForCausalLM.from_pretrained(path, attn_implementation=impl,
+                                                 dtype=torch.float32).eval()
+    with pytest.raises(UnsupportedModelError,
+                       match="llama: its attention layers do not take the varlen kernel's index "
+                             "plan"):
+        PackedLogProbModel(model)(pack(random_examples(seed=1, n=3, vocab=(5, 90))))

@@ -168,6 +168,26 @@ class PackedLogProbModel(nn.Module):
                 f"{self.config.model_type}: the engine's LM head does not reproduce the model's "
                 f"own logits (max difference {gap:.3g}): this family transforms its logits in a "
                 "way prefalign does not know, so its log-probs would be wrong")
+        if check_kernel(self.model) == varlen.NAME:
+            self._verify_varlen(ids, device, tol)
+
+    def _verify_varlen(self, ids: list[int], device, tol: float) -> None:
+        """Two examples of two responses in one stream give each sequence's own log-probs: a
+        family whose attention ignores the plan (computing its own attention, or dropping the
+        keyword arguments) would attend across them, so it is refused here, before any work."""
+        probe = type("Probe", (), {})
+        examples = []
+        for prompt, responses in (([ids[0], ids[1], ids[2]], [[ids[3], ids[1]], [ids[2]]]),
+                                  ([ids[3]], [[ids[0], ids[2], ids[1]], [ids[1], ids[0]]])):
+            example = probe()
+            example.prompt_ids, example.responses = prompt, responses
+            examples.append(example)
+        ours = self.forward(pack(examples).to(device)).logps.float()
+        theirs = plain_sequence_logps(self.model, examples).float()
+        gap = float((ours - theirs).abs().max())
+        if not gap <= tol * (1.0 + float(theirs.abs().max())):
+            raise varlen.refusal(self.config.model_type, "the packed stream's log-probs differ "
+                                 f"from one forward per sequence by {gap:.3g}")
 
     def head_inputs(self, batch: PackedBatch) -> HeadInputs:
         """Run the decoder body and gather the hidden states that predict response tokens."""

@@ -81,10 +81,16 @@ def check_model(path, *, trust_remote_code: bool = False, attn_implementation: s
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code,
                                                      attn_implementation=impl)
-    except KeyError as err:  # a family with its own table of attention classes
-        raise UnsupportedModelError(
-            f"{getattr(config, 'model_type', 'this model')} has no {impl!r} attention "
-            f"({err}); use attn_implementation 'auto'") from None
+    except (KeyError, ValueError) as err:  # a family without that attention in transformers
+        family = getattr(config, "model_type", "this model")
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        if impl == varlen.NAME:
+            raise varlen.refusal(family, f"transformers cannot load it with custom attention: "
+                                         f"{first}") from None
+        if isinstance(err, ValueError):
+            raise
+        raise UnsupportedModelError(f"{family} has no {impl!r} attention ({first}); use "
+                                    "attn_implementation 'auto'") from None
     plan = attention_plan(model)
     if impl == varlen.NAME:
         check_varlen(model, plan)

@@ -126,6 +126,15 @@ class VarlenPlan:
         return ok
 
 
+def refusal(family: str, how: str) -> UnsupportedModelError:
+    """The one refusal of a family whose attention layers cannot run the varlen plan, whichever
+    way they fail to (no custom attention at all, keyword arguments not passed down, attention
+    computed without the attention function)."""
+    return UnsupportedModelError(
+        f"{family}: its attention layers do not take the varlen kernel's index plan ({how}); "
+        "use attn_implementation 'auto' or 'sdpa' (dense masks)")
+
+
 @contextlib.contextmanager
 def active():
     """While a packed forward runs: transformers builds no [L, L] masks for this implementation,
@@ -177,9 +186,10 @@ def varlen_attention(module, query, key, value, attention_mask, scaling=None, dr
     plan: VarlenPlan | None = kwargs.get(KWARG)
     if plan is None:
         if _ACTIVE.get():
-            raise UnsupportedModelError(
-                f"{type(module).__name__} was called without the varlen plan: this family does "
-                "not pass attention keyword arguments down; use attn_implementation 'sdpa'")
+            raise refusal(getattr(getattr(module, "config", None), "model_type", None)
+                          or type(module).__name__,
+                          f"{type(module).__name__} does not pass the attention keyword "
+                          "arguments down")
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
         return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling,
