@@ -44,7 +44,7 @@ def load_causal_lm(path: str, cfg: TrainConfig, *, for_training: bool) -> nn.Mod
         model.requires_grad_(False)
         return model
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(model)
         model.config.use_cache = False
     if cfg.lora or cfg.qlora:
         from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
@@ -59,3 +59,12 @@ def load_causal_lm(path: str, cfg: TrainConfig, *, for_training: bool) -> nn.Mod
             model.enable_input_require_grads()
     model.train()
     return model
+
+
+def enable_checkpointing(model) -> None:
+    """Recompute activations in the backward pass (non-reentrant). transformers 5.25 renamed
+    gradient checkpointing to activation checkpointing (the old name warns, to go in v6)."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
