@@ -183,3 +183,17 @@ def test_tdpo_eval_reuses_the_training_reference(tiny_model_dir, pair_file, tmp_
     trainer.train()
     first = json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[0])
     assert first["eval/kl/chosen"] > 0 and math.isfinite(first["eval/loss"])
+
+
+@pytest.mark.parametrize("name,has_accuracy", [("sft", False), ("sigmoid", True)])
+def test_the_progress_bar_shows_what_the_objective_has(name, has_accuracy, tiny_model_dir, files,
+                                                       tmp_path, capsys):
+    """SFT's bar printed acc=nan for every step: it has no reward accuracy."""
+    spec = objectives.get(name)
+    cfg = TrainConfig(model=str(tiny_model_dir("llama")), data=str(data_for(name, spec.shape, files)),
+                      objective=name, output=str(tmp_path / "run"), cache_dir=str(tmp_path / "c"),
+                      batch_size=4, lr=1e-2, max_steps=2, progress=True)
+    train(cfg)
+    bar = capsys.readouterr().err
+    assert "loss=" in bar and "tok/s=" in bar and "nan" not in bar
+    assert ("acc=" in bar) is has_accuracy

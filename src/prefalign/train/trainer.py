@@ -150,6 +150,19 @@ def _router_aux_coef(cfg: TrainConfig) -> float:
     return 0.0
 
 
+def progress_fields(metrics: dict[str, Any]) -> dict[str, str]:
+    """What the progress bar shows of a step: its loss, the reward accuracy where the objective
+    has one (SFT and unpaired objectives have none: no ``acc=nan``), and tokens per second."""
+    out = {}
+    if "loss" in metrics:
+        out["loss"] = f"{metrics['loss']:.4f}"
+    if "rewards/accuracy" in metrics:
+        out["acc"] = f"{metrics['rewards/accuracy']:.2f}"
+    if metrics.get("seconds") and "tokens" in metrics:
+        out["tok/s"] = f"{metrics['tokens'] / metrics['seconds']:.0f}"
+    return out
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig):
         from accelerate import Accelerator
@@ -620,8 +633,7 @@ class Trainer:
             if cfg.report_to:
                 acc.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=self.step)
             bar.update(1)
-            bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4f}",
-                            acc=f"{metrics.get('rewards/accuracy', float('nan')):.2f}")
+            bar.set_postfix(progress_fields(metrics))
             if cfg.save_steps and self.step % cfg.save_steps == 0 and self.step < self.total_steps:
                 with self.phases("save"):
                     self._save_checkpoint()
