@@ -2,8 +2,9 @@
 """Write docs/cli.md, every command's options, from the commands' settings classes.
 
 Each row is what `prefalign COMMAND --help` prints for a flag (the schema's help: what it is,
-what it accepts, its default) with its YAML key in ``--config`` (the settings field); flags that
-are not settings fields (--set, --beta, ...) have no key. A test (tests/test_cli_docs.py) checks
+what it accepts, its default) with its YAML key in ``--config`` (the settings field, or the
+routed option's name: --beta is ``beta:``); only --config and --set (the ``objective_args:``
+mapping) have no key. A test (tests/test_cli_docs.py) checks
 that the page is current:
 
     python scripts/cli_docs.py            # rewrite docs/cli.md
@@ -30,7 +31,10 @@ and their help, the keys of the YAML file that `--config FILE` reads (flags over
 this page. Values from both are read the same way: `1e-5` is a number, `a,b` a list, `true`/`false`
 a switch; an unknown key, a wrong type or a value out of range stops the command before any work
 with one line naming the flag, or the file and line. A switch `--x` has a twin `--no-x` (to turn
-off a `true` from the YAML file).
+off a `true` from the YAML file). Every flag but `--config` and `--set` is a YAML key of the same
+name; flags that set an entry of a mapping (train's `--beta` is `objective_args.beta`, iterate's
+`--lr` is `train_args.lr`) are top-level keys too, and an entry given both at the top level and
+in its mapping is refused.
 """
 
 

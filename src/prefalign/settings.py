@@ -9,6 +9,11 @@ keys of ``--config`` (the field names), the reading and checking of both
 (:meth:`Settings.from_sources`), and the options tables in docs/cli.md
 (``scripts/cli_docs.py``).
 
+Some flags set an entry of a mapping field (``--beta`` is ``objective_args.beta``; iterate's
+``--lr`` is ``train_args.lr``): those are ``ROUTED`` options, and each is a top-level YAML key of
+the same name as well, so ``beta: 0.1`` in a train YAML means what ``--beta 0.1`` means. The
+same entry given both at the top level and inside its mapping is refused, not silently resolved.
+
 Values are coerced to each field's declared type (``lr: 1e-5``, which YAML reads as text, is
 the number 1e-5; ``--report-to a,b`` is a list) and errors are :class:`ConfigError` (a
 ``ValueError``: the CLI prints it as one line) naming the setting, the file and line or the flag
@@ -32,6 +37,18 @@ Rule = tuple[Callable[[Any], bool], str]  # (check, what it accepts)
 
 
 @dataclass(frozen=True)
+class Routed:
+    """An option with no field of its own: its value goes to ``path`` inside a mapping field
+    (``("objective_args", "beta")``), or, with ``const``, a true value sets ``path`` to ``const``
+    (``no_reference: true`` is ``reference: none``)."""
+
+    path: tuple[str, ...]
+    hint: Any
+    help: str
+    const: Any = None
+
+
+@dataclass(frozen=True)
 class Option:
     """One option of a command, as its flag, its YAML key and its docs row show it."""
 
@@ -42,6 +59,7 @@ class Option:
     help: str  # what it is; what it accepts; its default
     required: bool
     positional: bool
+    routed: bool = False  # sets an entry of a mapping field (`Routed`)
 
     @property
     def is_switch(self) -> bool:
@@ -60,6 +78,9 @@ class Settings:
     FLAGS: ClassVar[dict[str, str]] = {}  # field -> flag, where it is not --the-field-name
     # names other tools use for a field (suggested in the error, never accepted silently)
     KNOWN_AS: ClassVar[dict[str, str]] = {}
+    # options that set an entry of a mapping field (a flag and a top-level YAML key each)
+    ROUTED: ClassVar[dict[str, Routed]] = {}
+    origins: ClassVar[dict[str, str]] = {}  # an instance's: set by from_sources (read only)
 
     # -- the schema ----------------------------------------------------------------------------
     @classmethod
@@ -70,7 +91,7 @@ class Settings:
 
     @classmethod
     def options(cls) -> list[Option]:
-        """Every field that has a flag, in declaration order."""
+        """Every field that has a flag, in declaration order, then the routed options."""
         hints = typing.get_type_hints(cls)
         out = []
         for f in dataclasses.fields(cls):
@@ -81,7 +102,22 @@ class Settings:
             out.append(Option(f.name, cls.flag_of(f.name), hints[f.name], default,
                               cls.help_of(f.name, default, hints[f.name]),
                               f.name in cls.REQUIRED, f.name in cls.POSITIONAL))
+        for name, route in cls.ROUTED.items():
+            out.append(Option(name, cls.flag_of(name), route.hint, None,
+                              cls._routed_help(route), False, False, routed=True))
         return out
+
+    @classmethod
+    def _routed_help(cls, route: Routed) -> str:
+        text = route.help
+        if "(default" in text:  # written whole (what it accepts and its default)
+            return text
+        accepts = "" if route.hint is bool else type_words(route.hint)
+        if accepts and accepts not in text:
+            text = f"{text}; {accepts}"
+        if "default" not in text:
+            text += " (default: off)" if route.hint is bool else " (default: none)"
+        return text
 
     @classmethod
     def help_of(cls, name: str, default: Any, hint: Any) -> str:
@@ -115,9 +151,16 @@ class Settings:
             values.update({str(k): v for k, v in loaded.items()})
             origins.update({k: f"{yaml_path}, line {n}" for k, n in lines.items()})
         given = {k: v for k, v in overrides.items() if v is not None}
+        routed_yaml = {k: values.pop(k) for k in list(values) if k in cls.ROUTED}
+        routed_flags = {k: given.pop(k) for k in list(given) if k in cls.ROUTED}
         values.update(given)
         for k in given:
             origins[k] = cls.flag_of(k)
+        # a flag overrides a YAML value, whether the YAML gave it routed or in its mapping
+        for name, value in routed_yaml.items():
+            cls._route(values, origins, name, value, origins.get(name, name), override=False)
+        for name, value in routed_flags.items():
+            cls._route(values, origins, name, value, cls.flag_of(name), override=True)
         known = {f.name for f in dataclasses.fields(cls)} - cls.LIBRARY_ONLY
         unknown = sorted(set(values) - known)
         if unknown:
@@ -135,7 +178,43 @@ class Settings:
         values = coerce_values(cls, values, origins)
         cfg = cls(**values)
         cfg.validate(origins)
+        cfg.origins = origins  # where each value came from, for checks made later
         return cfg
+
+    @classmethod
+    def _route(cls, values: dict[str, Any], origins: dict[str, str], name: str, value: Any,
+               origin: str, *, override: bool) -> None:
+        """Put routed option ``name``'s ``value`` at its path in ``values`` (copying the
+        mappings on the way, never changing the caller's), noting ``origin`` for the entry."""
+        route = cls.ROUTED[name]
+        try:
+            value = coerce(value, route.hint)
+        except TypeError as e:
+            raise ConfigError(f"{subject(name, {name: origin})} must be {e}, got {value!r}") \
+                from None
+        if route.const is not None:
+            if not value:
+                return
+            value = route.const
+        *parents, leaf = route.path
+        where_, node = values, None
+        for depth, key in enumerate(parents):
+            node = where_.get(key)
+            if node is None:
+                node = {}
+            elif not isinstance(node, dict):
+                dotted = ".".join(route.path[:depth + 1])
+                raise ConfigError(f"{subject(dotted, origins)} must be a mapping of name: value,"
+                                  f" got {node!r}")
+            where_[key] = node = dict(node)
+            where_ = node
+        dotted = ".".join(route.path)
+        if leaf in where_ and not override:
+            first = origins.get(dotted) or origins.get(route.path[0]) or dotted
+            raise ConfigError(f"{origin}: {name} is also given as {dotted} ({first}); give it "
+                              "once")
+        where_[leaf] = value
+        origins[dotted] = origin
 
     def validate(self, origins: dict[str, str] | None = None):
         """Coerce every field to its declared type and check it against its rule, in place;

@@ -41,4 +41,5 @@ def test_iterate_parser_has_training_flags():
     from prefalign.loop.iterate import IterateConfig
 
     cfg = settings_from(IterateConfig, args)
-    assert cfg.rounds == 3 and args.train_max_steps == "5" and args.beta == 0.2
+    assert cfg.rounds == 3
+    assert cfg.train_args == {"max_steps": 5, "objective_args": {"beta": 0.2}}

@@ -23,6 +23,10 @@ def add_settings(parser: argparse.ArgumentParser, cls: type[Settings], *,
             parser.add_argument(opt.name, help=opt.help.replace("%", "%%"))
             continue
         text = opt.help.replace("%", "%%")
+        if opt.is_switch and opt.routed:  # not giving it is its opposite
+            parser.add_argument(opt.flag, dest=opt.name, action="store_const", const=True,
+                                default=None, help=text)
+            continue
         if opt.is_switch:
             negative = "--no-" + opt.flag[2:]
             if opt.default:  # on by default: the flag people use is the --no- one
@@ -60,6 +64,13 @@ def settings_from(cls: type[Settings], args: argparse.Namespace, **extra: Any):
     if missing:
         raise ConfigError(f"{cls.flag_of(missing)} is required (or set {missing} in --config)")
     return cfg
+
+
+def routed_flags(cls: type[Settings], args: argparse.Namespace, mapping: str) -> dict[str, str]:
+    """Entry -> flag, for the routed options into ``mapping`` given as flags in ``args``."""
+    return {route.path[-1]: cls.flag_of(name) for name, route in cls.ROUTED.items()
+            if route.path[0] == mapping and len(route.path) == 2
+            and getattr(args, name, None) is not None}
 
 
 def parse_set(items: list[str] | None, flag: str = "--set") -> dict[str, Any]:

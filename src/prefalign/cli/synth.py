@@ -7,10 +7,6 @@ import argparse
 
 from .schema import add_settings, settings_from
 
-# TrainConfig fields iterate passes to each round's training: flag -> field
-TRAIN_PASS = {"--lr": "lr", "--max-steps": "max_steps", "--train-batch-size": "batch_size",
-              "--epochs": "epochs", "--grad-accum": "grad_accum", "--max-length": "max_length"}
-
 
 def _cmd_synth(args: argparse.Namespace) -> int:
     from prefalign.synth.job import SynthConfig, run_synth
@@ -37,16 +33,10 @@ def add_synth_parser(sub) -> None:
 def _cmd_iterate(args: argparse.Namespace) -> int:
     from prefalign.loop.iterate import IterateConfig, check_train_args, run_iterate
 
-    cfg = settings_from(IterateConfig, args)
-    train_args = dict(cfg.train_args)
-    flags = {field: flag for flag, field in TRAIN_PASS.items()
-             if getattr(args, "train_" + field) is not None}
-    train_args.update({field: getattr(args, "train_" + field) for field in flags})
-    if args.beta is not None:
-        train_args.setdefault("objective_args", {})["beta"] = args.beta
-        flags["objective_args"] = "--beta"
-    cfg.train_args = train_args
-    check_train_args(cfg, flags)  # typed and checked before any round starts, naming the flag
+    cfg = settings_from(IterateConfig, args)  # --lr etc. are entries of train_args (ROUTED)
+    origins = {k.split(".", 1)[1]: v for k, v in cfg.origins.items()
+               if k.startswith("train_args.")}
+    check_train_args(cfg, origins)  # typed and checked before any round, naming flag or line
     result = run_iterate(cfg)
     for info in result.rounds:
         ev = info.get("eval") or {}
@@ -59,16 +49,9 @@ def _cmd_iterate(args: argparse.Namespace) -> int:
 
 def add_iterate_parser(sub) -> None:
     from prefalign.loop.iterate import IterateConfig
-    from prefalign.train.config import TrainConfig
 
     p = sub.add_parser(
         "iterate", help="K rounds of synth -> train -> eval from the newest policy",
         description="Resumable per round: finished rounds are skipped on rerun.")
     add_settings(p, IterateConfig)
-    train = {o.name: o for o in TrainConfig.options()}
-    for flag, field in TRAIN_PASS.items():
-        p.add_argument(flag, dest="train_" + field, default=None, metavar=field.upper(),
-                       help=f"each round's training: {train[field].help}".replace("%", "%%"))
-    p.add_argument("--beta", type=float, default=None,
-                   help="objective beta of each round's training (default: the objective's)")
     p.set_defaults(func=_cmd_iterate)

@@ -1,54 +1,42 @@
 """`prefalign train`: its options are `TrainConfig`'s fields; objective hyperparameters come as
---beta etc. (TRL's names) or --set KEY=VALUE and are checked against the objective's ranges."""
+--beta etc. (TRL's names; `TrainConfig.ROUTED`) or --set KEY=VALUE and are checked against the
+objective's ranges."""
 
 from __future__ import annotations
 
 import argparse
 
-from .schema import add_settings, parse_set, settings_from
+from .schema import add_settings, parse_set, routed_flags, settings_from
 
-# Objective hyperparameters with a flag of their own (TRL's names); others go through --set.
-OBJECTIVE_FLAGS = [("--beta", "beta"), ("--label-smoothing", "label_smoothing"),
-                   ("--simpo-gamma", "simpo_gamma"), ("--ld-alpha", "ld_alpha"),
-                   ("--rpo-alpha", "rpo_alpha")]
+def apply_set(cfg, args: argparse.Namespace) -> dict[str, str]:
+    """``--set KEY=VALUE`` items over ``cfg.objective_args``; a name also given by its own flag
+    (--beta and --set beta) is refused rather than one silently winning. Returns where each
+    objective hyperparameter came from (for the range check's errors)."""
+    from prefalign.train.config import TrainConfig
 
-
-def objective_args(args: argparse.Namespace, base: dict | None = None) -> tuple[dict, dict]:
-    """``base`` updated by the objective flags, then by ``--set`` items; a name given twice (a
-    flag and --set) is refused rather than one silently winning. Returns the values and where
-    each came from (for the range check's errors)."""
-    out = dict(base or {})
-    flags = {name: getattr(args, name) for _, name in OBJECTIVE_FLAGS
-             if getattr(args, name, None) is not None}
     sets = parse_set(getattr(args, "set", None))
+    flags = routed_flags(TrainConfig, args, "objective_args")
     twice = sorted(set(flags) & set(sets))
     if twice:
         raise ValueError(f"{', '.join(twice)} given both as a flag and in --set; give it once")
-    out.update(flags)
-    out.update(sets)
-    flag_of = {name: flag for flag, name in OBJECTIVE_FLAGS}
-    origins = {f"objective_args.{k}": flag_of[k] for k in flags}
+    cfg.objective_args = {**cfg.objective_args, **sets}
+    origins = {k: v for k, v in cfg.origins.items() if k.startswith("objective_args.")}
     origins.update({f"objective_args.{k}": f"--set {k}" for k in sets})
-    return out, origins
+    return origins
 
 
-def add_objective_flags(p: argparse.ArgumentParser) -> None:
-    for flag, name in OBJECTIVE_FLAGS:
-        p.add_argument(flag, dest=name, type=float, default=None,
-                       help=f"objective hyperparameter {name}, for the objectives that take it "
-                            "(default: the objective's, see `prefalign objectives`)")
+def add_set_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="any objective hyperparameter, e.g. --set f_divergence_type=js_divergence;"
-                        " repeatable (default: the objective's defaults)")
+                        " repeatable; in --config, the objective_args mapping (default: the "
+                        "objective's defaults)")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from prefalign.train import TrainConfig, train
 
-    extra = {"reference": "none"} if args.no_reference else {}
-    cfg = settings_from(TrainConfig, args, **extra)
-    cfg.objective_args, origins = objective_args(args, cfg.objective_args)
-    cfg.validate(origins)
+    cfg = settings_from(TrainConfig, args)
+    cfg.validate(apply_set(cfg, args))
     result = train(cfg)
     if result.already_done:
         print(f"{result.output_dir} already holds this run, finished ({result.steps} steps): "
@@ -72,8 +60,5 @@ def add_train_parser(sub) -> None:
                                    "the flag without -- and with _ for -); flags override YAML. "
                                    "docs/cli.md lists them all.")
     add_settings(p, TrainConfig)
-    p.add_argument("--no-reference", action="store_true",
-                   help="train without a reference model (reference-free objectives only); "
-                        "the same as --reference none")
-    add_objective_flags(p)
+    add_set_flag(p)
     p.set_defaults(func=_cmd_train)

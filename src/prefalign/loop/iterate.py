@@ -93,6 +93,30 @@ IterateConfig.HELP = {
     "pass_threshold": "a response passes at score >= this",
 }
 IterateConfig.NO_FLAG = frozenset({"train_args"})
+
+
+def _train_routes() -> dict:
+    """iterate's --lr etc.: flags (and top-level YAML keys) for entries of train_args, with
+    TrainConfig's help."""
+    import typing
+
+    from prefalign.settings import Routed
+    from prefalign.train.config import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    helps = {o.name: o.help for o in TrainConfig.options()}  # with its rule and default
+    passed = {"lr": "lr", "max_steps": "max_steps", "train_batch_size": "batch_size",
+              "epochs": "epochs", "grad_accum": "grad_accum", "max_length": "max_length"}
+    routes = {name: Routed(("train_args", field), hints[field],
+                           f"each round's training: {helps[field]}")
+              for name, field in passed.items()}
+    routes["beta"] = Routed(("train_args", "objective_args", "beta"), float,
+                            "objective beta of each round's training; a number (default: the "
+                            "objective's)")
+    return routes
+
+
+IterateConfig.ROUTED = _train_routes()
 IterateConfig.LIBRARY_ONLY = frozenset({"scorer_obj"})
 IterateConfig.REQUIRED = ("model", "prompts", "scorer")
 
@@ -213,14 +237,14 @@ def check_train_args(cfg: IterateConfig, origins: dict[str, str] | None = None) 
     import dataclasses
     import difflib
 
-    from prefalign.settings import ConfigError
+    from prefalign.settings import ConfigError, subject, where
     from prefalign.train.config import TrainConfig
 
-    args = dict(cfg.train_args)
-    origins = {k: (origins or {}).get(k, f"train_args.{k}") for k in args}
+    args, given = dict(cfg.train_args), origins
+    origins = {k: (given or {}).get(k, f"train_args.{k}") for k in args}
     taken = sorted(set(args) & set(ROUND_SET))
     if taken:
-        raise ConfigError(f"{origins[taken[0]]}: {', '.join(taken)} "
+        raise ConfigError(f"{where(taken[0], origins)}{', '.join(taken)} "
                           f"{'is' if len(taken) == 1 else 'are'} set by each round (its "
                           "policy, data and folder; iterate's --objective, --seed and progress "
                           "bars); leave them out of train_args")
@@ -230,12 +254,13 @@ def check_train_args(cfg: IterateConfig, origins: dict[str, str] | None = None) 
         u = unknown[0]
         close = [TrainConfig.KNOWN_AS[u]] if u in TrainConfig.KNOWN_AS else \
             difflib.get_close_matches(u, sorted(known), 2)
-        raise ConfigError(f"{origins[u]}: not a training setting"
+        raise ConfigError(f"{subject(u, origins)}: not a training setting"
                           + (f" (did you mean {', '.join(close)}?)" if close else ""))
     probe = TrainConfig(model="-", data="-", objective=cfg.objective)
     for name, value in args.items():
         setattr(probe, name, value)
-    probe.validate({k: origins[k] for k in args})
+    nested = {k: v for k, v in (given or {}).items() if "." in k}  # objective_args.beta
+    probe.validate({**nested, **{k: origins[k] for k in args}})
     cfg.train_args = {k: getattr(probe, k) for k in args}
 
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prefalign.settings import (ConfigError, Settings, at_least, finite, one_of, optional,
-                                positive, subject, where)
+from prefalign.settings import (ConfigError, Routed, Settings, at_least, finite, one_of,
+                                optional, positive, subject, where)
 
 __all__ = ["TrainConfig", "ConfigError", "FIELD_HELP", "check_objective_args"]
 
@@ -194,8 +194,8 @@ FIELD_HELP: dict[str, str] = {
             "(required)",
     "objective": "the training objective, a name from `prefalign objectives`",
     "output": "run folder: checkpoints, metrics.jsonl, the final model",
-    "objective_args": "objective hyperparameters (YAML mapping; on the command line --beta etc. "
-                      "or --set KEY=VALUE)",
+    "objective_args": "objective hyperparameters (YAML mapping; beta etc. also as top-level "
+                      "keys; on the command line --beta etc. or --set KEY=VALUE)",
     "reference": "where reference log-probs come from (auto = none for reference-free "
                  "objectives, adapter-disabled with LoRA, else cache; cache = computed once, "
                  "cached on disk; model = a frozen copy every step)",
@@ -261,6 +261,17 @@ FIELD_HELP: dict[str, str] = {
 TrainConfig.HELP = FIELD_HELP
 TrainConfig.RULES = _RULES
 TrainConfig.NO_FLAG = frozenset({"objective_args"})  # --beta etc. and --set KEY=VALUE
+# Objective hyperparameters with a flag (and a top-level YAML key) of their own, TRL's names;
+# the others go in objective_args (or --set KEY=VALUE).
+TrainConfig.ROUTED = {
+    **{name: Routed(("objective_args", name), float, f"objective hyperparameter {name}, for the "
+                    "objectives that take it (default: the objective's, see `prefalign "
+                    "objectives`)")
+       for name in ("beta", "label_smoothing", "simpo_gamma", "ld_alpha", "rpo_alpha")},
+    "no_reference": Routed(("reference",), bool, "train without a reference model "
+                           "(reference-free objectives only); the same as --reference none",
+                           const="none"),
+}
 TrainConfig.REQUIRED = ("model", "data")
 TrainConfig.KNOWN_AS = {  # TRL's / transformers' TrainingArguments names
     "learning_rate": "lr", "per_device_train_batch_size": "batch_size",
