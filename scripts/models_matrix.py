@@ -146,6 +146,7 @@ def render(results: dict[str, str]) -> str:
         status = results.get(f"test_families_that_cannot_be_packed_exactly_are_refused[{f.name}]")
         mark = "" if status == "passed" else f" (refusal test: {status})"
         lines.append(f"| {f.name} | {refusal_reason(f)}{mark} |")
+    lines += ["", *rope_types_section()]
     lines += [
         "",
         "## Other checks on every model",
@@ -167,6 +168,42 @@ def render(results: dict[str, str]) -> str:
     if failed:
         lines += ["", f"**Failing in this run:** {', '.join(failed)}."]
     return "\n".join(lines) + "\n"
+
+
+def rope_types_section() -> list[str]:
+    """Every RoPE type this transformers ships, and how the packed engine treats it."""
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    from prefalign.engine import rope
+
+    lines = [
+        "## RoPE types",
+        "",
+        "transformers picks the frequencies of length-dependent RoPE once per forward, from the "
+        "largest position id in the whole tensor. The engine computes every sequence in the "
+        "regime its own length selects (`prefalign/engine/rope.py`): an example's responses of "
+        "different regimes each get their own copy of the prompt, and each token's cos/sin come "
+        "from its sequence's frequencies, so neither padding nor batch-mates move a sequence "
+        "into another regime. The `phi3-longrope` and `llama-dynamic` rows above have "
+        "sequences on both sides of the switch; `tests/engine/test_rope_regimes.py` checks "
+        "other groupings, padding past the switch, and that one regime per forward is wrong.",
+        "",
+        "| RoPE type | frequencies depend on | packed engine |",
+        "|---|---|---|",
+    ]
+    for name in ["default", *ROPE_INIT_FUNCTIONS]:
+        kind = "dynamic" if "dynamic" in name else name
+        if kind in rope.LENGTH_TYPES:
+            what = ("the sequence's length: short factors up to original_max_position_embeddings, "
+                    "long ones past it" if kind == "longrope" else
+                    "the sequence's length past max_position_embeddings (base rescaled to it)")
+            how = "exact: each sequence in its own regime"
+        elif kind in rope.STATIC_TYPES:
+            what, how = "the config only", "exact (one table for every sequence)"
+        else:
+            what, how = "unknown to prefalign", "refused before any work"
+        lines.append(f"| `{name}` | {what} | {how} |")
+    return lines
 
 
 def main() -> int:

@@ -91,9 +91,9 @@ def test_packed_logps_and_gradients_equal_plain_forward(family, impl, tmp_path):
     device = "cuda" if impl == "flex_attention" else "cpu"
     model.to(device)
     examples = examples_longer_than_the_window(seed=len(family.name))
-    batch = pack(examples, row_capacity=64).to(device)
-    assert batch.input_ids.shape[0] < len(examples), "examples should share rows"
     packed = PackedLogProbModel(model, chunk_tokens=11)
+    batch = packed.pack(examples, row_capacity=64).to(device)  # as training lays it out
+    assert batch.input_ids.shape[0] < len(examples), "examples should share rows"
     fast = packed(batch)
     plain = plain_sequence_logps(model, examples)
     mask = batch.response_mask

@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 VOCAB = 96
 WINDOW = 4  # shorter than the test sequences, so a dropped window shows
+# where length-dependent RoPE changes regime: test sequences fall on both sides of it
+ROPE_SWITCH = 14
 _SMALL = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
               num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
               head_dim=8, pad_token_id=0, bos_token_id=1, eos_token_id=2)
@@ -22,7 +24,7 @@ _SMALL = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=48, num_hidden
 
 @dataclass(frozen=True)
 class Family:
-    name: str               # transformers model_type
+    name: str               # transformers model_type (-variant where one family has several)
     features: str           # what the tiny config switches on
     config: Callable[[], Any] = field(repr=False)
     moe: bool = False
@@ -74,6 +76,16 @@ FAMILIES: list[Family] = [
                 query_pre_attn_scalar=8, final_logit_softcapping=3.0)),
     Family("phi3", f"fused QKV, sliding window {WINDOW}", _cfg(
         "Phi3Config", sliding_window=WINDOW, pad_token_id=0)),
+    Family("phi3-longrope", f"longrope: short factors up to {ROPE_SWITCH} tokens, long past "
+           "them (Phi-3-128k, Phi-3.5, Phi-4-mini)", _cfg(
+        "Phi3Config", pad_token_id=0, original_max_position_embeddings=ROPE_SWITCH,
+        rope_parameters={
+            "rope_type": "longrope", "rope_theta": 10000.0,
+            "original_max_position_embeddings": ROPE_SWITCH,
+            "short_factor": [1.0, 1.3, 1.7, 2.0], "long_factor": [1.5, 3.0, 6.0, 9.0]})),
+    Family("llama-dynamic", f"dynamic NTK RoPE, base rescaled past {ROPE_SWITCH} tokens", _cfg(
+        "LlamaConfig", max_position_embeddings=ROPE_SWITCH,
+        rope_parameters={"rope_type": "dynamic", "factor": 4.0, "rope_theta": 10000.0})),
     Family("olmo2", "QK norm, post-norm", _cfg("Olmo2Config")),
     Family("olmo3", f"sliding window {WINDOW} / full layers", _cfg(
         "Olmo3Config", sliding_window=WINDOW,

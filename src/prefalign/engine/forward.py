@@ -12,6 +12,7 @@ ordinary forward per prompt + response, full logits, ``log_softmax``.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -21,7 +22,7 @@ from torch import nn
 from prefalign.engine.layout import PackedBatch, pack, to_stream
 from prefalign.engine.logprobs import (DEFAULT_CHUNK_TOKENS, head_logits, token_kl,
                                        token_logprobs, token_statistics)
-from prefalign.engine import moe, varlen
+from prefalign.engine import moe, rope, varlen
 from prefalign.engine.attention import (AttentionPlan, UnsupportedModelError, attention_plan,
                                         check_kernel, check_varlen, decoder_body, unwrap)
 from prefalign.engine.masks import dense_mask, flex_block_mask
@@ -120,7 +121,16 @@ class PackedLogProbModel(nn.Module):
         bucketed row (a bounded number of compiled shapes per epoch: `layout.bucket_width`),
         the other kernels rows of at most ``row_capacity`` tokens."""
         return pack(examples, pad_token_id=pad_token_id, row_capacity=row_capacity,
-                    bucketed=check_kernel(self.model) == "flex_attention")
+                    bucketed=check_kernel(self.model) == "flex_attention",
+                    split=self.regimes.split if self.regimes else None)
+
+    @property
+    def regimes(self) -> rope.RopeRegimes:
+        """The model's length-dependent RoPE tables (empty for most models; refuses a RoPE type
+        it does not know)."""
+        if getattr(self, "_regimes", None) is None:
+            self._regimes = rope.RopeRegimes(unwrap(self.model))
+        return self._regimes
 
     def _attention_mask(self, batch: PackedBatch):
         """The layout's mask for every kind of layer the model has: a dict from layer type to
@@ -156,7 +166,7 @@ class PackedLogProbModel(nn.Module):
         if getattr(unwrap(self.model), "is_quantized", False):
             return  # a no-grad forward makes bitsandbytes repack 4-bit weights for CPU inference,
             # after which its backward is wrong; the head of a quantized model is not quantized
-        h = self.head_inputs(pack([example]).to(device))
+        h = self.head_inputs(self.pack([example]).to(device))
         ours = head_logits(h.hidden, h.weight, h.bias, logit_scale=h.scale, softcap=h.softcap)
         theirs = self.model(input_ids=torch.tensor([ids], device=device),
                             use_cache=False).logits[0, 1:-1].float()
@@ -182,7 +192,7 @@ class PackedLogProbModel(nn.Module):
             example = probe()
             example.prompt_ids, example.responses = prompt, responses
             examples.append(example)
-        ours = self.forward(pack(examples).to(device)).logps.float()
+        ours = self.forward(self.pack(examples).to(device)).logps.float()
         theirs = plain_sequence_logps(self.model, examples).float()
         gap = float((ours - theirs).abs().max())
         if not gap <= tol * (1.0 + float(theirs.abs().max())):
@@ -196,17 +206,21 @@ class PackedLogProbModel(nn.Module):
         base = unwrap(self.model)
         body, head = decoder_body(base), base.get_output_embeddings()
         extra = {"output_router_logits": True} if self.router_aux_loss else {}
+        kwargs = {"use_cache": False, **extra}
         if check_kernel(self.model) == varlen.NAME:
             # padding-free: one token stream, attention split by the index plan
             batch = to_stream(batch)
-            self.plan.check_row_length(batch.input_ids.shape[1])
-            with varlen.active():
-                out = body(input_ids=batch.input_ids, position_ids=batch.position_ids,
-                           use_cache=False, **{varlen.KWARG: varlen.VarlenPlan.from_batch(batch, self.plan)},
-                           **extra)
+            kwargs[varlen.KWARG] = varlen.VarlenPlan.from_batch(batch, self.plan)
         else:
-            out = body(input_ids=batch.input_ids, position_ids=batch.position_ids,
-                       attention_mask=self._attention_mask(batch), use_cache=False, **extra)
+            kwargs["attention_mask"] = self._attention_mask(batch)
+        self.plan.check_row_length(batch.input_ids.shape[1])
+        with contextlib.ExitStack() as stack:
+            if self.regimes:  # each sequence in the RoPE regime its own length selects
+                self.regimes.check(batch)
+                stack.enter_context(self.regimes.per_sequence(batch.view_lengths))
+            if varlen.KWARG in kwargs:
+                stack.enter_context(varlen.active())
+            out = body(input_ids=batch.input_ids, position_ids=batch.position_ids, **kwargs)
         hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
         hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.source_index)
         scale, softcap = head_transform(base.config)
@@ -266,9 +280,11 @@ def _per_response(examples: Sequence, device, value) -> torch.Tensor:
 def plain_sequence_logps(model: nn.Module, examples: Sequence) -> torch.Tensor:
     """[E, K] summed response log-probs, one ordinary forward per prompt + response.
 
-    The slow, obviously-correct path: full logits over every position, ``log_softmax``, gather.
+    The slow, obviously-correct path: full logits over every position, ``log_softmax``, gather;
+    each sequence alone, as a fresh model sees it (dynamic RoPE keeps no history: `rope.reset`).
     """
     def summed_logp(ids, p, resp):
+        rope.reset(model)  # dynamic RoPE as a fresh model computes this sequence alone
         logits = model(input_ids=ids, use_cache=False).logits.float()
         logp = torch.log_softmax(logits[0, p - 1:-1], dim=-1)
         return logp.gather(1, ids[0, p:, None]).sum()
@@ -282,6 +298,7 @@ def plain_sequence_kl(policy: nn.Module, reference: nn.Module, examples: Sequenc
     from prefalign.objectives.token_level import sequence_kl
 
     def summed_kl(ids, p, resp):
+        rope.reset(policy), rope.reset(reference)
         pol = policy(input_ids=ids, use_cache=False).logits[:, p - 1:-1].float()
         ref = reference(input_ids=ids, use_cache=False).logits[:, p - 1:-1].float()
         mask = torch.ones(1, len(resp), dtype=torch.bool, device=ids.device)

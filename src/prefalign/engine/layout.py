@@ -19,7 +19,7 @@ records those *source positions* so the LM head runs on them only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -48,6 +48,9 @@ class PackedBatch:
     margins: torch.Tensor | None = None  # [E] float64: a pair's margin
     labels: torch.Tensor | None = None  # [E] bool: an unpaired example's label (None = True)
     scores: torch.Tensor | None = None  # [E, K] float64: the responses' scores
+    # [R, L] long: per token, the length of the sequence it is part of (its prompt copy: the
+    # longest response's; 0 = padding), for RoPE whose frequencies follow that length (rope.py)
+    view_lengths: torch.Tensor | None = None
 
     @property
     def response_mask(self) -> torch.Tensor:
@@ -104,19 +107,23 @@ def bucket_width(n: int, quantum: int = 128, per_octave: int = 4) -> int:
 
 
 def pack(examples: Sequence, *, pad_token_id: int = 0, row_capacity: int | None = None,
-         pad_to_multiple_of: int = 1, bucketed: bool = False) -> PackedBatch:
+         pad_to_multiple_of: int = 1, bucketed: bool = False,
+         split: Callable[[object], list[list[int]]] | None = None) -> PackedBatch:
     """Lay out ``examples`` (objects with ``prompt_ids`` and ``responses``) as a PackedBatch.
 
     ``row_capacity`` bounds the tokens per row; by default it is the longest example, so packing
     never makes attention rows longer than the longest example needs. ``bucketed``: one row
     holding every example, its width rounded up by `bucket_width`: the shape FlexAttention wants
     (block-sparse, so one long row costs what its blocks cost; and an epoch then compiles for a
-    handful of widths instead of one shape per batch).
+    handful of widths instead of one shape per batch). ``split(example)`` groups an example's
+    response indices: each group gets its own copy of the prompt (a model whose prompt states
+    depend on the response's length: see rope.py); default one group, the prompt shared by all.
+    Token-level tensors stay ordered example by example, response by response either way.
     """
     if not examples:
         raise ValueError("cannot pack an empty batch")
     num_responses = max(len(ex.responses) for ex in examples)
-    lengths = []
+    units: list[tuple[int, list[int]]] = []  # (example, its responses in this copy)
     for e, ex in enumerate(examples):
         if len(ex.prompt_ids) == 0:
             raise ValueError(
@@ -124,7 +131,12 @@ def pack(examples: Sequence, *, pad_token_id: int = 0, row_capacity: int | None 
                 "needs at least one prompt token (a BOS or chat-template token) to be predicted from")
         if any(len(r) == 0 for r in ex.responses):
             raise ValueError(f"example {getattr(ex, 'index', e)} has an empty response")
-        lengths.append(len(ex.prompt_ids) + sum(len(r) for r in ex.responses))
+        groups = split(ex) if split is not None else [list(range(len(ex.responses)))]
+        if sorted(k for g in groups for k in g) != list(range(len(ex.responses))):
+            raise ValueError(f"split() must group every response of example {e} once, got {groups}")
+        units.extend((e, list(g)) for g in groups if g)
+    lengths = [len(examples[e].prompt_ids) + sum(len(examples[e].responses[k]) for k in group)
+               for e, group in units]
     capacity = sum(lengths) if bucketed else max(row_capacity or 0, max(lengths))
     rows = plan_rows(lengths, capacity)
     width = max(sum(lengths[i] for i in row) for row in rows)
@@ -136,52 +148,53 @@ def pack(examples: Sequence, *, pad_token_id: int = 0, row_capacity: int | None 
     position_ids = torch.zeros((num_rows, width), dtype=torch.long)
     segment_ids = torch.full((num_rows, width), -1, dtype=torch.long)
     branch_ids = torch.zeros((num_rows, width), dtype=torch.long)
+    view_lengths = torch.zeros((num_rows, width), dtype=torch.long)
     response_lengths = torch.zeros((len(examples), num_responses), dtype=torch.long)
     prompt_lengths = torch.tensor([len(ex.prompt_ids) for ex in examples], dtype=torch.long)
 
-    # Token-level lists are filled per example, then concatenated in example order.
-    per_example_tokens: list[tuple[list[int], list[int], list[int]] | None] = [None] * len(examples)
+    # Token-level lists are filled per (example, response), then concatenated in that order.
+    per_response: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
     for r, row in enumerate(rows):
         col = 0
-        for slot, e in enumerate(row):
+        for slot, u in enumerate(row):
+            e, group = units[u]
             ex = examples[e]
             prompt = list(ex.prompt_ids)
             p = len(prompt)
             input_ids[r, col:col + p] = torch.tensor(prompt)
             position_ids[r, col:col + p] = torch.arange(p)
             segment_ids[r, col:col + p] = slot
-            sources, targets, seqs = [], [], []
+            view_lengths[r, col:col + p] = p + max(len(ex.responses[k]) for k in group)
             start = col + p
             last_prompt = r * width + col + p - 1
-            for k, resp in enumerate(ex.responses):
+            for k in group:
+                resp = ex.responses[k]
                 n = len(resp)
                 input_ids[r, start:start + n] = torch.tensor(list(resp))
                 position_ids[r, start:start + n] = torch.arange(p, p + n)
                 segment_ids[r, start:start + n] = slot
                 branch_ids[r, start:start + n] = k + 1
+                view_lengths[r, start:start + n] = p + n
                 response_lengths[e, k] = n
                 flat = r * width + start
-                sources.append(last_prompt)
-                sources.extend(range(flat, flat + n - 1))
-                targets.extend(resp)
-                seqs.extend([e * num_responses + k] * n)
+                per_response[(e, k)] = ([last_prompt, *range(flat, flat + n - 1)], list(resp))
                 start += n
-            per_example_tokens[e] = (sources, targets, seqs)
             col = start
         # Padding keeps distinct, increasing positions (harmless, and avoids degenerate masks).
         if col < width:
             position_ids[r, col:] = torch.arange(width - col)
 
-    sources = [s for tok in per_example_tokens for s in tok[0]]
-    targets = [t for tok in per_example_tokens for t in tok[1]]
-    seqs = [q for tok in per_example_tokens for q in tok[2]]
+    order = sorted(per_response)
+    sources = [s for key in order for s in per_response[key][0]]
+    targets = [t for key in order for t in per_response[key][1]]
+    seqs = [e * num_responses + k for e, k in order for _ in per_response[(e, k)][1]]
     return PackedBatch(**_metadata(examples, num_responses),
         input_ids=input_ids, position_ids=position_ids, segment_ids=segment_ids,
         branch_ids=branch_ids, source_index=torch.tensor(sources, dtype=torch.long),
         target_ids=torch.tensor(targets, dtype=torch.long),
         sequence_index=torch.tensor(seqs, dtype=torch.long), num_examples=len(examples),
         num_responses=num_responses, response_lengths=response_lengths,
-        prompt_lengths=prompt_lengths)
+        prompt_lengths=prompt_lengths, view_lengths=view_lengths)
 
 
 def _metadata(examples: Sequence, num_responses: int) -> dict[str, torch.Tensor]:
@@ -214,6 +227,7 @@ def to_stream(batch: PackedBatch) -> PackedBatch:
     new_index[real.reshape(-1)] = torch.arange(int(real.sum()), device=real.device)
     return PackedBatch(
         input_ids=batch.input_ids[real][None], position_ids=batch.position_ids[real][None],
+        view_lengths=None if batch.view_lengths is None else batch.view_lengths[real][None],
         segment_ids=(batch.segment_ids + offset)[real][None], branch_ids=batch.branch_ids[real][None],
         source_index=new_index[batch.source_index], target_ids=batch.target_ids,
         sequence_index=batch.sequence_index, num_examples=batch.num_examples,

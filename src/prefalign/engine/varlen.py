@@ -92,7 +92,7 @@ class VarlenPlan:
             if b == 0:
                 continue  # the prompt is part of its trunk
             p_start, p_end = spans[(s, 0)]
-            if b == 1:  # trunk: prompt + first response, contiguous in the stream
+            if start == p_end:  # trunk: prompt + first response, contiguous in the stream
                 keys.append(torch.arange(p_start, end))
                 q_lens.append(end - p_start)
             else:
