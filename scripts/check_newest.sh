@@ -30,7 +30,8 @@ echo "== suite"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider -rf "$@" | tee "$VENV/pytest.log"
 status=${PIPESTATUS[0]}
 echo "== failing tests"
-grep -E '^(FAILED|ERROR) ' "$VENV/pytest.log" || echo "  none"
+grep -E '^(FAILED|ERROR) ' "$VENV/pytest.log" \
+  || { [ "$status" -eq 0 ] && echo "  none"; } || echo "  none listed (pytest exited with $status)"
 if [ "$status" -eq 0 ] && [ "$REFRESH" -eq 1 ]; then
   { sed -n '1,/^[^#]/{/^#/p}' constraints/tested.txt
     "$VENV/bin/pip" freeze --all --exclude-editable | grep -v '^pip==' \
