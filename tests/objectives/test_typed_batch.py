@@ -46,7 +46,7 @@ def test_reads_follow_the_hyperparameters():
     assert get("odpo").reads() == BASE | REF | {"margin"}
     assert get("beta_dpo").reads() == BASE | REF | {"gap_mean", "gap_std"}
     assert get("kto").reads() == {"policy_logps", "labels", "lengths", "ref_logps", "kl", "kl_logps", "ref_kl_logps"}
-    assert get("sft").reads() == {"policy_logps", "labels", "lengths"}
+    assert get("sft").reads() == {"policy_logps", "labels", "lengths", "step_mean_length"}
     assert get("lipo").reads() == {"policy_logps", "ref_logps", "scores", "lengths", "mask"}
 
 

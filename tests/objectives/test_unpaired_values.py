@@ -82,3 +82,22 @@ def test_sft_example_reduction():
 def test_sft_through_pairwise_entry_uses_chosen():
     out = compute("sft", t(-4.0, -9.0), t(-100.0, -100.0), chosen_lengths=torch.tensor([2, 3]))
     close(out, [13.0 / 5, 13.0 / 5])
+
+
+def test_sft_batch_token_mean_over_a_whole_step():
+    """With the step's mean response length (the trainer's), each example's loss is −π/mean|y|:
+    their mean over the step is Σ(−π)/Σ|y| however the step is split into batches."""
+    import torch
+
+    from prefalign.objectives import compute_unpaired
+
+    logps = torch.tensor([-3.0, -8.0, -1.5], dtype=torch.float64)
+    lengths = torch.tensor([2, 5, 1])
+    got = compute_unpaired("sft", logps, None, lengths=lengths, step_mean_length=4.0)
+    assert got.tolist() == [0.75, 2.0, 0.375]
+    # split into two batches of one step of 3 examples (mean length 8/3): the mean is the step's
+    step = 8 / 3
+    parts = torch.cat([compute_unpaired("sft", logps[:1], None, lengths=lengths[:1], step_mean_length=step),
+                       compute_unpaired("sft", logps[1:], None, lengths=lengths[1:], step_mean_length=step)])
+    assert float(parts.mean()) == pytest.approx(12.5 / 8, rel=1e-12)
+    assert compute_unpaired("sft", logps, None, lengths=lengths).tolist() == [12.5 / 8] * 3

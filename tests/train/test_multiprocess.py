@@ -38,3 +38,19 @@ def test_two_processes_match_one_at_the_same_global_batch(tiny_model_dir, pair_f
         assert b["logps/chosen"] == pytest.approx(a["logps/chosen"], rel=1e-5)
         assert b["tokens"] == a["tokens"]
     assert one[-1]["loss"] != pytest.approx(one[0]["loss"], rel=1e-6), "training moved the loss"
+
+
+@pytest.mark.slow
+def test_sft_token_mean_over_two_processes_is_the_steps(tiny_model_dir, tmp_path):
+    """SFT's batch token mean spans the step's processes too (each rank divides by the whole
+    step's mean length, DDP averages): two processes give one process's losses."""
+    rows = [{"prompt": f"{i}+{i}=", "completion": "x" * (1 + (5 * i) % 7)} for i in range(8)]
+    data = tmp_path / "sft.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    common = ["--model", str(tiny_model_dir("llama")), "--data", str(data), "--objective", "sft",
+              "--lr", "1e-2", "--max-steps", "2", "--seed", "5", "--no-progress"]
+    run_cli(common + ["--batch-size", "4", "--output", str(tmp_path / "one")], 1)
+    run_cli(common + ["--batch-size", "2", "--output", str(tmp_path / "two")], 2)
+    read = lambda d: [json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+    for a, b in zip(read("one"), read("two")):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)

@@ -137,3 +137,38 @@ def test_token_budget_micro_batches_keep_the_step(tiny_model_dir, pair_file, tmp
     wb = AutoModelForCausalLM.from_pretrained(budget.output_dir / "model").state_dict()
     for name, value in wa.items():
         torch.testing.assert_close(wb[name], value, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_sft_token_mean_is_the_steps_whatever_the_split(tiny_model_dir, tmp_path):
+    """nll_reduction='batch' was a mean of micro-batch token means: 2x2 and 1x4 gave other
+    gradients than 4x1 (8.7% and 33% in an audit). Now Σ(−log π)/Σ|y| over the whole step."""
+    from safetensors.torch import load_file
+
+    rows = [{"prompt": f"{i}+{i}=", "completion": "x" * (1 + (7 * i) % 9)} for i in range(8)]
+    data = tmp_path / "sft.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    model_dir = tiny_model_dir("llama")
+    runs = {}
+    for b, a in ((4, 1), (2, 2), (1, 4)):
+        out = tmp_path / f"b{b}a{a}"
+        train(config(model_dir, data, out, objective="sft", batch_size=b, grad_accum=a,
+                     max_steps=2, lr=1e-2))
+        runs[(b, a)] = ([m["loss"] for m in metrics(out)], load_file(out / "model" / "model.safetensors"))
+    base_losses, base_weights = runs[(4, 1)]
+    for key, (losses, weights) in runs.items():
+        assert losses == pytest.approx(base_losses, rel=1e-5), key
+        for name, w in base_weights.items():
+            torch.testing.assert_close(weights[name], w, rtol=1e-4, atol=1e-5,
+                                       msg=lambda m, k=key, n=name: f"{k} {n}: {m}")
+    assert base_losses[0] == pytest.approx(_first_step_token_mean(model_dir, data), rel=1e-5)
+
+
+def _first_step_token_mean(model_dir, data):
+    """Σ(−log π)/Σ|y| over step 1's examples, one plain forward per example."""
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    examples, _ = tokenize_records(load_records(data)[0], tok)
+    step = [examples[i] for i in BatchPlan(len(examples), 4, 1, 1, 3).step_examples(0)]
+    with torch.no_grad():
+        logps = plain_sequence_logps(model, step)[:, 0]
+    return float(-logps.sum() / sum(len(ex.responses[0]) for ex in step))

@@ -133,7 +133,8 @@ class UnpairedBatch:
 
     ``kl_logps`` / ``ref_kl_logps`` [n] are the log-probs of mismatched prompt–completion
     pairs (KTO's reference point) and ``kl`` a reference point given directly; ``delta`` is
-    BCO's running reward shift (0-d tensor).
+    BCO's running reward shift (0-d tensor); ``step_mean_length`` the step's mean response
+    length (0-d tensor) for a token mean over the whole step.
     """
 
     policy_logps: Tensor
@@ -144,6 +145,10 @@ class UnpairedBatch:
     ref_kl_logps: Tensor | None = None
     kl: Tensor | None = None
     delta: Tensor | None = None
+    # the mean response length over the whole optimizer step (every micro-batch and process):
+    # a batch token mean divides by it, so a step's loss is the step's token mean however the
+    # step is split (0-d; the trainer fills it)
+    step_mean_length: Tensor | None = None
 
     def require_lengths(self) -> Tensor:
         """|y| per example; raises a ValueError saying what to pass when missing."""
@@ -192,6 +197,7 @@ FIELD_DOCS = {
     "chosen_token_log_sumsq": ("[B, T]", "log Σ_v p_θ(v\\|x,y<t)² under the policy (`log_sum_sq_probs(logits)`); no gradient needed"),
     "rejected_token_log_sumsq": ("[B, T]", "the same for the rejected responses"),
     "delta": ("scalar", "the reward shift δ: the running mean of the rewards (the trainer's running statistic)"),
+    "step_mean_length": ("scalar", "the mean response length of the whole optimizer step (all micro-batches and processes; the trainer's): a batch token mean divides by it"),
     "gap_mean": ("scalar", "β-DPO's threshold M_0: the running mean of h = ρ_w − ρ_l"),
     "gap_std": ("scalar", "β-DPO's spread σ: the running std of h"),
     "f_divergence": ("—", "set by the f-divergence modifier from `f_divergence_type` (and `f_alpha_convention`)"),

@@ -180,7 +180,8 @@ def npo(b: UnpairedBatch, *, beta: float) -> ObjectiveOutput:
     needs_lengths=True,
     trl_name="sft",
     paper="Supervised fine-tuning by maximum likelihood (no single source paper)",
-    formula="reduction='batch': Σ_b(−π_b) / Σ_b |y_b| for every example (TRL);  'example': −π/|y|",
+    formula="reduction='batch': Σ_b(−π_b) / Σ_b |y_b| for every example (TRL); in the trainer "
+    "−π_b / mean |y| of the step, whose mean is the step's token mean;  'example': −π/|y|",
     summary="SFT/NLL: token-mean negative log-likelihood of the (chosen / desirable) response",
     hyperparameters=(
         Hyperparameter(
@@ -191,8 +192,12 @@ def npo(b: UnpairedBatch, *, beta: float) -> ObjectiveOutput:
             choices=("batch", "example"),
         ),
     ),
+    optional_inputs=frozenset({"step_mean_length"}),
     notes="In compute() it trains on the chosen responses (TRL loss_type='sft'); in "
-    "compute_unpaired() on the examples, which must all be desirable (or labels=None).",
+    "compute_unpaired() on the examples, which must all be desirable (or labels=None). With "
+    "'batch' the trainer passes step_mean_length (the mean response length of the whole "
+    "optimizer step), so the step's loss is Σ(−π)/Σ|y| over all its micro-batches and processes, "
+    "as transformers' num_items_in_batch does; without it the token mean is the batch's.",
     differences=(
         ("TRL `sft` loss type", "batch token mean, broadcast", "—", "`nll_reduction=\"batch\"` (TRL)", "`\"example\"`"),
     ),
@@ -210,5 +215,7 @@ def sft(b: UnpairedBatch, *, nll_reduction: str) -> ObjectiveOutput:
     lengths = b.require_lengths()
     if nll_reduction == "example":
         return ObjectiveOutput(nll(b.policy_logps, lengths))
+    if b.step_mean_length is not None:  # the step's token mean, whatever its split
+        return ObjectiveOutput(-b.policy_logps / b.step_mean_length.to(b.policy_logps.dtype))
     total = -b.policy_logps.sum() / lengths.sum().to(b.policy_logps.dtype)
     return ObjectiveOutput(total.expand(b.policy_logps.shape))

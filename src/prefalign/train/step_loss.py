@@ -55,8 +55,11 @@ def needed_statistics(spec: Objective, hyperparameters: dict[str, Any]) -> tuple
 
 
 def build_batch(spec: Objective, hyperparameters: dict[str, Any], packed: PackedBatch,
-                policy: SequenceLogps, reference: SequenceLogps | None):
-    """The typed batch ``spec`` reads, from the engine's results and the packed metadata."""
+                policy: SequenceLogps, reference: SequenceLogps | None, *,
+                step_mean_length: float | None = None):
+    """The typed batch ``spec`` reads, from the engine's results and the packed metadata;
+    ``step_mean_length``: the mean response length of the optimizer step this batch is part of
+    (for token means over the step)."""
     reads = spec.reads(hyperparameters)
     logps = policy.logps
     lengths = policy.lengths.to(logps.device)
@@ -88,6 +91,8 @@ def build_batch(spec: Objective, hyperparameters: dict[str, Any], packed: Packed
     fields = {}
     if KL_INPUTS & reads and logps.shape[1] > 1:
         fields.update(kl_logps=logps[:, 1].detach(), ref_kl_logps=col(ref, 1))
+    if "step_mean_length" in reads and step_mean_length is not None:
+        fields["step_mean_length"] = torch.tensor(float(step_mean_length), device=logps.device)
     return UnpairedBatch(logps[:, 0], labels, col(ref, 0), lengths[:, 0], **fields)
 
 
@@ -119,11 +124,13 @@ def _token_views(reads, policy: SequenceLogps, reference: SequenceLogps | None) 
 def compute_step_loss(spec: Objective, hyperparameters: dict[str, Any], packed: PackedBatch,
                       policy: SequenceLogps, reference: SequenceLogps | None, *,
                       state: ObjectiveState | None = None, update_state: bool = True,
-                      reduce=None) -> StepLoss:
+                      reduce=None, step_mean_length: float | None = None) -> StepLoss:
     """Losses and metrics of one micro-batch: ``hyperparameters`` resolved once by the caller
     (``spec.resolve``); ``state`` holds the running statistics, updated with this batch
-    (all processes through ``reduce``) unless ``update_state`` is False (evaluation)."""
-    batch = build_batch(spec, hyperparameters, packed, policy, reference)
+    (all processes through ``reduce``) unless ``update_state`` is False (evaluation);
+    ``step_mean_length`` as for :func:`build_batch`."""
+    batch = build_batch(spec, hyperparameters, packed, policy, reference,
+                        step_mean_length=step_mean_length)
     out = objectives.run(spec, batch, hyperparameters, state=state, update_state=update_state,
                          reduce=reduce)
     return StepLoss(out.losses, objectives.batch_metrics(batch, out))

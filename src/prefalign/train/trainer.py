@@ -467,7 +467,12 @@ class Trainer:
         if cfg.max_tokens_per_batch:
             micro = by_tokens([i for m in micro for i in m], self.example_tokens,
                               cfg.max_tokens_per_batch)
-        global_examples = len(self.plan.step_examples(self.step))
+        step_examples = self.plan.step_examples(self.step)
+        global_examples = len(step_examples)
+        # token means over the step divide by the step's mean response length (every rank knows
+        # the whole step), not each micro-batch's
+        step_mean_length = sum(len(self.examples[i].responses[0]) for i in step_examples) / max(
+            1, global_examples)
         # scale: the sum over processes and micro-batches of sum(losses)/global = global mean;
         # DDP averages over processes, hence the num_processes factor.
         scale = acc.num_processes / max(1, global_examples)
@@ -493,7 +498,8 @@ class Trainer:
             with sync:
                 policy_out = self._policy_logps(batch, ref)
                 out = compute_step_loss(self.spec, self.hparams, batch, policy_out, ref,
-                                        state=self.objective_state, reduce=self._sum_over_processes)
+                                        state=self.objective_state, reduce=self._sum_over_processes,
+                                        step_mean_length=step_mean_length)
                 loss = out.losses.sum() * scale
                 if self.aux_coef > 0:
                     # the mean over this process's micro-batches; DDP averages the processes
