@@ -227,15 +227,21 @@ def _modifiers_section(objectives) -> list[str]:
     return lines
 
 
+def _active_when(o, s) -> str:
+    """The choice of a hyperparameter that switches statistic ``s`` on ("always": none does)."""
+    for h in o.hyperparameters:
+        on = [c for c in (h.choices or ()) if s.active({**o.defaults, h.name: c})]
+        if on and len(on) < len(h.choices):
+            return ", ".join(f"`{h.name}={c!r}`" for c in on)
+    return "always"
+
+
 def _state_section(objectives) -> list[str]:
     lines = [STATE, "| objective | statistic | fills | active when |", "|---|---|---|---|"]
     for o in objectives.available():
         for s in o.state:
             fills = ", ".join(f"`{k}`" for k in s.fills(_Probe()))
-            active = "always" if s.active(o.defaults) and all(
-                s.active({**o.defaults, h.name: c}) for h in o.hyperparameters for c in (h.choices or ())) else (
-                "`" + next(f"{h.name}={c!r}" for h in o.hyperparameters for c in (h.choices or ())
-                           if s.active({**o.defaults, h.name: c})) + "`")
+            active = _active_when(o, s)
             lines.append(f"| `{o.name}` | {s.description} | {fills} | {active} |")
     return lines
 

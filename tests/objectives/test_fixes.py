@@ -100,7 +100,8 @@ def test_bco_pair_running_mean_shift():
 
 def test_beta_dpo_threshold_is_an_ema_of_batch_gaps():
     spec = get("beta_dpo")
-    hps = {"beta": 0.1, "beta_dpo_alpha": 0.6, "beta_dpo_filter_ratio": 0.0}
+    hps = {"beta": 0.1, "beta_dpo_alpha": 0.6, "beta_dpo_filter_ratio": 0.0,
+           "beta_dpo_statistics": "first_batch"}
     state = O.ObjectiveState(spec, hps)
     zeros2 = [0.0, 0.0]
     O.run(spec, _pairs([1.0, 3.0], zeros2, zeros2, zeros2), hps, state=state)  # h = [1, 3]: mean 2, std 1
@@ -114,6 +115,32 @@ def test_beta_dpo_threshold_is_an_ema_of_batch_gaps():
     assert state.moments["gap"].std == pytest.approx(0.9 * 1.0 + 0.1 * std2)
     # stateless (the batch's own mean as M_0) the adaptive β is inert: β_b = β
     close(compute("beta_dpo", PW, PL, RW, RL, **hps), [-logsig(0.1 * x) for x in h])
+
+
+def test_beta_dpo_statistics_by_default_are_the_authors_emas_from_zero():
+    """The authors' code starts M_0 and σ at 0 and takes each batch's unbiased std; the old
+    default started them at the first batch with the population std (after one batch of
+    h = [-4, -1, 2, 3, 6.25]: M_0 0.125 instead of 1.25, σ 0.391 instead of 3.5)."""
+    spec = get("beta_dpo")
+    hps = {"beta": 0.1, "beta_dpo_alpha": 0.6, "beta_dpo_filter_ratio": 0.0}
+    h1 = [-4.0, -1.0, 2.0, 3.0, 6.25]  # mean 1.25, squared deviations 61.25
+    zeros = [0.0] * 5
+    state = O.ObjectiveState(spec, hps)
+    O.run(spec, _pairs(h1, zeros, zeros, zeros), hps, state=state)
+    gap = state.moments["gap"]
+    assert (gap.mean, gap.std) == (pytest.approx(0.125), pytest.approx(0.1 * math.sqrt(61.25 / 4)))
+    out = O.run(spec, _pairs(list(PW), list(PL), list(RW), list(RL)), hps, state=state)
+    h = [w - lo for w, lo in zip(RHO_W, RHO_L)]  # [0.8, -0.6, 0.9]
+    mean2 = sum(h) / 3
+    std2 = math.sqrt(sum((x - mean2) ** 2 for x in h) / 2)  # unbiased
+    m0 = 0.9 * 0.125 + 0.1 * mean2
+    assert gap.std == pytest.approx(0.9 * 0.1 * math.sqrt(61.25 / 4) + 0.1 * std2)
+    beta_b = 0.1 * (1 + 0.6 * (mean2 - m0))
+    close(out.losses, [-logsig(beta_b * x) for x in h])
+    first = O.ObjectiveState(spec, {**hps, "beta_dpo_statistics": "first_batch"})
+    O.run(spec, _pairs(h1, zeros, zeros, zeros), hps, state=first)
+    assert (first.moments["gap"].mean, first.moments["gap"].std) == (
+        pytest.approx(1.25), pytest.approx(3.5))
 
 
 def test_objective_state_round_trips_through_json():

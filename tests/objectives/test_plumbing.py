@@ -213,7 +213,8 @@ def test_rewards_never_carry_a_gradient():
 def test_running_moments_before_any_update_and_their_bounds():
     rm = O.RunningMoments()
     assert (rm.mean, rm.std, rm.count) == (0.0, 0.0, 0)
-    assert rm.state_dict() == {"momentum": None, "count": 0, "mean": 0.0, "var": 0.0, "std": 0.0}
+    assert rm.state_dict() == {"momentum": None, "count": 0, "mean": 0.0, "var": 0.0, "std": 0.0,
+                               "ema_from_zero": False, "unbiased": False}
     assert rm.update(torch.zeros(0)).count == 0
     assert O.RunningMoments(0.0).momentum == 0.0
     for bad in (1.0, -0.1, 1.5):

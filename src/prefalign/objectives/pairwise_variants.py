@@ -154,12 +154,26 @@ def _gaps(b: PairwiseBatch, hps: dict) -> Tensor:
     return (rho_w - rho_l).detach()
 
 
+# The authors' code: EMAs from 0 of each batch's mean and (unbiased) std; "first_batch" starts
+# them at the first batch's mean and population std (prefalign's form before 2026-12).
 BETA_DPO_GAP = RunningStat(
     "gap",
-    "EMAs (momentum 0.9) of the batch mean and std of the gap h = ρ_w − ρ_l: M_0 and σ",
+    "EMAs (momentum 0.9) of the batch mean and std of the gap h = ρ_w − ρ_l: M_0 and σ, from 0 "
+    "with the unbiased std (the authors' code)",
     values=_gaps,
     fills=lambda m: {"gap_mean": m.mean, "gap_std": m.std},
     momentum=0.9,
+    active=lambda hps: hps["beta_dpo_statistics"] == "authors",
+    ema_from_zero=True,
+    unbiased=True,
+)
+BETA_DPO_GAP_FIRST_BATCH = RunningStat(
+    "gap",
+    "EMAs (momentum 0.9) of the batch mean and population std of h, started at the first batch",
+    values=_gaps,
+    fills=lambda m: {"gap_mean": m.mean, "gap_std": m.std},
+    momentum=0.9,
+    active=lambda hps: hps["beta_dpo_statistics"] == "first_batch",
 )
 
 
@@ -185,13 +199,22 @@ BETA_DPO_GAP = RunningStat(
             "'multinomial' samples ∝ the Gaussian weight as the authors' code",
             choices=("topk", "multinomial"),
         ),
+        Hyperparameter(
+            "beta_dpo_statistics",
+            "authors",
+            "how the trainer keeps M_0 and σ: 'authors' (their code: EMAs from 0, unbiased std) or "
+            "'first_batch' (EMAs started at the first batch, population std)",
+            choices=("authors", "first_batch"),
+        ),
     ),
     optional_inputs=frozenset({"gap_mean", "gap_std"}),
     modifiers=modifiers.LD_ONLY,
-    state=(BETA_DPO_GAP,),
+    state=(BETA_DPO_GAP, BETA_DPO_GAP_FIRST_BATCH),
     notes="The running threshold M_0 and spread σ are the batch fields gap_mean / gap_std. The "
-    "trainer keeps them as the authors do: EMAs (momentum 0.9) of each batch's mean and std of h, "
-    "updated with the batch before its loss, reduced over processes and saved with checkpoints. "
+    "trainer keeps them as the authors' code does: EMAs (momentum 0.9) from 0 of each batch's mean "
+    "and unbiased std of h (beta_dpo_statistics='first_batch': started at the first batch, "
+    "population std), updated with the batch before its loss, reduced over processes and saved "
+    "with checkpoints. "
     "In compute() pass them (e.g. from RunningMoments(momentum=0.9)); without them this batch's "
     "own mean and std are used, which makes M_0 the batch's own mean gap. Filtered examples get "
     "loss 0 and kept ones are scaled by n/n_kept, so losses.mean() is the mean over kept "
@@ -199,15 +222,17 @@ BETA_DPO_GAP = RunningStat(
     differences=(
         ("β-DPO filtering", "—", "sample ∝ Gaussian weight around the running mean (authors' code: multinomial)",
          "keep the ⌊n(1−ratio)⌋ most typical gaps (deterministic `topk`)", "`beta_dpo_sampling=\"multinomial\"`"),
-        ("β-DPO running statistics", "—", "EMA (momentum 0.9) of batch mean/std of h, updated before the loss",
+        ("β-DPO running statistics", "—", "EMA (momentum 0.9) from 0 of batch mean/unbiased std of h, updated before the loss",
          "the same, kept by the trainer (reduced over processes, saved with checkpoints); in `compute()` "
-         "the inputs `gap_mean`/`gap_std`, else the batch's own", "—"),
+         "the inputs `gap_mean`/`gap_std`, else the batch's own",
+         "`beta_dpo_statistics=\"first_batch\"`: EMAs started at the first batch, population std"),
         ("β-DPO filtered examples", "—", "excluded from the mean",
          "loss 0, kept ones scaled by n/n_kept so `losses.mean()` is the paper's mean", "—"),
     ),
 )
 def beta_dpo(
-    b: PairwiseBatch, *, beta: float, beta_dpo_alpha: float, beta_dpo_filter_ratio: float, beta_dpo_sampling: str
+    b: PairwiseBatch, *, beta: float, beta_dpo_alpha: float, beta_dpo_filter_ratio: float, beta_dpo_sampling: str,
+    beta_dpo_statistics: str = "authors",  # read by the trainer's running statistics, not here
 ) -> ObjectiveOutput:
     """β-DPO: DPO with a batch-level β from the gap statistics, after filtering outliers.
 

@@ -28,7 +28,10 @@ class RunningMoments:
     * ``momentum=None`` (default): exact mean/std of everything seen so far (batches merged
       with Chan's parallel formula), like TRL's ``RunningMoments`` used for BCO's δ.
     * ``momentum=m``: exponential moving averages of each batch's mean and std,
-      ``stat ← m·stat + (1−m)·batch_stat``, initialized from the first batch (β-DPO uses m = 0.9).
+      ``stat ← m·stat + (1−m)·batch_stat``, from 0 (``ema_from_zero=True``, as β-DPO's authors'
+      code, with m = 0.9) or initialized from the first batch; ``unbiased``: each batch's std
+      with Bessel's correction (n − 1; torch's default, the authors' code), else the population
+      std.
 
     :meth:`update` folds in a batch seen by this process; :meth:`update_global` folds in the
     batch of all processes together (``reduce`` sums over them). ``state_dict`` /
@@ -41,10 +44,14 @@ class RunningMoments:
         losses = compute_unpaired("bco", policy_logps, labels, ref_logps, delta=delta.mean)
     """
 
-    def __init__(self, momentum: float | None = None) -> None:
+    def __init__(self, momentum: float | None = None, *, ema_from_zero: bool = False,
+                 unbiased: bool = False) -> None:
         if momentum is not None and not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1) or None, got {momentum}")
+        if (ema_from_zero or unbiased) and momentum is None:
+            raise ValueError("ema_from_zero and unbiased apply to the moving averages (momentum)")
         self.momentum = momentum
+        self.ema_from_zero, self.unbiased = ema_from_zero, unbiased
         self.count = 0
         self._mean = 0.0
         self._var = 0.0  # population variance of all values seen (exact mode only)
@@ -82,8 +89,10 @@ class RunningMoments:
 
     def _merge(self, n: int, b_mean: float, b_var: float) -> "RunningMoments":
         if self.momentum is not None:
+            if self.unbiased:  # population variance -> sample variance (one value: no spread)
+                b_var = b_var * n / (n - 1) if n > 1 else 0.0
             b_std = math.sqrt(max(b_var, 0.0))
-            if self.count == 0:
+            if self.count == 0 and not self.ema_from_zero:
                 self._mean, self._std = b_mean, b_std
             else:
                 m = self.momentum
@@ -100,10 +109,14 @@ class RunningMoments:
         return self
 
     def state_dict(self) -> dict:
-        return {"momentum": self.momentum, "count": self.count, "mean": self._mean, "var": self._var, "std": self._std}
+        return {"momentum": self.momentum, "count": self.count, "mean": self._mean, "var": self._var,
+                "std": self._std, "ema_from_zero": self.ema_from_zero, "unbiased": self.unbiased}
 
     def load_state_dict(self, state: dict) -> None:
         self.momentum = state["momentum"]
+        # checkpoints from before these options kept the first-batch, population form
+        self.ema_from_zero = bool(state.get("ema_from_zero", False))
+        self.unbiased = bool(state.get("unbiased", False))
         self.count, self._mean, self._var, self._std = state["count"], state["mean"], state["var"], state["std"]
 
 
@@ -119,6 +132,12 @@ class RunningStat:
     fills: Callable[[RunningMoments], dict[str, float]]
     momentum: float | None = None
     active: Callable[[dict], bool] = lambda hps: True
+    ema_from_zero: bool = False  # see RunningMoments
+    unbiased: bool = False
+
+    def moments(self) -> RunningMoments:
+        return RunningMoments(self.momentum, ema_from_zero=self.ema_from_zero,
+                              unbiased=self.unbiased)
 
 
 class ObjectiveState:
@@ -135,7 +154,7 @@ class ObjectiveState:
         self.entry = entry
         self.hps = entry.resolve(hyperparameters)
         self.stats = entry.running_stats(self.hps)
-        self.moments = {s.name: RunningMoments(s.momentum) for s in self.stats}
+        self.moments = {s.name: s.moments() for s in self.stats}
 
     @property
     def active(self) -> bool:
