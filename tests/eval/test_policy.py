@@ -188,3 +188,18 @@ def test_eval_prompts_come_from_the_data_layers_one_reader(tmp_path):
     assert read_prompts(tmp_path / "saved", field="question", split="test") == ["c"]
     with pytest.raises(DataError, match="splits"):
         read_prompts(tmp_path / "saved", field="question")
+
+
+def test_kl_is_sampled_from_the_policy_itself_whatever_the_eval_temperature(tiny_model_dir):
+    """With --temperature 0.5 the KL came from tempered samples (5.25 for an exact 2.60 in an
+    audit): now from a draw at temperature 1, the same as an eval at temperature 1."""
+    pol, ref = tiny_model_dir("llama"), tiny_model_dir("llama", seed=1)
+    common = dict(ref_path=ref, prompts=["hi", "1+1="], num_samples=3, max_new_tokens=6, seed=2)
+    plain = evaluate_policy(pol, temperature=1.0, **common)
+    for how in (dict(temperature=0.5), dict(temperature=0.0), dict(top_p=0.5)):
+        other = evaluate_policy(pol, **how, **common)
+        assert other["metrics"]["kl/k1"] == pytest.approx(plain["metrics"]["kl/k1"], rel=1e-6), how
+        assert other["metrics"]["kl/k3"] == pytest.approx(plain["metrics"]["kl/k3"], rel=1e-6), how
+        assert "temperature 1" in other["kl_sampling"]
+    assert "kl_sampling" not in plain
+    assert plain["metrics"]["kl/k3"] > 0

@@ -194,8 +194,20 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
                              for p, t in zip(prompt_list, samples.texts)]
         result["counts"]["prompts"] = len(prompt_list)
         if ref is not None:
+            kl_samples = samples
+            if temperature != 1.0 or top_p < 1.0:
+                # KL(π ‖ π_ref) needs samples from π itself: tempered or truncated samples
+                # estimate another quantity (5.25 for an exact 2.60 at temperature 0.5)
+                kl_samples = sample_responses(policy_lm, tokenizer, prompt_list,
+                                              num_samples=num_samples,
+                                              max_new_tokens=max_new_tokens, temperature=1.0,
+                                              top_p=1.0, seed=seed, batch_size=sample_batch_size,
+                                              generator=generator)
+                result["kl_sampling"] = ("a separate draw at temperature 1, no top-p (the "
+                                         f"eval samples use temperature {temperature}, top-p "
+                                         f"{top_p})")
             flat = [TokenizedExample(p, [r], "sft") for p, rs in
-                    zip(samples.prompt_ids, samples.responses) for r in rs]
+                    zip(kl_samples.prompt_ids, kl_samples.responses) for r in rs]
             pl = compute_logps(policy, flat, pad_token_id=pad, max_tokens=max_tokens, stats=())
             rl = compute_logps(ref, flat, pad_token_id=pad, max_tokens=max_tokens, stats=())
             result["metrics"].update(M.kl_from_samples(pl.logps[:, 0], rl.logps[:, 0]))
