@@ -31,7 +31,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     for name, value in stage_accuracies(s):
         print(f"  {name:<14} {value:6.1%}")
     print(f"gain over SFT: {s['gain_points']:+.1f} points; "
-          f"KL(policy || SFT) {s['final_eval'].get('kl/k3', float('nan')):.3f}; "
+          f"KL(policy || SFT) k1 {s['final_eval'].get('kl/k1', float('nan')):.3f}, "
+          f"k3 {s['final_eval'].get('kl/k3', float('nan')):.3f} (from samples); "
           f"mean length {s['final_eval'].get('length/policy/mean', float('nan')):.2f} tokens; "
           f"{s['total_seconds']:.0f} s")
     if s.get("compare"):
