@@ -119,8 +119,10 @@ def test_weighted_sum_and_spec_grammar():
     [row] = scorer.score([(ITEM, ["5", "7"])])
     assert [s.value for s in row] == [pytest.approx(1.0), pytest.approx(0.3 / 3)]
     assert row[1].reason == "verifier: answered 7, expected 5"
-    with pytest.raises(ValueError, match="cannot read the term"):
+    with pytest.raises(ValueError, match="unknown scorer kind 'magic'"):
         parse_scorer_spec("magic:xyz")
+    with pytest.raises(ValueError, match="cannot read the term"):
+        parse_scorer_spec("not a spec")
 
 
 class ScriptedJudge:

@@ -26,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="prefalign",
         description="Align causal language models to preferences: synth, train, eval.")
+    parser.add_argument("--plugin", action="append", metavar="MODULE", default=None,
+                        help="import this Python module first, so the scorers it registers "
+                             "(docs/extending.md) can be named; repeatable; it runs that "
+                             "module's code (default: none)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in COMMANDS:
         add(sub)
@@ -38,12 +42,24 @@ def build_parser() -> argparse.ArgumentParser:
 USER_ERRORS = (ValueError, OSError, ImportError)
 
 
+def load_plugins(modules: list[str] | None) -> None:
+    """Import the modules named by --plugin (the user's explicit choice to run their code)."""
+    import importlib
+
+    for name in modules or []:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise ImportError(f"--plugin {name}: cannot import it ({e})") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     import os
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        load_plugins(args.plugin)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -19,6 +19,7 @@ from typing import Sequence
 from prefalign.generation.types import PromptItem, SamplingConfig
 
 from .base import Group, Scorer, Score, per_group
+from .registry import scorer_kind
 
 DEFAULT_RUBRIC = ("Rate how well the response answers the question: correctness first, then "
                   "helpfulness, clarity and concision.")
@@ -124,3 +125,25 @@ class PairwiseJudge(_Judge):
         return [[Score(sum(p) / len(p)) if p else
                  Score(None, "judge_unparsed: no comparison of this response parsed")
                  for p in row] for row in points]
+
+
+_JUDGE_OPTIONS = {"rubric": "the judge's instructions (a built-in rubric)"}
+
+
+@scorer_kind("judge", args="generator spec", options=_JUDGE_OPTIONS,
+             summary="pointwise LLM judge with a rubric; parses the last `Rating: N` (1-10). No "
+                     "rating -> unscored (`judge_unparsed`), counted, never guessed")
+def _build_pointwise(args: str, options: dict, device: str | None) -> Scorer:
+    from prefalign.generation import make_generator
+
+    return PointwiseJudge(make_generator(args), **options)
+
+
+@scorer_kind("pairjudge", args="generator spec", options=_JUDGE_OPTIONS,
+             summary="every two responses compared in both orders (A/B, B/A) to cancel position "
+                     "bias; `Verdict: A/B/tie`; score = mean points (win 1, tie 0.5); unparsed "
+                     "verdicts counted and left out")
+def _build_pairwise(args: str, options: dict, device: str | None) -> Scorer:
+    from prefalign.generation import make_generator
+
+    return PairwiseJudge(make_generator(args), **options)

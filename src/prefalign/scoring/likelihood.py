@@ -20,6 +20,7 @@ from prefalign.generation.types import PromptItem
 
 from .base import Group, Scorer, Score, per_group
 from .models import LogProbModel
+from .registry import scorer_kind, two_paths
 
 POSITIVE_FOLLOW_UPS = ("Thank you, that is exactly what I needed.",
                        "Great, that's correct and very helpful.")
@@ -104,3 +105,21 @@ class FollowUpLikelihood(Scorer):
     def describe(self) -> dict:
         return {"scorer": self.name, "model": self.lm.path, "positive": self.positive,
                 "negative": self.negative}
+
+
+@scorer_kind("flr", args="`PATH`",
+             summary="follow-up likelihood: mean log p(positive user follow-up) - mean log "
+                     "p(negative one) after the response")
+def _build_flr(args: str, options: dict, device: str | None) -> Scorer:
+    return FollowUpLikelihood(args, device=device, **options)
+
+
+@scorer_kind("cdr", args="`STRONG,WEAK`", summary="log p_strong(y|x) - log p_weak(y|x)")
+def _build_cdr(args: str, options: dict, device: str | None) -> Scorer:
+    return DensityRatio(*two_paths(args, "cdr"), device=device, **options)
+
+
+@scorer_kind("implicit", args="`POLICY,REF`", summary="β·(log π(y|x) - log π_ref(y|x))",
+             options={"beta": "β (0.1)"})
+def _build_implicit(args: str, options: dict, device: str | None) -> Scorer:
+    return ImplicitReward(*two_paths(args, "implicit"), device=device, **options)

@@ -13,6 +13,7 @@ from prefalign.data.records import is_conversational
 
 from .base import Group, Scorer, Score, per_group
 from .models import default_device
+from .registry import scorer_kind
 
 
 class RewardModelScorer(Scorer):
@@ -57,3 +58,12 @@ class RewardModelScorer(Scorer):
 
     def describe(self) -> dict:
         return {"scorer": self.name, "model": self.path, "label": self.label}
+
+
+@scorer_kind("rm", args="`PATH`",
+             summary="`AutoModelForSequenceClassification` logit; input is the conversation "
+                     "through the RM's chat template",
+             options={"label": "logit column (0)", "batch_size": "responses per forward (8)",
+                      "max_length": "tokens per input (4096)"})
+def _build(args: str, options: dict, device: str | None) -> Scorer:
+    return RewardModelScorer(args, device=device, **options)

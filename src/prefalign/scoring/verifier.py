@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .base import Group, Scorer, Score, per_group
+from .registry import scorer_kind
 
 
 def load_function(ref: str) -> Callable:
@@ -345,3 +346,25 @@ class UnitTestVerifier(Scorer):
         else:
             desc["isolation_unavailable"] = dict(self.unavailable)
         return desc
+
+
+@scorer_kind("verifier", args="`MODULE:FUNCTION`",
+             summary="`FUNCTION(response, row)` returns bool (1/0), a number, or `(value, reason)`; "
+                     "an exception fails the response with its message")
+def _build_verifier(args: str, options: dict, device: str | None) -> Scorer:
+    return FunctionVerifier(args)
+
+
+@scorer_kind("tests", args="`FIELD` (default `tests`)",
+             summary="runs the response's code (first fenced block, else the text) then the row's "
+                     "`FIELD` test code with `python -I`, isolated ([below](#how-the-unit-test-"
+                     "scorer-isolates-a-run)): exit 0 = 1, else 0 with the reason (the last stderr "
+                     "line, 200 characters at most; timeouts included)",
+             options={"timeout": "seconds per run (10)", "memory_mb": "memory limit (1024)",
+                      "workers": "runs at a time (2)", "max_processes": "process limit (32)",
+                      "file_size_mb": "largest file a run may write (16)",
+                      "temp_mb": "its temporary folder's size (64)",
+                      "isolation": "`auto` (the best this machine allows), or `full` to refuse to "
+                                   "run without it"})
+def _build_tests(args: str, options: dict, device: str | None) -> Scorer:
+    return UnitTestVerifier(args or "tests", **options)

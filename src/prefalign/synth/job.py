@@ -37,6 +37,7 @@ from prefalign.generation import BACKENDS, make_generator
 from prefalign.generation.options import BACKEND_HELP, SAMPLING_HELP
 from prefalign.generation.types import Completion, PromptItem, SamplingConfig
 from prefalign.locks import exclusive_lock
+from prefalign.scoring import registry as scorer_registry
 from prefalign.settings import Settings
 from prefalign.scoring.base import NON_FINITE, Score, is_finite_score
 
@@ -104,8 +105,8 @@ SYNTH_HELP = {
     "model": "model folder (hf, vllm) or served model name (openai)",
     "prompts": "prompts file (.jsonl/.json/.csv/.parquet/.txt) or saved dataset folder",
     "output": "output file (.jsonl or .parquet)",
-    "scorer": "scorer spec, e.g. '0.7*verifier:pkg.mod:fn+0.3*rm:/path' (kinds: verifier, tests, "
-              "rm, judge, pairjudge, flr, cdr, implicit)",
+    "scorer": "scorer spec, e.g. '0.7*verifier:pkg.mod:fn+0.3*rm:/path' (kinds: "
+              f"{', '.join(scorer_registry.kinds())}; docs/synth.md)",
     "n": "samples per prompt",
     "pairs": "west-of-n | best-vs-random | best-vs-second | sweet-spot | all-pairs | ranked | "
              "unpaired",

@@ -1,0 +1,102 @@
+"""The scorer registry: every kind a scorer spec can name (``KIND:ARGS?KEY=VALUE``).
+
+A kind is one decorated builder in one module, its metadata declared once::
+
+    @scorer_kind("lenscore", args="(none)", summary="the response's length in characters",
+                 options={"scale": "multiplier (1.0)"})
+    def build(args: str, options: dict, device: str | None) -> Scorer:
+        return LengthScorer(**options)
+
+The spec grammar (`prefalign.scoring.parse_scorer_spec`), the accepted kinds and options with
+their errors, `--scorer`'s help and the table in docs/synth.md (``scripts/registry_docs.py``)
+come from here. The built-in kinds register in their modules (``BUILTIN_MODULES``); a project's
+own register when its module is imported (``prefalign --plugin MODULE ...``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+BUILTIN_MODULES = ("verifier", "reward_model", "judge", "likelihood")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class ScorerKind:
+    name: str
+    args: str  # what ARGS is, for the help and the docs
+    summary: str  # what it scores
+    build: Callable = field(repr=False)  # build(args, options, device) -> Scorer
+    options: dict[str, str] = field(default_factory=dict)  # option -> what it is (its default)
+    module: str = ""
+
+    def check_options(self, options: dict) -> None:
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], sorted(self.options), 1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            takes = ", ".join(sorted(self.options)) or "none"
+            raise ValueError(f"scorer {self.name}: unknown option(s) {', '.join(unknown)}{hint}; "
+                             f"it takes: {takes}")
+
+
+_KINDS: dict[str, ScorerKind] = {}
+_loaded = False
+
+
+def scorer_kind(name: str, *, args: str, summary: str,
+                options: dict[str, str] | None = None) -> Callable:
+    """Register the decorated ``build(args, options, device) -> Scorer`` as kind ``name``."""
+    if not _NAME.match(name):
+        raise ValueError(f"scorer kind {name!r}: use lower-case letters, digits and _")
+
+    def register(build: Callable) -> Callable:
+        if name in _KINDS:
+            raise ValueError(f"scorer kind {name!r} is registered twice ({_KINDS[name].module} "
+                             f"and {build.__module__})")
+        _KINDS[name] = ScorerKind(name, args, summary, build, dict(options or {}),
+                                  build.__module__)
+        return build
+
+    return register
+
+
+def _load_builtins() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for module in BUILTIN_MODULES:
+            importlib.import_module(f"prefalign.scoring.{module}")
+
+
+def kinds() -> dict[str, ScorerKind]:
+    """Every registered kind: the built-ins in BUILTIN_MODULES' order (whichever module was
+    imported first), then the others in registration order."""
+    _load_builtins()
+    modules = [f"prefalign.scoring.{m}" for m in BUILTIN_MODULES]
+    order = {name: i for i, name in enumerate(_KINDS)}
+    rank = lambda k: (modules.index(k.module) if k.module in modules else len(modules),  # noqa: E731
+                      order[k.name])
+    return {k.name: k for k in sorted(_KINDS.values(), key=rank)}
+
+
+def get(name: str) -> ScorerKind:
+    known = kinds()
+    if name not in known:
+        close = difflib.get_close_matches(name, sorted(known), 1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ValueError(f"unknown scorer kind {name!r}{hint}; use one of {', '.join(known)} "
+                         "(or register one: docs/extending.md)")
+    return known[name]
+
+
+def two_paths(args: str, kind: str) -> tuple[str, str]:
+    """ARGS of the form ``A,B`` (two model paths)."""
+    a, sep, b = args.partition(",")
+    if not sep or not a or not b:
+        raise ValueError(f"scorer {kind}: write {kind}:A,B (two model paths), got {args!r}")
+    return a, b

@@ -1,0 +1,101 @@
+"""The scorer registry: built-in kinds declared once in their modules, names and options checked
+with the closest suggestion, the docs table generated from it, and a project's own kind added
+from its module with `prefalign --plugin` and used through the CLI."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from prefalign.cli import main
+from prefalign.scoring import build_scorer, parse_scorer_spec, registry, scorer_kind
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PLUGIN = '''
+from prefalign.scoring import Score, Scorer, scorer_kind
+
+
+class CharCount(Scorer):
+    name = "char_count"
+
+    def __init__(self, scale=1.0):
+        super().__init__()
+        self.scale = float(scale)
+
+    def score(self, groups):
+        return [[Score(self.scale * len(r)) for r in responses] for _, responses in groups]
+
+    def describe(self):
+        return {"scorer": self.name, "scale": self.scale}
+
+
+@scorer_kind("char_count", args="(none)", summary="characters in the response, times scale",
+             options={"scale": "multiplier (1.0)"})
+def build(args, options, device):
+    return CharCount(**options)
+'''
+
+
+def test_the_built_in_kinds_are_registered_in_their_modules():
+    kinds = registry.kinds()
+    assert list(kinds)[:8] == ["verifier", "tests", "rm", "judge", "pairjudge", "flr", "cdr",
+                               "implicit"]
+    assert kinds["rm"].module == "prefalign.scoring.reward_model"
+    assert set(kinds["tests"].options) >= {"timeout", "workers", "isolation"}
+
+
+def test_a_kind_registered_twice_or_badly_named_is_refused():
+    with pytest.raises(ValueError, match="'verifier' is registered twice"):
+        scorer_kind("verifier", args="x", summary="y")(lambda a, o, d: None)
+    with pytest.raises(ValueError, match="lower-case letters"):
+        scorer_kind("Bad-Name", args="x", summary="y")
+
+
+def test_unknown_kinds_and_options_name_the_closest_before_loading_anything():
+    with pytest.raises(ValueError, match=r"unknown scorer kind 'verifer' \(did you mean "
+                                         r"verifier\?\)"):
+        parse_scorer_spec("verifer:a.b:c")
+    with pytest.raises(ValueError, match=r"scorer rm: unknown option\(s\) lable \(did you mean "
+                                         r"label\?\); it takes: batch_size, label, max_length"):
+        build_scorer("rm:/no/such/model?lable=1")  # refused before the model would load
+
+
+def test_the_docs_table_is_current():
+    spec = importlib.util.spec_from_file_location("registry_docs",
+                                                  ROOT / "scripts" / "registry_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    page = (ROOT / "docs" / "synth.md").read_text(encoding="utf-8")
+    assert module.render(page) == page, "run python scripts/registry_docs.py"
+    for name in registry.kinds():
+        assert f"| `{name}` |" in page
+
+
+def test_a_plugin_kind_is_used_through_the_cli(tiny_model_dir, tmp_path, monkeypatch):
+    module = f"plugin_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{module}.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_KINDS", dict(registry._KINDS))  # forget it afterwards
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"{i}+{i}="}) + "\n" for i in range(3)))
+    out = tmp_path / "pairs.jsonl"
+    rc = main(["--plugin", module, "synth", "--model", str(tiny_model_dir("llama")),
+               "--prompts", str(prompts), "--output", str(out), "--scorer",
+               "0.5*char_count:?scale=2", "--n", "3", "--max-new-tokens", "6",
+               "--temperature", "1.0", "--device", "cpu", "--no-progress"])
+    assert rc == 0
+    manifest = json.loads((tmp_path / "pairs.manifest.json").read_text())
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows, "pairs were built from the plugin's scores"
+    for row in rows:
+        assert row["score_chosen"] == len(row["chosen"]) and row["score_rejected"] == len(
+            row["rejected"])
+    assert manifest["scorer"] == "0.5*char_count:?scale=2"
+
+
+def test_a_plugin_that_cannot_be_imported_is_one_line(capsys, monkeypatch):
+    monkeypatch.delenv("PREFALIGN_DEBUG", raising=False)
+    assert main(["--plugin", "no_such_plugin_module", "objectives"]) == 2
+    assert "--plugin no_such_plugin_module: cannot import it" in capsys.readouterr().err
