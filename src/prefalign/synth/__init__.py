@@ -11,9 +11,11 @@ synth -> train -> eval rounds (`run_iterate`) are in `prefalign.loop`.
 """
 
 from .job import SynthConfig, SynthResult, run_synth
-from .pairs import STRATEGIES, PairOptions, build_records
+from .pairs import PairOptions, build_records
 from .prompts import read_prompts
+from .strategies import pair_strategies, pair_strategy
 
 __all__ = [
-    "SynthConfig", "SynthResult", "run_synth", "STRATEGIES", "PairOptions", "build_records", "read_prompts",
+    "SynthConfig", "SynthResult", "run_synth", "PairOptions", "build_records", "read_prompts",
+    "pair_strategy", "pair_strategies",
 ]

@@ -42,7 +42,7 @@ from prefalign.settings import Settings
 from prefalign.scoring.base import NON_FINITE, Score, is_finite_score
 
 from .durable_log import DurableLog
-from .pairs import OUTPUT_KIND, PairOptions, build_records
+from .pairs import PairOptions, build_records, output_kind, strategy_names
 from .prompts import read_prompts
 
 MAX_REASONS = 20  # distinct failure reasons kept in the counts (the rest summed)
@@ -108,8 +108,7 @@ SYNTH_HELP = {
     "scorer": "scorer spec, e.g. '0.7*verifier:pkg.mod:fn+0.3*rm:/path' (kinds: "
               f"{', '.join(scorer_registry.kinds())}; docs/synth.md)",
     "n": "samples per prompt",
-    "pairs": "west-of-n | best-vs-random | best-vs-second | sweet-spot | all-pairs | ranked | "
-             "unpaired",
+    "pairs": f"pair strategy: {' | '.join(strategy_names())} (docs/synth.md)",
     "min_gap": "smallest score gap a pair may have",
     "length_penalty": "score - LAMBDA * length before pairing",
     "label_threshold": "unpaired: label = score >= THRESHOLD (default: none; each prompt's best "
@@ -364,7 +363,7 @@ def _run_synth(cfg: SynthConfig, opts: PairOptions, out_path: Path, log_path: Pa
         counts["http_retries"] = retries
     save_records(records, out_path)
     manifest = {
-        "output": str(out_path), "kind": OUTPUT_KIND[cfg.pairs], "log": str(log_path),
+        "output": str(out_path), "kind": output_kind(cfg.pairs), "log": str(log_path),
         "model": cfg.model, "backend": backend_desc, "scorer": fp["scorer"],
         "sampling": fp["sampling"], "n": cfg.n, "seed": cfg.seed,
         "seed_rule": "sample j of prompt i uses sha256(f'{seed}:{i}:{j}')[:8] >> 1",

@@ -5,17 +5,9 @@ be scored (``unscored``; a NaN or infinite score is no score and counts as ``non
 unless ``keep_whitespace_variants``, responses that differ from an earlier one only in whitespace
 (``whitespace_only_difference``: a pair of them would teach spacing alone) are dropped and
 counted; an optional length penalty makes the score ``score - lam * length``
-(length in tokens when known, else characters). Then:
-
-| strategy | records |
-|---|---|
-| ``west-of-n`` | best vs worst (Pace et al. 2024; RLHFlow ``max_min``) |
-| ``best-vs-random`` | best vs a random strictly worse response (seeded per prompt) |
-| ``best-vs-second`` | best vs the best strictly worse response (RLHFlow ``max_max``) |
-| ``sweet-spot`` | best vs the response whose score is nearest ``mu - 2 sigma`` of the prompt's scores |
-| ``all-pairs`` | every pair whose gap is at least ``min_gap`` (and > 0) |
-| ``ranked`` | one `RankedRecord` with every kept response and its score (listwise objectives) |
-| ``unpaired`` | `UnpairedRecord`s: with ``label_threshold``, every response labelled ``score >= threshold``; without, the west-of-n pair's best (True) and worst (False) |
+(length in tokens when known, else characters). Then a prompt left with two or more responses
+goes to its strategy and the strategy (`strategies.py`: the registry; the built-ins below, their table in
+docs/synth.md) turns the kept responses into records.
 
 The best is the first of equally scored maxima. A pair whose two scores are equal is a ``tie``;
 one with a gap below ``min_gap`` is ``below_min_gap``; a prompt left with fewer than two responses
@@ -34,7 +26,7 @@ import math
 import random
 from collections import Counter
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from prefalign.data.pairing import pair_indices
 from prefalign.data.records import PairRecord, RankedRecord, UnpairedRecord
@@ -43,14 +35,8 @@ from prefalign.data.sampled import SampledIds
 from prefalign.data.validate import whitespace_key
 from prefalign.generation.types import PromptItem, response_value, sample_seed
 
-STRATEGIES = ("west-of-n", "best-vs-random", "best-vs-second", "sweet-spot", "all-pairs",
-              "ranked", "unpaired")
-OUTPUT_KIND = {s: "pairwise" for s in STRATEGIES} | {"ranked": "ranked", "unpaired": "unpaired"}
-# the pair strategies' selection (`prefalign.data.pairing`, shared with ranked_to_pairs)
-SELECTION = {"west-of-n": "best_vs_worst", "best-vs-random": "best_vs_random",
-             "best-vs-second": "best_vs_second", "sweet-spot": "sweet_spot",
-             "all-pairs": "all_pairs"}
-
+from .strategies import get as get_strategy
+from .strategies import pair_strategies, pair_strategy
 
 @dataclass
 class PairOptions:
@@ -62,9 +48,7 @@ class PairOptions:
     keep_whitespace_variants: bool = False
 
     def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown pair strategy {self.strategy!r}; use one of "
-                             f"{', '.join(STRATEGIES)}")
+        get_strategy(self.strategy)  # refuses an unknown name with the closest one
 
 
 def _kept(texts: Sequence[str], scores: Sequence[float | None], lengths: Sequence[int | None],
@@ -160,38 +144,77 @@ def _build_records(item: PromptItem, texts: Sequence[str], scores: Sequence[floa
     if len(kept) < 2:
         dropped["too_few_responses"] += 1
         return [], dropped
+    return get_strategy(opts.strategy).build(item, kept, opts, dropped), dropped
+
+
+def make_pair(item: PromptItem, chosen, rejected, opts, dropped: Counter):
+    """The pair (chosen, rejected) of kept responses, or None (a tie or a gap below min_gap,
+    counted in ``dropped``)."""
+    return _pair(item, chosen, rejected, opts, dropped)
+
+
+def _by_selection(selection: str) -> Callable:
+    """A strategy that pairs by `prefalign.data.pairing`'s ``selection`` (shared with
+    ranked_to_pairs)."""
+    def build(item, kept, opts, dropped):
+        rng = (random.Random(sample_seed(opts.seed, item.index, -1))
+               if selection == "best_vs_random" else None)
+        pairs = (_pair(item, kept[c], kept[r], opts, dropped)
+                 for c, r in pair_indices([k[2] for k in kept], selection, rng=rng))
+        return [p for p in pairs if p is not None]
+    return build
+
+
+for _name, _selection, _summary in (
+        ("west-of-n", "best_vs_worst", "best vs worst (Pace et al. 2024; RLHFlow `max_min`)"),
+        ("best-vs-random", "best_vs_random",
+         "best vs a random strictly worse response (seeded per prompt)"),
+        ("best-vs-second", "best_vs_second",
+         "best vs the best strictly worse one (RLHFlow `max_max`)"),
+        ("sweet-spot", "sweet_spot",
+         "best vs the response whose score is nearest μ − 2σ of the prompt's scores"),
+        ("all-pairs", "all_pairs", "every pair with a gap ≥ `--min-gap` (and > 0)")):
+    pair_strategy(_name, output="pairwise", summary=_summary)(_by_selection(_selection))
+
+
+@pair_strategy("ranked", output="ranked",
+               summary="all kept responses with their scores (listwise objectives)")
+def _ranked(item, kept, opts, dropped):
     values = [k[2] for k in kept]
-    s = opts.strategy
-    if s == "ranked":
-        if max(values) == min(values):
-            dropped["tie"] += 1
-            return [], dropped
-        return [RankedRecord(item.prompt, [response_value(item.prompt, k[1]) for k in kept],
-                             values, system=item.system,
-                             meta={"prompt_index": item.index,
-                                   "sample_indices": [k[0] for k in kept]})], dropped
-    if s == "unpaired":
-        if opts.label_threshold is not None:
-            return [UnpairedRecord(item.prompt, response_value(item.prompt, k[1]),
-                                   k[2] >= opts.label_threshold, system=item.system,
-                                   meta={"prompt_index": item.index, "sample_index": k[0],
-                                         "score": k[2]}) for k in kept], dropped
-        [(b, w)] = pair_indices(values, "best_vs_worst")
-        best, worst = kept[b], kept[w]
-        pair = _pair(item, best, worst, opts, dropped)
-        if pair is None:
-            return [], dropped
-        return [UnpairedRecord(item.prompt, resp, label, system=item.system,
-                               meta={"prompt_index": item.index, "sample_index": idx,
-                                     "score": score})
-                for resp, label, idx, score in (
-                    (pair.chosen, True, best[0], best[2]),
-                    (pair.rejected, False, worst[0], worst[2]))], dropped
-    rng = (random.Random(sample_seed(opts.seed, item.index, -1)) if s == "best-vs-random"
-           else None)
-    records = []
-    for c, r in pair_indices(values, SELECTION[s], rng=rng):
-        pair = _pair(item, kept[c], kept[r], opts, dropped)
-        if pair is not None:
-            records.append(pair)
-    return records, dropped
+    if max(values) == min(values):
+        dropped["tie"] += 1
+        return []
+    return [RankedRecord(item.prompt, [response_value(item.prompt, k[1]) for k in kept],
+                         values, system=item.system,
+                         meta={"prompt_index": item.index,
+                               "sample_indices": [k[0] for k in kept]})]
+
+
+@pair_strategy("unpaired", output="unpaired",
+               summary="with `--label-threshold T`: every response, label = score ≥ T; else "
+                       "best (true) and worst (false)")
+def _unpaired(item, kept, opts, dropped):
+    if opts.label_threshold is not None:
+        return [UnpairedRecord(item.prompt, response_value(item.prompt, k[1]),
+                               k[2] >= opts.label_threshold, system=item.system,
+                               meta={"prompt_index": item.index, "sample_index": k[0],
+                                     "score": k[2]}) for k in kept]
+    [(b, w)] = pair_indices([k[2] for k in kept], "best_vs_worst")
+    best, worst = kept[b], kept[w]
+    pair = _pair(item, best, worst, opts, dropped)
+    if pair is None:
+        return []
+    return [UnpairedRecord(item.prompt, resp, label, system=item.system,
+                           meta={"prompt_index": item.index, "sample_index": idx,
+                                 "score": score})
+            for resp, label, idx, score in (
+                (pair.chosen, True, best[0], best[2]),
+                (pair.rejected, False, worst[0], worst[2]))]
+
+
+def output_kind(strategy: str) -> str:
+    return get_strategy(strategy).output
+
+
+def strategy_names() -> tuple[str, ...]:
+    return tuple(pair_strategies())

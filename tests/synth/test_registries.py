@@ -1,6 +1,7 @@
-"""The scorer registry: built-in kinds declared once in their modules, names and options checked
-with the closest suggestion, the docs table generated from it, and a project's own kind added
-from its module with `prefalign --plugin` and used through the CLI."""
+"""The scorer and pair-strategy registries: built-ins declared once in their modules, names and
+options checked with the closest suggestion, the docs tables generated from them, and a project's
+own scorer and strategy added from its module with `prefalign --plugin` and used through the
+CLI."""
 
 import importlib.util
 import json
@@ -10,11 +11,14 @@ import pytest
 
 from prefalign.cli import main
 from prefalign.scoring import build_scorer, parse_scorer_spec, registry, scorer_kind
+from prefalign.synth import pair_strategies, strategies
 
 ROOT = Path(__file__).resolve().parents[2]
 
 PLUGIN = '''
 from prefalign.scoring import Score, Scorer, scorer_kind
+from prefalign.synth import pair_strategy
+from prefalign.synth.pairs import make_pair
 
 
 class CharCount(Scorer):
@@ -35,6 +39,14 @@ class CharCount(Scorer):
              options={"scale": "multiplier (1.0)"})
 def build(args, options, device):
     return CharCount(**options)
+
+
+@pair_strategy("best-vs-all", output="pairwise", summary="best vs every worse response")
+def best_vs_all(item, kept, opts, dropped):
+    best = max(range(len(kept)), key=lambda i: kept[i][2])
+    pairs = (make_pair(item, kept[best], kept[i], opts, dropped)
+             for i in range(len(kept)) if i != best)
+    return [p for p in pairs if p is not None]
 '''
 
 
@@ -77,13 +89,15 @@ def test_a_plugin_kind_is_used_through_the_cli(tiny_model_dir, tmp_path, monkeyp
     module = f"plugin_{tmp_path.name.replace('-', '_')}"
     (tmp_path / f"{module}.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_KINDS", dict(registry._KINDS))  # forget it afterwards
+    monkeypatch.setattr(registry, "_KINDS", dict(registry._KINDS))  # forget them afterwards
+    monkeypatch.setattr(strategies, "_STRATEGIES", dict(pair_strategies()))
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": f"{i}+{i}="}) + "\n" for i in range(3)))
     out = tmp_path / "pairs.jsonl"
     rc = main(["--plugin", module, "synth", "--model", str(tiny_model_dir("llama")),
                "--prompts", str(prompts), "--output", str(out), "--scorer",
-               "0.5*char_count:?scale=2", "--n", "3", "--max-new-tokens", "6",
+               "0.5*char_count:?scale=2", "--pairs", "best-vs-all", "--n", "3",
+               "--max-new-tokens", "6",
                "--temperature", "1.0", "--device", "cpu", "--no-progress"])
     assert rc == 0
     manifest = json.loads((tmp_path / "pairs.manifest.json").read_text())
@@ -92,10 +106,29 @@ def test_a_plugin_kind_is_used_through_the_cli(tiny_model_dir, tmp_path, monkeyp
     for row in rows:
         assert row["score_chosen"] == len(row["chosen"]) and row["score_rejected"] == len(
             row["rejected"])
-    assert manifest["scorer"] == "0.5*char_count:?scale=2"
+        assert row["score_chosen"] > row["score_rejected"]
+    per_prompt = {}
+    for row in rows:
+        per_prompt.setdefault(row["prompt_index"], []).append(row)
+    assert max(len(v) for v in per_prompt.values()) == 2, "best vs each of the other two"
+    assert manifest["scorer"] == "0.5*char_count:?scale=2" and manifest["kind"] == "pairwise"
 
 
 def test_a_plugin_that_cannot_be_imported_is_one_line(capsys, monkeypatch):
     monkeypatch.delenv("PREFALIGN_DEBUG", raising=False)
     assert main(["--plugin", "no_such_plugin_module", "objectives"]) == 2
     assert "--plugin no_such_plugin_module: cannot import it" in capsys.readouterr().err
+
+
+def test_the_built_in_pair_strategies_and_their_errors():
+    from prefalign.synth.pairs import PairOptions
+
+    assert list(pair_strategies())[:7] == ["west-of-n", "best-vs-random", "best-vs-second",
+                                         "sweet-spot", "all-pairs", "ranked", "unpaired"]
+    with pytest.raises(ValueError, match=r"unknown pair strategy 'west-of-m' \(did you mean "
+                                         r"west-of-n\?\)"):
+        PairOptions(strategy="west-of-m")
+    with pytest.raises(ValueError, match="'ranked' is registered twice"):
+        strategies.pair_strategy("ranked", output="ranked", summary="x")(lambda *a: [])
+    with pytest.raises(ValueError, match="output must be one of"):
+        strategies.pair_strategy("odd", output="triples", summary="x")
