@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Write the registries' tables into the docs: the scorer kinds and the pair strategies in
-docs/synth.md, each between its ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` markers. A
+"""Write the registries' tables into the docs: the back ends, the scorer kinds and the pair
+strategies in docs/synth.md, each between its ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` markers. A
 test (tests/synth/test_registries.py) checks that the page is current:
 
     python scripts/registry_docs.py            # rewrite the tables
@@ -47,7 +47,22 @@ def pair_table() -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"scorers": scorer_table, "pairs": pair_table}
+def backend_table() -> str:
+    from prefalign.generation import registry
+
+    yes = lambda v: "yes" if v else "no"  # noqa: E731
+    lines = [_GENERATED.format("back-end registry"), "",
+             "| back end | what | options it takes | served (needs `--base-url`) | loads each "
+             "round's policy (`iterate`) | samples eval's loaded model |",
+             "|---|---|---|---|---|---|"]
+    for b in registry.backends().values():
+        options = ", ".join(f"`{o}`" for o in b.options) or "none"
+        lines.append(f"| `{b.name}` | {_cell(b.summary)} | {options} | {yes(b.served)} | "
+                     f"{yes(b.new_policy_each_round)} | {yes(b.shares_loaded_model)} |")
+    return "\n".join(lines)
+
+
+BLOCKS = {"scorers": scorer_table, "pairs": pair_table, "backends": backend_table}
 
 
 def render(text: str) -> str:

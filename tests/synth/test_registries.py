@@ -1,7 +1,7 @@
-"""The scorer and pair-strategy registries: built-ins declared once in their modules, names and
-options checked with the closest suggestion, the docs tables generated from them, and a project's
-own scorer and strategy added from its module with `prefalign --plugin` and used through the
-CLI."""
+"""The scorer, pair-strategy and back-end registries: built-ins declared once in their modules,
+names and options checked with the closest suggestion, the docs tables generated from them, and a
+project's own scorer, strategy and back end added from its module with `prefalign --plugin` and
+used through the CLI."""
 
 import importlib.util
 import json
@@ -11,12 +11,15 @@ import pytest
 
 from prefalign.cli import main
 from prefalign.scoring import build_scorer, parse_scorer_spec, registry, scorer_kind
+from prefalign.generation import registry as generation_registry
 from prefalign.synth import pair_strategies, strategies
 
 ROOT = Path(__file__).resolve().parents[2]
 
 PLUGIN = '''
 from prefalign.scoring import Score, Scorer, scorer_kind
+from prefalign.generation import generation_backend
+from prefalign.generation.types import Completion
 from prefalign.synth import pair_strategy
 from prefalign.synth.pairs import make_pair
 
@@ -39,6 +42,26 @@ class CharCount(Scorer):
              options={"scale": "multiplier (1.0)"})
 def build(args, options, device):
     return CharCount(**options)
+
+
+class Canned:
+    """Served answers: prompt i's sample j is "x" * (i + j + 1) (no model needed)."""
+    name = "canned"
+
+    def __init__(self, model):
+        self.model = model
+
+    def generate(self, prompts, n, sampling, seed=0):
+        return [[Completion("x" * (p.index + j + 1), seed) for j in range(n)] for p in prompts]
+
+    def describe(self):
+        return {"backend": self.name, "model": self.model}
+
+
+@generation_backend("canned", summary="canned answers (a test)", served=True,
+                    new_policy_each_round=False)
+def build_canned(model, base_url, options):
+    return Canned(model)
 
 
 @pair_strategy("best-vs-all", output="pairwise", summary="best vs every worse response")
@@ -91,6 +114,7 @@ def test_a_plugin_kind_is_used_through_the_cli(tiny_model_dir, tmp_path, monkeyp
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(registry, "_KINDS", dict(registry._KINDS))  # forget them afterwards
     monkeypatch.setattr(strategies, "_STRATEGIES", dict(pair_strategies()))
+    monkeypatch.setattr(generation_registry, "_BACKENDS", dict(generation_registry.backends()))
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": f"{i}+{i}="}) + "\n" for i in range(3)))
     out = tmp_path / "pairs.jsonl"
@@ -132,3 +156,33 @@ def test_the_built_in_pair_strategies_and_their_errors():
         strategies.pair_strategy("ranked", output="ranked", summary="x")(lambda *a: [])
     with pytest.raises(ValueError, match="output must be one of"):
         strategies.pair_strategy("odd", output="triples", summary="x")
+
+
+def test_a_plugin_back_end_is_used_by_synth_and_refused_by_iterate_for_its_capability(
+        tmp_path, monkeypatch, capsys):
+    """No code outside generation/ names a back end: synth samples from the plugin's, and
+    iterate refuses it because it cannot load each round's policy (it says so)."""
+    monkeypatch.delenv("PREFALIGN_DEBUG", raising=False)
+    module = f"backend_plugin_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{module}.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_KINDS", dict(registry._KINDS))
+    monkeypatch.setattr(strategies, "_STRATEGIES", dict(pair_strategies()))
+    monkeypatch.setattr(generation_registry, "_BACKENDS", dict(generation_registry.backends()))
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"q{i}"}) + "\n" for i in range(3)))
+    out = tmp_path / "pairs.jsonl"
+    assert main(["--plugin", module, "synth", "--backend", "canned", "--base-url", "none",
+                 "--model", "served-name", "--prompts", str(prompts), "--output", str(out),
+                 "--scorer", "char_count:", "--n", "3", "--no-progress"]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["chosen"], r["rejected"]) for r in rows] == [
+        ("x" * (i + 3), "x" * (i + 1)) for i in range(3)]  # west-of-n over the canned answers
+    assert main(["--plugin", module, "iterate", "--backend", "canned", "--model", "m",
+                 "--prompts", str(prompts), "--scorer", "char_count:",
+                 "--output", str(tmp_path / "it")]) == 2
+    err = capsys.readouterr().err
+    assert "iterate --backend canned: each round samples from the policy" in err
+    assert "--backend hf or vllm" in err and not (tmp_path / "it").exists()
+    with pytest.raises(ValueError, match=r"unknown back end 'hff' \(did you mean hf\?\)"):
+        generation_registry.get("hff")

@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from prefalign.generation.options import BACKEND_HELP, SAMPLING_HELP
+from prefalign.generation.options import BACKEND_HELP, SAMPLING_HELP, backend_rule
 from prefalign.settings import Settings, at_least, one_of, optional, positive
 
 
@@ -80,7 +80,7 @@ EvalConfig.RULES = {
     "max_length": (optional(at_least(2)), ">= 2, or null"),
     "sample_batch_size": (at_least(1), ">= 1"),
     "dtype": one_of("float32", "bfloat16", "float16"),
-    "backend": one_of("hf", "vllm", "openai"),
+    "backend": backend_rule(),
 }
 EvalConfig.REQUIRED = ("model", "output")
 

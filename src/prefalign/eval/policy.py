@@ -112,7 +112,8 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
     tokenizer is always read from ``policy_path``; the policy itself is loaded here only for
     log-prob metrics (``data``, or KL with ``ref_path``) or for the hf back end.
     """
-    from prefalign.generation import BACKENDS, make_generator
+    from prefalign.generation import make_generator
+    from prefalign.generation import registry as generation_registry
 
     from transformers import AutoTokenizer
 
@@ -127,10 +128,10 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
             raise ValueError(f"--num-samples {num_samples!r}: must be an integer >= 1")
     if dtype not in DTYPES:
         raise ValueError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown back end {backend!r}; use one of {', '.join(BACKENDS)}")
-    if backend == "openai" and generator is None and not base_url:
-        raise ValueError("the openai back end needs --base-url (e.g. http://localhost:8000/v1)")
+    sampler = generation_registry.get(backend)
+    if sampler.served and generator is None and not base_url:
+        raise ValueError(f"the {backend} back end needs --base-url (e.g. "
+                         "http://localhost:8000/v1)")
     prompt_list = None
     if prompts is not None:  # read (and checked) before any model is loaded
         prompt_list = read_prompts(prompts)
@@ -145,7 +146,9 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
                              trust_remote_code=trust_remote_code)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     policy_lm = policy = None
-    if data is not None or ref_path is not None or (backend == "hf" and generator is None):
+    # the policy is loaded here for log-probs, and for sampling by a back end that shares it
+    if data is not None or ref_path is not None or (sampler.shares_loaded_model
+                                                    and generator is None):
         policy_lm = _load(policy_path, dtype, device, trust_remote_code)
         policy = PackedLogProbModel(policy_lm)
     ref_lm = ref = None
@@ -177,9 +180,9 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
                                                max_tokens=max_tokens, topk=topk))
 
     if prompt_list is not None:
-        if generator is None and backend != "hf":
+        if generator is None and not sampler.shares_loaded_model:
             generator = make_generator(
-                (served_model or str(policy_path)) if backend == "openai" else str(policy_path),
+                (served_model or str(policy_path)) if sampler.served else str(policy_path),
                 backend, base_url=base_url, dtype=dtype, trust_remote_code=trust_remote_code,
                 concurrency=concurrency, timeout=timeout, max_retries=max_retries)
         result["backend"] = backend if generator is None else getattr(generator, "name", backend)

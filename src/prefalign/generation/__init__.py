@@ -24,27 +24,24 @@ from pathlib import Path
 from .base import Generator
 from .types import Completion, PromptItem, SamplingConfig, response_value, sample_seed
 
-BACKENDS = ("hf", "vllm", "openai")
-# the options each back end's constructor takes (others are ignored, None means its default)
-_OPTIONS = {
-    "hf": ("device", "dtype", "batch_size", "trust_remote_code", "model_obj", "tokenizer"),
-    "vllm": ("dtype", "trust_remote_code"),
-    "openai": ("concurrency", "timeout", "max_retries", "backoff", "api_key_env", "api_key"),
-}
+from . import registry
+from .registry import generation_backend
+
+
+def __getattr__(name: str):
+    if name == "BACKENDS":  # the registered back ends' names (plugins may add some)
+        return registry.names()
+    raise AttributeError(name)
 
 
 def parse_spec(spec: str) -> tuple[str, str, str | None]:
-    """``(backend, model, base_url)`` from a spec string (see the module docstring)."""
+    """``(backend, model, base_url)`` from a spec string (see the module docstring): ``NAME:REST``
+    for a registered back end NAME, else a model folder for hf."""
     kind, sep, rest = spec.partition(":")
-    if sep and kind == "vllm":
-        return "vllm", rest, None
-    if sep and kind == "openai":
-        url, hash_, model = rest.partition("#")
-        if not hash_ or not model:
-            raise ValueError(f"generator spec {spec!r}: write openai:BASE_URL#MODEL, e.g. "
-                             "openai:http://localhost:8000/v1#my-model")
-        return "openai", model, url
-    return "hf", rest if (sep and kind == "hf") else spec, None
+    if sep and kind in registry.backends():
+        model, url = registry.get(kind).spec(rest)
+        return kind, model, url
+    return "hf", spec, None
 
 
 def check_model_path(model: str, backend: str) -> None:
@@ -63,37 +60,25 @@ def check_model_path(model: str, backend: str) -> None:
 
 def make_generator(model: str, backend: str | None = None, *, base_url: str | None = None,
                    **options) -> Generator:
-    """The one factory of generation back ends.
+    """The one factory of generation back ends (`registry`).
 
-    ``backend`` "hf" | "vllm" | "openai" (None: parse ``model`` as a spec string, see the module
-    docstring). ``model``: the model folder (hf, vllm) or the served model name (openai, which
-    also needs ``base_url``). ``options`` go to the back end's constructor, those it does not
-    take dropped (hf: device, dtype, batch_size, trust_remote_code, model_obj, tokenizer; vllm:
-    dtype, trust_remote_code; openai: concurrency, timeout, max_retries, backoff, api_key_env).
+    ``backend`` a registered name (None: parse ``model`` as a spec string, see the module
+    docstring). ``model``: the model folder, or the served model name for a served back end
+    (openai, which also needs ``base_url``). ``options`` go to the back end's builder, those it
+    does not declare dropped (hf: device, dtype, batch_size, trust_remote_code, model_obj,
+    tokenizer; vllm: dtype, trust_remote_code; openai: concurrency, timeout, max_retries,
+    backoff, api_key_env).
     """
     if backend is None:
         backend, model, spec_url = parse_spec(model)
         base_url = base_url or spec_url
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown back end {backend!r}; use one of {', '.join(BACKENDS)}")
-    opts = {k: v for k, v in options.items() if k in _OPTIONS[backend] and v is not None}
-    if backend == "openai":
-        from .openai_http import OpenAIHTTPGenerator
-
-        if not base_url:
-            raise ValueError("the openai back end needs --base-url (e.g. "
-                             "http://localhost:8000/v1)")
-        return OpenAIHTTPGenerator(base_url, model, **opts)
-    if opts.get("model_obj") is None:
+    entry = registry.get(backend)
+    opts = {k: v for k, v in options.items() if k in entry.options and v is not None}
+    if not entry.served and opts.get("model_obj") is None:
         check_model_path(str(model), backend)
-    if backend == "vllm":
-        from .vllm import VLLMGenerator
-
-        return VLLMGenerator(model, **opts)
-    from .hf import HFGenerator
-
-    return HFGenerator(model, **opts)
+    return entry.build(model, base_url, opts)
 
 
 __all__ = ["BACKENDS", "Generator", "make_generator", "parse_spec", "check_model_path",
+           "generation_backend", "registry",
            "Completion", "PromptItem", "SamplingConfig", "response_value", "sample_seed"]

@@ -24,6 +24,7 @@ from prefalign.data.tokenization import tokenize_prompt
 
 from .types import Completion, PromptItem, SamplingConfig
 from .base import end_ids, regroup, requests
+from .registry import generation_backend
 
 
 class _RowSampler:
@@ -133,3 +134,11 @@ class HFGenerator:
             completions.append(Completion(text=text, seed=seeds[row], finish_reason=finish,
                                           num_tokens=len(kept), token_ids=ids))
         return completions
+
+
+@generation_backend("hf", summary="Hugging Face generate on a local model folder (default)",
+                    options=("device", "dtype", "batch_size", "trust_remote_code", "model_obj",
+                             "tokenizer"),
+                    shares_loaded_model=True)
+def _build(model, base_url, options):
+    return HFGenerator(model, **options)

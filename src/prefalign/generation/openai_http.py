@@ -30,6 +30,7 @@ from typing import Sequence
 
 from .types import Completion, PromptItem, SamplingConfig
 from .base import regroup, requests
+from .registry import generation_backend
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
@@ -146,3 +147,21 @@ def _completion(payload: dict, seed: int, url: str) -> Completion:
     finish = "length" if choice.get("finish_reason") == "length" else "stop"
     tokens = (payload.get("usage") or {}).get("completion_tokens")
     return Completion(text=text, seed=seed, finish_reason=finish, num_tokens=tokens)
+
+
+def _spec(rest: str) -> tuple[str, str | None]:
+    url, hash_, model = rest.partition("#")
+    if not hash_ or not model:
+        raise ValueError(f"generator spec 'openai:{rest}': write openai:BASE_URL#MODEL, e.g. "
+                         "openai:http://localhost:8000/v1#my-model")
+    return model, url
+
+
+@generation_backend("openai", summary="any OpenAI-compatible HTTP server (`--base-url`)",
+                    options=("concurrency", "timeout", "max_retries", "backoff", "api_key_env",
+                             "api_key"),
+                    served=True, new_policy_each_round=False, spec=_spec)
+def _build(model, base_url, options):
+    if not base_url:
+        raise ValueError("the openai back end needs --base-url (e.g. http://localhost:8000/v1)")
+    return OpenAIHTTPGenerator(base_url, model, **options)

@@ -4,8 +4,19 @@ samples (synth, iterate, eval): ``field -> help``. The fields are `SamplingConfi
 
 from __future__ import annotations
 
+def backend_names() -> tuple[str, ...]:
+    from . import registry
+
+    return registry.names()
+
+
+def backend_rule():
+    """A settings rule: a registered back end (checked when used, so a plugin's counts)."""
+    return (lambda v: v in backend_names()), "one of " + ", ".join(backend_names())
+
+
 BACKEND_HELP = {
-    "backend": "generation back end: hf | vllm | openai",
+    "backend": "generation back end: " + " | ".join(backend_names()) + " (docs/synth.md)",
     "base_url": "openai back end: the server's URL, e.g. http://localhost:8000/v1 (required "
                 "with --backend openai)",
     "concurrency": "openai back end: requests in flight",

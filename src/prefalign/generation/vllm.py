@@ -19,6 +19,7 @@ from prefalign.data.tokenization import tokenize_prompt
 
 from .types import Completion, PromptItem, SamplingConfig
 from .base import end_ids, regroup, requests
+from .registry import generation_backend
 
 
 class VLLMGenerator:
@@ -74,3 +75,9 @@ class VLLMGenerator:
                                    num_tokens=len(ids) - int(ended_on_eos),
                                    token_ids=ids))
         return regroup(prompts, n, flat)
+
+
+@generation_backend("vllm", summary="vLLM in this process (GPU, or its CPU build)",
+                    options=("dtype", "trust_remote_code"))
+def _build(model, base_url, options):
+    return VLLMGenerator(model, **options)

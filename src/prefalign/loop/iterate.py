@@ -77,13 +77,20 @@ class IterateConfig(Settings):
     scorer_obj: Any = field(default=None, repr=False)
 
 
+def round_backends() -> list[str]:
+    """The back ends that can load each round's new policy."""
+    from prefalign.generation import registry
+
+    return [b.name for b in registry.backends().values() if b.new_policy_each_round]
+
+
 IterateConfig.HELP = {
     **{k: v for k, v in SYNTH_HELP.items() if k not in ("output", "backend", "dtype")},
     "output": "run folder: OUT/round-k/...",
     "rounds": "number of rounds",
     "eval_prompts": "held-out prompts for the per-round eval (default: none, eval skipped)",
     "backend": "generation back end each round loads its policy into, for synth and eval: "
-               "hf | vllm",
+               + " | ".join(round_backends()),
     "dtype": "auto | float32 | bfloat16 | float16",
     "objective": "training objective, a name from `prefalign objectives`",
     "train_args": "settings passed to each round's training (any TrainConfig field; a YAML "
@@ -142,12 +149,16 @@ def _scorer(cfg: IterateConfig):
 
 
 def check_backend(cfg: IterateConfig) -> None:
-    if cfg.backend == "openai":
-        raise ValueError("iterate --backend openai: each round samples from the policy trained "
-                         "the round before, which a running server does not load; use --backend "
-                         "hf or vllm (prefalign synth and eval take --backend openai)")
-    if cfg.backend not in ("hf", "vllm"):
-        raise ValueError(f"unknown back end {cfg.backend!r}; iterate takes hf or vllm")
+    from prefalign.generation import registry
+
+    usable = " or ".join(round_backends())
+    if cfg.backend in registry.backends() and not registry.get(cfg.backend).new_policy_each_round:
+        raise ValueError(f"iterate --backend {cfg.backend}: each round samples from the policy "
+                         "trained the round before, which a running server does not load; use "
+                         f"--backend {usable} (prefalign synth and eval take --backend "
+                         f"{cfg.backend})")
+    if cfg.backend not in round_backends():
+        raise ValueError(f"unknown back end {cfg.backend!r}; iterate takes {usable}")
 
 
 def _generator(cfg: IterateConfig, policy: str | Path):

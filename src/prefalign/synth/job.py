@@ -33,7 +33,8 @@ from prefalign.data.sampled import SampledIds, tokenizer_fingerprint
 from prefalign.data.tokenization import tokenize_prompt
 from prefalign.data.readers import JSONL_SUFFIXES, PARQUET_SUFFIXES
 from prefalign.data.writers import atomic_write, save_records
-from prefalign.generation import BACKENDS, make_generator
+from prefalign.generation import make_generator
+from prefalign.generation import registry as generation_registry
 from prefalign.generation.options import BACKEND_HELP, SAMPLING_HELP
 from prefalign.generation.types import Completion, PromptItem, SamplingConfig
 from prefalign.locks import exclusive_lock
@@ -292,8 +293,8 @@ def run_synth(cfg: SynthConfig) -> SynthResult:
     out_path, log_path, manifest_path = cfg.paths()
     check_output(out_path)
     check_not_prompts(cfg.prompts, (out_path, log_path, manifest_path))
-    if cfg.generator is None and cfg.backend not in BACKENDS:
-        raise ValueError(f"unknown back end {cfg.backend!r}; use one of {', '.join(BACKENDS)}")
+    if cfg.generator is None:
+        generation_registry.get(cfg.backend)  # an unknown one named, with the closest
     # one writer per output: a second job on it would redo all the work beside the first
     with exclusive_lock(out_path.with_name(out_path.name + ".lock"),
                         what=f"synth output {out_path}"):
