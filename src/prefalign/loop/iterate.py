@@ -196,6 +196,21 @@ class RoundMismatchError(ValueError):
     """A finished round in OUTPUT was made with other settings than this run's."""
 
 
+# How each IterateConfig field bears on a finished round (a test keeps every field classified):
+# ROUND_FIELDS are in round_fingerprint (the starting model through each round's policy, by
+# content; the prompts by content), NOT_RESULT_FIELDS do not change a round, with the reason.
+ROUND_FIELDS = ("model", "prompts", "eval_prompts", "scorer", "scorer_obj", "n", "pairs",
+                "min_gap", "length_penalty", "temperature", "top_p", "top_k", "max_new_tokens",
+                "seed", "batch_size", "prompt_field", "backend", "dtype", "objective",
+                "train_args", "eval_n", "eval_temperature", "pass_threshold")
+NOT_RESULT_FIELDS = {
+    "output": "where the loop goes", "rounds": "how many rounds (raising it continues a loop)",
+    "chunk_size": "how often synth's log is written", "device": "where the models run",
+    "trust_remote_code": "whether a model's own code may run, not what it computes",
+    "progress": "progress bars",
+}
+
+
 def round_fingerprint(cfg: IterateConfig, k: int, policy: Path) -> dict[str, Any]:
     """What decides round ``k``'s data, training and eval: the policy it starts from (by
     content, so a retrained earlier round changes every later one) and the settings."""

@@ -191,14 +191,46 @@ def _source_id(source: Any) -> Any:
     return {"object": type(source).__name__}
 
 
-def fingerprint(cfg: SynthConfig, n_prompts: int) -> dict[str, Any]:
-    """The settings that decide the samples and scores; a log written with others is refused."""
+# How each SynthConfig field bears on a resumed log (a test keeps every field classified):
+# LOG_FIELDS decide the samples and scores (in the log's fingerprint; a log written with others
+# is refused), OUTPUT_FIELDS only how the output is built from the log (changing them rebuilds
+# it), NOT_RESULT_FIELDS neither, with the reason.
+LOG_FIELDS = ("model", "prompts", "split", "limit", "prompt_field", "n", "temperature", "top_p",
+              "top_k", "max_new_tokens", "seed", "backend", "base_url", "dtype", "scorer",
+              "generator", "scorer_obj")
+OUTPUT_FIELDS = ("pairs", "min_gap", "length_penalty", "label_threshold",
+                 "keep_whitespace_variants")
+NOT_RESULT_FIELDS = {
+    "output": "where the result goes",
+    "device": "where the model runs (the same model and seeds)",
+    "batch_size": "how prompts are batched (per-sample seeds)",
+    "chunk_size": "how often the log is written",
+    "concurrency": "requests in flight", "timeout": "seconds per request",
+    "max_retries": "retries of a failed request",
+    "trust_remote_code": "whether a model's own code may run, not what it computes",
+    "progress": "a progress bar",
+}
+
+
+def fingerprint(cfg: SynthConfig, prompts: list[PromptItem]) -> dict[str, Any]:
+    """The settings that decide the samples and scores (LOG_FIELDS); a log written with others
+    is refused. ``split`` and ``dtype`` enter only when set (older logs still resume); prompts
+    from a folder are identified by the prompts read (a path says nothing of its contents)."""
     model = cfg.model if cfg.generator is None else cfg.generator.describe()
     scorer = cfg.scorer if cfg.scorer_obj is None else cfg.scorer_obj.describe()
+    source = _source_id(cfg.prompts)
+    if set(source) == {"path"}:  # a folder (a saved dataset)
+        rows = [dataclasses.asdict(p) for p in prompts]
+        source["rows_sha256"] = hashlib.sha256(
+            json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
     fp = {"model": model, "backend": cfg.backend, "base_url": cfg.base_url,
-          "prompts": _source_id(cfg.prompts), "n_prompts": n_prompts, "n": cfg.n,
+          "prompts": source, "n_prompts": len(prompts), "n": cfg.n,
           "sampling": cfg.sampling().to_dict(), "seed": cfg.seed, "scorer": scorer,
           "prompt_field": cfg.prompt_field}
+    if cfg.split is not None:
+        fp["split"] = cfg.split
+    if cfg.dtype != "auto":  # bf16 and fp32 weights sample differently
+        fp["dtype"] = cfg.dtype
     return json.loads(json.dumps(fp, default=str))  # as it reads back from the log
 
 
@@ -308,7 +340,7 @@ def _run_synth(cfg: SynthConfig, opts: PairOptions, out_path: Path, log_path: Pa
     prompts = read_prompts(cfg.prompts, field=cfg.prompt_field, split=cfg.split, limit=cfg.limit)
     if not prompts:
         raise ValueError(f"{cfg.prompts}: no prompts")
-    fp = fingerprint(cfg, len(prompts))
+    fp = fingerprint(cfg, prompts)
     log = DurableLog(log_path)
     if log.entries:
         header = log.entries[0].get("header")

@@ -59,6 +59,24 @@ RESULT_FIELDS = (
 # fields added after runs were recorded: in the fingerprint only when not at their default, so a
 # run recorded before them still resumes
 ADDED_FIELDS = {"keep_whitespace_variants": False}
+# entered by run_fingerprint under their own keys (models and data by content)
+FINGERPRINTED = ("model", "ref_model", "data", "eval_data", "objective", "objective_args",
+                 "reference")
+# TrainConfig fields that do not change what a run computes, with the reason (a test checks that
+# every field is in exactly one of RESULT_FIELDS, ADDED_FIELDS, FINGERPRINTED and this)
+NOT_RESULT_FIELDS = {
+    "output": "where the run goes", "cache_dir": "where reference log-probs are kept",
+    "gradient_checkpointing": "recomputes the same activations",
+    "chunk_tokens": "the LM head's chunking (tested equal)",
+    "row_tokens": "the packed layout (tested equal)",
+    "max_tokens_per_batch": "how a step is split into micro-batches (the same step: tested)",
+    "ref_batch_tokens": "how the reference pass is batched (tested equal)",
+    "logging_steps": "how often metrics are written", "eval_steps": "when eval runs",
+    "save_steps": "when checkpoints are written", "save_total_limit": "how many are kept",
+    "resume": "whether to continue", "overwrite": "whether to start over",
+    "report_to": "trackers", "progress": "a progress bar",
+    "trust_remote_code": "whether a model's own code may run (its files are fingerprinted)",
+}
 # shown in messages, compared through their *_files entries
 _DISPLAY = ("model", "ref_model", "data", "eval_data")
 

@@ -1,0 +1,57 @@
+"""Every field of train's, synth's and iterate's settings is classified as changing the result
+or not, so a new field cannot silently let a resume mix two runs (forgetting RESULT_FIELDS
+did exactly that)."""
+
+import dataclasses
+
+import pytest
+
+from prefalign.loop import iterate
+from prefalign.synth import job
+from prefalign.train import run_state
+from prefalign.train.config import TrainConfig
+
+
+def _fields(cls):
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+@pytest.mark.parametrize("cls,groups", [
+    (TrainConfig, lambda: [set(run_state.RESULT_FIELDS), set(run_state.ADDED_FIELDS),
+                           set(run_state.FINGERPRINTED), set(run_state.NOT_RESULT_FIELDS)]),
+    (job.SynthConfig, lambda: [set(job.LOG_FIELDS), set(job.OUTPUT_FIELDS),
+                               set(job.NOT_RESULT_FIELDS)]),
+    (iterate.IterateConfig, lambda: [set(iterate.ROUND_FIELDS), set(iterate.NOT_RESULT_FIELDS)]),
+], ids=lambda v: getattr(v, "__name__", ""))
+def test_every_settings_field_is_classified_once(cls, groups):
+    groups = groups()
+    everything = set().union(*groups)
+    assert _fields(cls) - everything == set(), f"{cls.__name__}: not classified"
+    assert everything - _fields(cls) == set(), f"{cls.__name__}: classified but not a field"
+    assert sum(len(g) for g in groups) == len(everything), "a field in two classes"
+
+
+def test_synth_log_fields_change_the_fingerprint(tmp_path):
+    """Each field synth calls result-changing moves its log's fingerprint (the log is refused on
+    resume); --dtype and --split did not: a resume mixed bf16 and fp32 samples, or two splits."""
+    from prefalign.generation.types import PromptItem
+
+    prompts = [PromptItem(0, "a"), PromptItem(1, "b")]
+    base = job.SynthConfig(model="m", prompts=str(tmp_path), scorer="verifier:a.b:c")
+    changed = {"model": "m2", "n": 3, "temperature": 0.5, "top_p": 0.9, "top_k": 5,
+               "max_new_tokens": 7, "seed": 1, "backend": "vllm", "base_url": "http://x",
+               "dtype": "bfloat16", "scorer": "verifier:a.b:d", "split": "test",
+               "prompt_field": "question"}
+    fp = job.fingerprint(base, prompts)
+    for name, value in changed.items():
+        other = dataclasses.replace(base, **{name: value})
+        assert job.fingerprint(other, prompts) != fp, name
+    # a folder's prompts by what was read from it
+    assert job.fingerprint(base, [PromptItem(0, "a"), PromptItem(1, "c")]) != fp
+    for name in job.OUTPUT_FIELDS + tuple(job.NOT_RESULT_FIELDS):
+        value = {"pairs": "all-pairs", "min_gap": 1.0, "length_penalty": 0.1,
+                 "label_threshold": 0.5, "keep_whitespace_variants": True, "output": "o2",
+                 "device": "cpu", "batch_size": 3, "chunk_size": 5, "concurrency": 2,
+                 "timeout": 9.0, "max_retries": 1, "trust_remote_code": True,
+                 "progress": False}[name]
+        assert job.fingerprint(dataclasses.replace(base, **{name: value}), prompts) == fp, name
