@@ -73,6 +73,14 @@ def best_vs_all(item, kept, opts, dropped):
 '''
 
 
+def _forget_registrations(monkeypatch):
+    """The plugin's entries are gone after the test (the docs tables list the registries)."""
+    for reg in (registry._REGISTRY, strategies._REGISTRY, generation_registry._REGISTRY):
+        reg.all()
+        monkeypatch.setattr(reg, "entries", dict(reg.entries))
+        monkeypatch.setattr(reg, "_modules", dict(reg._modules))
+
+
 def test_the_built_in_kinds_are_registered_in_their_modules():
     kinds = registry.kinds()
     assert list(kinds)[:8] == ["verifier", "tests", "rm", "judge", "pairjudge", "flr", "cdr",
@@ -112,9 +120,7 @@ def test_a_plugin_kind_is_used_through_the_cli(tiny_model_dir, tmp_path, monkeyp
     module = f"plugin_{tmp_path.name.replace('-', '_')}"
     (tmp_path / f"{module}.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_KINDS", dict(registry._KINDS))  # forget them afterwards
-    monkeypatch.setattr(strategies, "_STRATEGIES", dict(pair_strategies()))
-    monkeypatch.setattr(generation_registry, "_BACKENDS", dict(generation_registry.backends()))
+    _forget_registrations(monkeypatch)
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": f"{i}+{i}="}) + "\n" for i in range(3)))
     out = tmp_path / "pairs.jsonl"
@@ -166,9 +172,7 @@ def test_a_plugin_back_end_is_used_by_synth_and_refused_by_iterate_for_its_capab
     module = f"backend_plugin_{tmp_path.name.replace('-', '_')}"
     (tmp_path / f"{module}.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_KINDS", dict(registry._KINDS))
-    monkeypatch.setattr(strategies, "_STRATEGIES", dict(pair_strategies()))
-    monkeypatch.setattr(generation_registry, "_BACKENDS", dict(generation_registry.backends()))
+    _forget_registrations(monkeypatch)
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": f"q{i}"}) + "\n" for i in range(3)))
     out = tmp_path / "pairs.jsonl"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Sequence
 
 import torch
@@ -159,7 +160,7 @@ class PackedLogProbModel(nn.Module):
         vocab = int(self.config.vocab_size)
         ids = [min(3 + i, vocab - 1) for i in range(4)]
         device = next(self.model.parameters()).device
-        example = type("Probe", (), {"prompt_ids": ids[:2], "responses": [ids[2:]]})()
+        example = SimpleNamespace(prompt_ids=ids[:2], responses=[ids[2:]])
         if self.model.training and any(isinstance(m, nn.Dropout) and m.p > 0
                                        for m in self.model.modules()):
             return  # dropout makes any two forwards differ; training switches it off by default
@@ -185,13 +186,9 @@ class PackedLogProbModel(nn.Module):
         """Two examples of two responses in one stream give each sequence's own log-probs: a
         family whose attention ignores the plan (computing its own attention, or dropping the
         keyword arguments) would attend across them, so it is refused here, before any work."""
-        probe = type("Probe", (), {})
-        examples = []
-        for prompt, responses in (([ids[0], ids[1], ids[2]], [[ids[3], ids[1]], [ids[2]]]),
-                                  ([ids[3]], [[ids[0], ids[2], ids[1]], [ids[1], ids[0]]])):
-            example = probe()
-            example.prompt_ids, example.responses = prompt, responses
-            examples.append(example)
+        examples = [SimpleNamespace(prompt_ids=prompt, responses=responses) for prompt, responses in (
+            ([ids[0], ids[1], ids[2]], [[ids[3], ids[1]], [ids[2]]]),
+            ([ids[3]], [[ids[0], ids[2], ids[1]], [ids[1], ids[0]]]))]
         ours = self.forward(self.pack(examples).to(device)).logps.float()
         theirs = plain_sequence_logps(self.model, examples).float()
         gap = float((ours - theirs).abs().max())
@@ -210,10 +207,10 @@ class PackedLogProbModel(nn.Module):
         if check_kernel(self.model) == varlen.NAME:
             # padding-free: one token stream, attention split by the index plan
             batch = to_stream(batch)
+            self.plan.check_row_length(batch.input_ids.shape[1])
             kwargs[varlen.KWARG] = varlen.VarlenPlan.from_batch(batch, self.plan)
         else:
-            kwargs["attention_mask"] = self._attention_mask(batch)
-        self.plan.check_row_length(batch.input_ids.shape[1])
+            kwargs["attention_mask"] = self._attention_mask(batch)  # checks the row length
         with contextlib.ExitStack() as stack:
             if self.regimes:  # each sequence in the RoPE regime its own length selects
                 self.regimes.check(batch)

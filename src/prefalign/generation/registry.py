@@ -19,14 +19,12 @@ generator spec after ``NAME:`` into (model, base_url). The built-ins register in
 
 from __future__ import annotations
 
-import difflib
-import importlib
-import re
 from dataclasses import dataclass, field
 from typing import Callable
 
+from prefalign.registry import Registry
+
 BUILTIN_MODULES = ("hf", "vllm", "openai_http")
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 def _plain_spec(rest: str) -> tuple[str, str | None]:
@@ -46,8 +44,8 @@ class Backend:
     module: str = ""
 
 
-_BACKENDS: dict[str, Backend] = {}
-_loaded = False
+_REGISTRY = Registry("back end", tuple(f"prefalign.generation.{m}" for m in BUILTIN_MODULES),
+                     pattern=r"^[a-z][a-z0-9_]*$", pattern_words="lower-case letters, digits and _")
 
 
 def generation_backend(name: str, *, summary: str, options: tuple[str, ...] = (),
@@ -55,47 +53,25 @@ def generation_backend(name: str, *, summary: str, options: tuple[str, ...] = ()
                        shares_loaded_model: bool = False,
                        spec: Callable[[str], tuple[str, str | None]] | None = None) -> Callable:
     """Register the decorated ``build(model, base_url, options) -> Generator`` as ``name``."""
-    if not _NAME.match(name):
-        raise ValueError(f"back end {name!r}: use lower-case letters, digits and _")
+    _REGISTRY.check_name(name)
 
     def register(build: Callable) -> Callable:
-        if name in _BACKENDS:
-            raise ValueError(f"back end {name!r} is registered twice ({_BACKENDS[name].module} "
-                             f"and {build.__module__})")
-        _BACKENDS[name] = Backend(name, summary, build, tuple(options), served,
-                                  new_policy_each_round, shares_loaded_model,
-                                  spec or _plain_spec, build.__module__)
+        _REGISTRY.add(name, Backend(name, summary, build, tuple(options), served,
+                                    new_policy_each_round, shares_loaded_model,
+                                    spec or _plain_spec, build.__module__), build.__module__)
         return build
 
     return register
 
 
-def _load_builtins() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for module in BUILTIN_MODULES:
-            importlib.import_module(f"prefalign.generation.{module}")
-
-
 def backends() -> dict[str, Backend]:
-    """Every registered back end: the built-ins in BUILTIN_MODULES' order, then the others."""
-    _load_builtins()
-    modules = [f"prefalign.generation.{m}" for m in BUILTIN_MODULES]
-    order = {name: i for i, name in enumerate(_BACKENDS)}
-    rank = lambda b: (modules.index(b.module) if b.module in modules else len(modules),  # noqa: E731
-                      order[b.name])
-    return {b.name: b for b in sorted(_BACKENDS.values(), key=rank)}
+    """Every registered back end, the built-ins first."""
+    return _REGISTRY.all()
 
 
 def names() -> tuple[str, ...]:
     return tuple(backends())
 
 
-def get(name: str, *, flag: str = "back end") -> Backend:
-    known = backends()
-    if name not in known:
-        close = difflib.get_close_matches(str(name), sorted(known), 1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise ValueError(f"unknown {flag} {name!r}{hint}; use one of {', '.join(known)}")
-    return known[name]
+def get(name: str) -> Backend:
+    return _REGISTRY.get(name)

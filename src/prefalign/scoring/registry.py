@@ -16,13 +16,12 @@ own register when its module is imported (``prefalign --plugin MODULE ...``).
 from __future__ import annotations
 
 import difflib
-import importlib
-import re
 from dataclasses import dataclass, field
 from typing import Callable
 
+from prefalign.registry import Registry
+
 BUILTIN_MODULES = ("verifier", "reward_model", "judge", "likelihood")
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -44,54 +43,31 @@ class ScorerKind:
                              f"it takes: {takes}")
 
 
-_KINDS: dict[str, ScorerKind] = {}
-_loaded = False
+_REGISTRY = Registry("scorer kind", tuple(f"prefalign.scoring.{m}" for m in BUILTIN_MODULES),
+                     pattern=r"^[a-z][a-z0-9_]*$", pattern_words="lower-case letters, digits and _",
+                     hint=" (or register one: docs/extending.md)")
 
 
 def scorer_kind(name: str, *, args: str, summary: str,
                 options: dict[str, str] | None = None) -> Callable:
     """Register the decorated ``build(args, options, device) -> Scorer`` as kind ``name``."""
-    if not _NAME.match(name):
-        raise ValueError(f"scorer kind {name!r}: use lower-case letters, digits and _")
+    _REGISTRY.check_name(name)
 
     def register(build: Callable) -> Callable:
-        if name in _KINDS:
-            raise ValueError(f"scorer kind {name!r} is registered twice ({_KINDS[name].module} "
-                             f"and {build.__module__})")
-        _KINDS[name] = ScorerKind(name, args, summary, build, dict(options or {}),
-                                  build.__module__)
+        _REGISTRY.add(name, ScorerKind(name, args, summary, build, dict(options or {}),
+                                       build.__module__), build.__module__)
         return build
 
     return register
 
 
-def _load_builtins() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for module in BUILTIN_MODULES:
-            importlib.import_module(f"prefalign.scoring.{module}")
-
-
 def kinds() -> dict[str, ScorerKind]:
-    """Every registered kind: the built-ins in BUILTIN_MODULES' order (whichever module was
-    imported first), then the others in registration order."""
-    _load_builtins()
-    modules = [f"prefalign.scoring.{m}" for m in BUILTIN_MODULES]
-    order = {name: i for i, name in enumerate(_KINDS)}
-    rank = lambda k: (modules.index(k.module) if k.module in modules else len(modules),  # noqa: E731
-                      order[k.name])
-    return {k.name: k for k in sorted(_KINDS.values(), key=rank)}
+    """Every registered kind, the built-ins first."""
+    return _REGISTRY.all()
 
 
 def get(name: str) -> ScorerKind:
-    known = kinds()
-    if name not in known:
-        close = difflib.get_close_matches(name, sorted(known), 1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise ValueError(f"unknown scorer kind {name!r}{hint}; use one of {', '.join(known)} "
-                         "(or register one: docs/extending.md)")
-    return known[name]
+    return _REGISTRY.get(name)
 
 
 def two_paths(args: str, kind: str) -> tuple[str, str]:

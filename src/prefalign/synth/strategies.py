@@ -17,13 +17,12 @@ in docs/synth.md (``scripts/registry_docs.py``) come from here. The built-ins ar
 
 from __future__ import annotations
 
-import difflib
-import re
 from dataclasses import dataclass, field
 from typing import Callable
 
+from prefalign.registry import Registry
+
 OUTPUTS = ("pairwise", "ranked", "unpaired")
-_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
 @dataclass(frozen=True)
@@ -35,41 +34,29 @@ class PairStrategy:
     module: str = ""
 
 
-_STRATEGIES: dict[str, PairStrategy] = {}
+_REGISTRY = Registry("pair strategy", ("prefalign.synth.pairs",), pattern=r"^[a-z][a-z0-9-]*$",
+                     pattern_words="lower-case letters, digits and -",
+                     hint=" (or register one: docs/extending.md)")
 
 
 def pair_strategy(name: str, *, output: str, summary: str) -> Callable:
     """Register the decorated ``build(item, kept, opts, dropped) -> records`` as ``name``."""
-    if not _NAME.match(name):
-        raise ValueError(f"pair strategy {name!r}: use lower-case letters, digits and -")
+    _REGISTRY.check_name(name)
     if output not in OUTPUTS:
         raise ValueError(f"pair strategy {name!r}: output must be one of {', '.join(OUTPUTS)}")
 
     def register(build: Callable) -> Callable:
-        if name in _STRATEGIES:
-            raise ValueError(f"pair strategy {name!r} is registered twice "
-                             f"({_STRATEGIES[name].module} and {build.__module__})")
-        _STRATEGIES[name] = PairStrategy(name, output, summary, build, build.__module__)
+        _REGISTRY.add(name, PairStrategy(name, output, summary, build, build.__module__),
+                      build.__module__)
         return build
 
     return register
 
 
-def _load_builtins() -> None:
-    from . import pairs  # noqa: F401  (registers the built-ins)
-
-
 def pair_strategies() -> dict[str, PairStrategy]:
-    """Every registered strategy: the built-ins, then the others, in registration order."""
-    _load_builtins()
-    return dict(_STRATEGIES)
+    """Every registered strategy, the built-ins first."""
+    return _REGISTRY.all()
 
 
 def get(name: str) -> PairStrategy:
-    known = pair_strategies()
-    if name not in known:
-        close = difflib.get_close_matches(name, sorted(known), 1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise ValueError(f"unknown pair strategy {name!r}{hint}; use one of "
-                         f"{', '.join(known)} (or register one: docs/extending.md)")
-    return known[name]
+    return _REGISTRY.get(name)

@@ -470,9 +470,11 @@ class Trainer:
         step_examples = self.plan.step_examples(self.step)
         global_examples = len(step_examples)
         # token means over the step divide by the step's mean response length (every rank knows
-        # the whole step), not each micro-batch's
-        step_mean_length = sum(len(self.examples[i].responses[0]) for i in step_examples) / max(
-            1, global_examples)
+        # the whole step), not each micro-batch's; only objectives that read it (SFT's) need it
+        step_mean_length = None
+        if "step_mean_length" in self.spec.reads(self.hparams):
+            step_mean_length = sum(len(self.examples[i].responses[0])
+                                   for i in step_examples) / max(1, global_examples)
         # scale: the sum over processes and micro-batches of sum(losses)/global = global mean;
         # DDP averages over processes, hence the num_processes factor.
         scale = acc.num_processes / max(1, global_examples)
