@@ -144,10 +144,17 @@ def test_a_plugin_kind_is_used_through_the_cli(tiny_model_dir, tmp_path, monkeyp
     assert manifest["scorer"] == "0.5*char_count:?scale=2" and manifest["kind"] == "pairwise"
 
 
-def test_a_plugin_that_cannot_be_imported_is_one_line(capsys, monkeypatch):
+def test_a_plugin_that_cannot_be_imported_is_one_line(capsys, monkeypatch, tmp_path):
     monkeypatch.delenv("PREFALIGN_DEBUG", raising=False)
     assert main(["--plugin", "no_such_plugin_module", "objectives"]) == 2
     assert "--plugin no_such_plugin_module: cannot import it" in capsys.readouterr().err
+    broken = f"broken_plugin_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{broken}.py").write_text("x = 1\ndef f(:\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["--plugin", broken, "objectives"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"prefalign objectives: error: --plugin {broken}: importing it "
+                             "failed, line 2: SyntaxError") and "Traceback" not in err[0]
 
 
 def test_the_built_in_pair_strategies_and_their_errors():

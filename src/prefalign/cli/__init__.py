@@ -51,6 +51,12 @@ def load_plugins(modules: list[str] | None) -> None:
             importlib.import_module(name)
         except ImportError as e:
             raise ImportError(f"--plugin {name}: cannot import it ({e})") from None
+        except ValueError:
+            raise  # its own message (a name registered twice, ...)
+        except Exception as e:  # the module's own error: one line (PREFALIGN_DEBUG=1: traceback)
+            where = f", line {e.lineno}" if isinstance(e, SyntaxError) and e.lineno else ""
+            raise ImportError(f"--plugin {name}: importing it failed{where}: "
+                              f"{type(e).__name__}: {e}") from e
 
 
 def main(argv: list[str] | None = None) -> int:
