@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from prefalign import objectives
 from prefalign.engine.forward import PackedLogProbModel, plain_sequence_logps
 from prefalign.engine.layout import pack
-from prefalign.tiny_models import build_tiny_model
+from prefalign.demo.tiny_models import build_tiny_model
 
 
 class Pair:

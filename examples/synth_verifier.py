@@ -16,7 +16,7 @@ from pathlib import Path
 
 from prefalign.data import write_jsonl
 from prefalign.synth import SynthConfig, run_synth
-from prefalign.tiny_models import build_tiny_model
+from prefalign.demo.tiny_models import build_tiny_model
 
 
 def main(out: Path) -> None:

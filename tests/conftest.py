@@ -11,7 +11,7 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """Build (once) and return the folder of a tiny model: ``tiny_model_dir(family, tokenizer)``."""
-    from prefalign.tiny_models import build_tiny_model
+    from prefalign.demo.tiny_models import build_tiny_model
 
     root = tmp_path_factory.mktemp("tiny_models")
     built = {}

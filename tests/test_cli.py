@@ -64,7 +64,7 @@ def test_an_objective_hyperparameter_given_twice_is_refused(tmp_path, capsys, mo
 def test_a_switch_from_yaml_can_be_turned_off_by_its_no_twin(tmp_path):
     from prefalign.cli import build_parser
     from prefalign.cli.schema import settings_from
-    from prefalign.synth.job import SynthConfig
+    from prefalign.synth import SynthConfig
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text("keep_whitespace_variants: true\nprogress: false\n")

@@ -8,8 +8,8 @@ import pytest
 
 from prefalign.cli import build_parser
 from prefalign.cli.schema import settings_from
-from prefalign.loop.iterate import IterateConfig
-from prefalign.settings import ConfigError
+from prefalign.loop import IterateConfig
+from prefalign.core.settings import ConfigError
 from prefalign.train.config import TrainConfig
 
 # flags whose YAML form is another key: --config itself, and --set (the objective_args mapping)

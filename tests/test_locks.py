@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from prefalign.locks import LockHeldError, exclusive_lock
+from prefalign.core.locks import LockHeldError, exclusive_lock
 
 
 def test_second_lock_is_refused_naming_the_holder(tmp_path):
@@ -26,7 +26,7 @@ def test_lock_of_another_process_names_its_pid_and_dies_with_it(tmp_path):
     lock = tmp_path / ".prefalign.lock"
     code = textwrap.dedent(f"""
         import sys, time
-        from prefalign.locks import exclusive_lock
+        from prefalign.core.locks import exclusive_lock
         with exclusive_lock({str(lock)!r}):
             print("locked", flush=True)
             sys.stdin.readline()

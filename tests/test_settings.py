@@ -1,12 +1,13 @@
-"""The settings schema (prefalign.settings) as every command reads it: text from flags and YAML
+"""The settings schema (prefalign.core.settings) as every command reads it: text from flags and YAML
 coerced by declared type ("null" turns an optional value off), library-only objects refused as
 keys, and the cross-field rules of TrainConfig and the reward and iterate settings."""
 
 import pytest
 
-from prefalign.loop.iterate import IterateConfig, check_train_args
-from prefalign.settings import ConfigError
-from prefalign.synth.job import SynthConfig
+from prefalign.loop import IterateConfig
+from prefalign.loop.iterate import check_train_args
+from prefalign.core.settings import ConfigError
+from prefalign.synth import SynthConfig
 from prefalign.train.config import TrainConfig
 
 

@@ -1,7 +1,7 @@
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from prefalign.tiny_models import FAMILIES
+from prefalign.demo.tiny_models import FAMILIES
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -26,7 +26,7 @@ def test_tokenizers_round_trip_text_exactly(tiny_model_dir, kind):
 
 
 def test_same_seed_gives_same_weights(tmp_path):
-    from prefalign.tiny_models import build_tiny_model
+    from prefalign.demo.tiny_models import build_tiny_model
 
     a = AutoModelForCausalLM.from_pretrained(build_tiny_model(tmp_path / "a", seed=3))
     b = AutoModelForCausalLM.from_pretrained(build_tiny_model(tmp_path / "b", seed=3))
@@ -46,7 +46,7 @@ def test_llama_flavour_adds_bos_once_on_encode(tiny_model_dir):
 def test_sentencepiece_and_word_tokenizers_load_as_built(tiny_model_dir, family, kind):
     """The saved tokenizer.json is what transformers loads (no pipeline rebuilt from the vocab),
     and ids decoded on their own lose a leading space, as SentencePiece and word-level ones do."""
-    from prefalign.tiny_models import build_tokenizer
+    from prefalign.demo.tiny_models import build_tokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir(family, kind))
     built = build_tokenizer(kind, add_bos=family == "llama")
@@ -60,7 +60,7 @@ def test_sentencepiece_and_word_tokenizers_load_as_built(tiny_model_dir, family,
 
 
 def test_metaspace_and_word_tokenizers_refuse_qwen2(tmp_path):
-    from prefalign.tiny_models import build_tiny_model
+    from prefalign.demo.tiny_models import build_tiny_model
 
     with pytest.raises(ValueError, match="byte-level BPE"):
         build_tiny_model(tmp_path / "m", family="qwen2", tokenizer="word")

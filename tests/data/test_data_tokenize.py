@@ -11,7 +11,7 @@ import pytest
 from prefalign.data import (
     PairRecord, RankedRecord, SFTRecord, TokenizationError, UnpairedRecord, load_records,
     render_prompt, render_response, tokenize_prompt, tokenize_records)
-from prefalign.tiny_models import EOS, build_tiny_model, build_tokenizer
+from prefalign.demo.tiny_models import EOS, build_tiny_model, build_tokenizer
 
 KINDS = [("char", False), ("char", True), ("bpe", False), ("bpe", True)]
 USER = [{"role": "user", "content": "What is the capital of France?"}]

@@ -9,7 +9,7 @@ import pytest
 from prefalign.data import (
     PairRecord, SFTRecord, TokenizationError, load_records, tokenize_records)
 from prefalign.data.truncate import fit
-from prefalign.tiny_models import build_tokenizer
+from prefalign.demo.tiny_models import build_tokenizer
 
 P = [1, 10, 11, 12, 13, 14]          # a prompt starting with BOS (id 1)
 R = [[20, 21, 22, 23], [30, 31]]     # longest response: 4 tokens

@@ -10,7 +10,7 @@ import pytest
 from prefalign.data import PairRecord, TokenizationError, tokenize_prompt, tokenize_records
 from prefalign.data.sampled import (
     FIELD, SampledIds, decode_continuation, tokenizer_fingerprint)
-from prefalign.tiny_models import TOKENIZER_KINDS, build_tokenizer
+from prefalign.demo.tiny_models import TOKENIZER_KINDS, build_tokenizer
 
 USER = [{"role": "user", "content": "What is 1+2?"}]
 

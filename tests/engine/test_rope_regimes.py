@@ -111,7 +111,7 @@ def test_training_with_the_policy_as_its_own_reference_starts_at_ln2(tmp_path):
     regime per forward, step 1's loss was 0.79 instead of ln 2."""
     from transformers import AutoModelForCausalLM
 
-    from prefalign.tiny_models import build_tokenizer
+    from prefalign.demo.tiny_models import build_tokenizer
     from prefalign.train import TrainConfig, train
 
     tok = build_tokenizer("char")

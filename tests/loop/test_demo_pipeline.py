@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from prefalign.loop import QUICK, DemoConfig, run_demo
-from prefalign.loop.compare import check_names, table_markdown
+from prefalign.demo import QUICK, DemoConfig, run_demo
+from prefalign.demo.compare import check_names, table_markdown
 
 TOY = replace(QUICK, hidden=64, layers=2, sft_examples=4000, sft_steps=300, sft_batch=64,
               sft_lr=2e-3, synth_prompts=60, heldout=40, n=6, rounds=1, batch=16, epochs=1.0,
@@ -140,8 +140,8 @@ def _run_in_subprocess(out):
     import sys
 
     code = ("from dataclasses import replace\n"
-            "from prefalign.loop import DemoConfig, run_demo\n"
-            "from prefalign.loop.demo_stages import DemoSizes\n"
+            "from prefalign.demo import DemoConfig, run_demo\n"
+            "from prefalign.demo.stages import DemoSizes\n"
             f"sizes = DemoSizes(**{KILL_SIZES.__dict__!r})\n"
             f"run_demo(DemoConfig(output={str(out)!r}, sizes=sizes, progress=False))\n")
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,

@@ -3,7 +3,7 @@
 import json
 import re
 
-from prefalign.loop.demo_report import write_demo_report
+from prefalign.demo.report import write_demo_report
 
 NASTY = ["12+34=<img src=x onerror=alert(1)>", "a|b\nc", "`x` **bold** [link](http://e.invalid)"]
 

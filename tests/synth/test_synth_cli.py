@@ -6,8 +6,8 @@ import pytest
 
 from prefalign.cli.schema import settings_from
 from prefalign.cli.synth import add_iterate_parser, add_synth_parser
-from prefalign.settings import ConfigError
-from prefalign.synth.job import SynthConfig
+from prefalign.core.settings import ConfigError
+from prefalign.synth import SynthConfig
 
 
 def parser():
@@ -38,7 +38,7 @@ def test_missing_required_flag_is_named():
 def test_iterate_parser_has_training_flags():
     args = parser().parse_args(["iterate", "--model", "m", "--prompts", "p", "--scorer", "rm:x",
                                 "--rounds", "3", "--max-steps", "5", "--beta", "0.2"])
-    from prefalign.loop.iterate import IterateConfig
+    from prefalign.loop import IterateConfig
 
     cfg = settings_from(IterateConfig, args)
     assert cfg.rounds == 3

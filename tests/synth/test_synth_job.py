@@ -13,7 +13,7 @@ import torch
 from synth_helpers import Server, arithmetic_rows
 from prefalign.data import DataError, load_records
 from prefalign.synth import SynthConfig, read_prompts, run_synth
-from prefalign.synth.durable_log import DurableLog
+from prefalign.core.durable_log import DurableLog
 from prefalign.generation.types import Completion
 
 VERIFIER = "verifier:prefalign.synth.checks:answer_closeness"
@@ -75,7 +75,7 @@ def test_a_log_from_other_settings_is_refused(tmp_path, write_prompts):
     cfg = dict(prompts=str(prompts), output=str(tmp_path / "o.jsonl"), scorer=VERIFIER, n=2,
                generator=CannedGenerator(table), progress=False)
     run_synth(SynthConfig(**cfg))
-    with pytest.raises(ValueError, match="other settings.*differs in sampling"):
+    with pytest.raises(ValueError, match=r"other settings \(sampling.temperature 0.8 -> 0.1\)"):
         run_synth(SynthConfig(**cfg, temperature=0.1))
 
 
@@ -207,7 +207,7 @@ def test_a_second_job_on_the_same_output_is_refused_naming_the_first(tmp_path, w
     the first one's PID, and the first finishes as if alone."""
     import threading
 
-    from prefalign.locks import LockHeldError
+    from prefalign.core.locks import LockHeldError
 
     prompts = write_prompts(arithmetic_rows(2, chat=False))
     started, release = threading.Event(), threading.Event()
@@ -298,7 +298,7 @@ def test_a_prompt_too_long_for_the_model_is_refused_before_sampling(tmp_path, wr
                                                                     tiny_model_dir):
     """A prompt whose tokens plus --max-new-tokens pass the model's positions (here a model of
     64 positions) stops synth naming the prompt, before anything is sampled or written."""
-    from prefalign.tiny_models import build_tiny_model
+    from prefalign.demo.tiny_models import build_tiny_model
 
     model = build_tiny_model(tmp_path / "short", max_positions=64)
     prompts = write_prompts([{"prompt": "1+1="}, {"prompt": "9" * 60}])

@@ -4,7 +4,7 @@ import pytest
 
 from prefalign.generation.types import SamplingConfig
 from prefalign.synth import SynthConfig, run_synth
-from prefalign.loop.iterate import IterateConfig, run_iterate
+from prefalign.loop import IterateConfig, run_iterate
 
 
 class NoGenerator:

@@ -17,7 +17,7 @@ import pytest
 from prefalign.cli import main
 from prefalign.data import load_records, tokenize_records
 from prefalign.data.sampled import FIELD
-from prefalign.tiny_models import TOKENIZER_KINDS
+from prefalign.demo.tiny_models import TOKENIZER_KINDS
 
 SCORER = "verifier:test_synth_train_roundtrip:hashed_score"
 

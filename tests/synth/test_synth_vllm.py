@@ -16,7 +16,7 @@ import torch
 from prefalign.synth import SynthConfig, run_synth
 from prefalign.generation.hf import HFGenerator
 from prefalign.generation.types import PromptItem, SamplingConfig, sample_seed
-from prefalign.tiny_models import build_tiny_model
+from prefalign.demo.tiny_models import build_tiny_model
 
 from synth_helpers import arithmetic_rows
 

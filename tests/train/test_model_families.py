@@ -62,10 +62,10 @@ def test_router_aux_loss_follows_the_model_config(tmp_path):
     config = AutoConfig.from_pretrained(path)
     config.output_router_logits = True
     config.save_pretrained(path)
-    from prefalign.train.trainer import _router_aux_coef
+    from prefalign.train.preflight import router_aux_coef
 
-    assert _router_aux_coef(TrainConfig(model=str(path))) == config.router_aux_loss_coef
-    assert _router_aux_coef(TrainConfig(model=str(path), router_aux_loss_coef=0.0)) == 0.0
+    assert router_aux_coef(TrainConfig(model=str(path))) == config.router_aux_loss_coef
+    assert router_aux_coef(TrainConfig(model=str(path), router_aux_loss_coef=0.0)) == 0.0
     with pytest.raises(UnsupportedModelError, match="load-balancing"):
         check_model(_save_config("llama", tmp_path / "llama"), router_aux_loss=True)
 

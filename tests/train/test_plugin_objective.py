@@ -29,7 +29,6 @@ def test_a_plugin_objective_trains_through_the_cli(tiny_model_dir, pair_file, tm
     (tmp_path / f"{module}.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))
     # forget it afterwards (the objectives page lists the registry)
-    registry._ensure_loaded()
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     monkeypatch.setattr(registry, "_ALIASES", dict(registry._ALIASES))
     out = tmp_path / "run"

@@ -137,9 +137,9 @@ def test_a_checkpoint_of_the_old_pickled_format_is_not_loaded(tiny_model_dir, pa
 # ---- 3. NaN stops the run ---------------------------------------------------------------------------
 def test_a_non_finite_loss_stops_the_run_naming_the_step(tiny_model_dir, pair_file, tmp_path,
                                                          monkeypatch):
-    import prefalign.train.trainer as trainer_module
+    import prefalign.train.forward_step as forward_step
 
-    real = trainer_module.compute_step_loss
+    real = forward_step.compute_step_loss
 
     def nan_at_step_three(*args, **kwargs):
         out = real(*args, **kwargs)
@@ -155,7 +155,7 @@ def test_a_non_finite_loss_stops_the_run_naming_the_step(tiny_model_dir, pair_fi
 
     monkeypatch.setattr(Trainer, "_current_step", 0, raising=False)
     monkeypatch.setattr(Trainer, "_run_step", track)
-    monkeypatch.setattr(trainer_module, "compute_step_loss", nan_at_step_three)
+    monkeypatch.setattr(forward_step, "compute_step_loss", nan_at_step_three)
     out = tmp_path / "run"
     with pytest.raises(ValueError, match=r"step 3: the loss is not finite.*checkpoints/step-2.*kept"):
         train(config(tiny_model_dir("llama"), pair_file, out, save_steps=2))
@@ -286,7 +286,7 @@ def test_a_second_writer_is_refused_naming_the_holder(tiny_model_dir, pair_file,
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys
-            from prefalign.locks import exclusive_lock
+            from prefalign.core.locks import exclusive_lock
             with exclusive_lock({str(out / '.prefalign.lock')!r}):
                 print("locked", flush=True)
                 sys.stdin.readline()
@@ -341,7 +341,7 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_work(tiny_model_
 
 def test_a_full_disk_during_the_run_names_the_file(tiny_model_dir, pair_file, tmp_path,
                                                    monkeypatch):
-    from prefalign.durable_log import DurableLog
+    from prefalign.core.durable_log import DurableLog
 
     def full(self, entries):
         raise OSError(errno.ENOSPC, "No space left on device")

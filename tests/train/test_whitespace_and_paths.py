@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from prefalign.settings import ConfigError
+from prefalign.core.settings import ConfigError
 from prefalign.train import TrainConfig, train
 from prefalign.train.run_state import run_fingerprint
 

@@ -1,5 +1,5 @@
 """`prefalign <command>`: every command is a thin shell over a library call, and its options
-come from its settings class (`prefalign.settings`; `schema.py` makes the flags).
+come from its settings class (`prefalign.core.settings`; `schema.py` makes the flags).
 
 Heavy imports (torch, transformers) happen inside the command functions so that `--help` and
 `prefalign objectives` answer at once. Nothing outside this package imports it.

@@ -12,10 +12,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from prefalign.loop.compare import table_markdown
-    from prefalign.loop.demo import run_demo
-    from prefalign.loop.demo_report import stage_accuracies
-    from prefalign.loop.demo_stages import DemoConfig
+    from prefalign.demo.compare import table_markdown
+    from prefalign.demo.run import run_demo
+    from prefalign.demo.report import stage_accuracies
+    from prefalign.demo.stages import DemoConfig
 
     cfg = settings_from(DemoConfig, args)
     cfg.objective_args = {**cfg.objective_args, **parse_set(args.set)}  # --set over the YAML
@@ -42,7 +42,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def add_demo_parser(sub) -> None:
-    from prefalign.loop.demo_stages import DemoConfig
+    from prefalign.demo.stages import DemoConfig
 
     p = sub.add_parser(
         "demo", help="the whole loop on a tiny model built from scratch (CPU, minutes)",

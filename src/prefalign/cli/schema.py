@@ -1,4 +1,4 @@
-"""A command's flags, made from its settings class (`prefalign.settings.Settings`): one flag per
+"""A command's flags, made from its settings class (`prefalign.core.settings.Settings`): one flag per
 field with the help line the schema writes (what it is, what it accepts, its default), and the
 settings read back from the parsed flags and ``--config`` through the same coercion and checks
 as YAML. Flags default to None so that a value in the YAML file is not overridden by a flag
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from prefalign.settings import ConfigError, Settings
+from prefalign.core.settings import ConfigError, Settings
 
 
 def add_settings(parser: argparse.ArgumentParser, cls: type[Settings], *,
@@ -54,12 +54,14 @@ def _metavar(opt) -> str:
     return opt.name.upper()
 
 
-def settings_from(cls: type[Settings], args: argparse.Namespace, **extra: Any):
-    """``cls`` from ``--config`` and the flags (and ``extra`` values the command adds), checked;
-    a required option given nowhere is one line naming its flag."""
+def settings_from(cls: type[Settings], args: argparse.Namespace, *, check: bool = True,
+                  **extra: Any):
+    """``cls`` from ``--config`` and the flags (and ``extra`` values the command adds), checked
+    (unless ``check=False``: the command checks them once after changing them); a required
+    option given nowhere is one line naming its flag."""
     values = {opt.name: getattr(args, opt.name, None) for opt in cls.options()}
     values.update({k: v for k, v in extra.items() if v is not None})
-    cfg = cls.from_sources(getattr(args, "config", None), **values)
+    cfg = cls.from_sources(getattr(args, "config", None), check=check, **values)
     missing = cls.missing_required({name: getattr(cfg, name) for name in cls.REQUIRED})
     if missing:
         raise ConfigError(f"{cls.flag_of(missing)} is required (or set {missing} in --config)")

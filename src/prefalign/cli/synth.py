@@ -9,7 +9,7 @@ from .schema import add_settings, settings_from
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from prefalign.synth.job import SynthConfig, run_synth
+    from prefalign.synth import SynthConfig, run_synth
 
     result = run_synth(settings_from(SynthConfig, args))
     c = result.counts
@@ -21,7 +21,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def add_synth_parser(sub) -> None:
-    from prefalign.synth.job import SynthConfig
+    from prefalign.synth import SynthConfig
 
     p = sub.add_parser(
         "synth", help="sample N responses per prompt, score them, write preference pairs",
@@ -31,7 +31,8 @@ def add_synth_parser(sub) -> None:
 
 
 def _cmd_iterate(args: argparse.Namespace) -> int:
-    from prefalign.loop.iterate import IterateConfig, check_train_args, run_iterate
+    from prefalign.loop import IterateConfig, run_iterate
+    from prefalign.loop.iterate import check_train_args
 
     cfg = settings_from(IterateConfig, args)  # --lr etc. are entries of train_args (ROUTED)
     origins = {k.split(".", 1)[1]: v for k, v in cfg.origins.items()
@@ -48,7 +49,7 @@ def _cmd_iterate(args: argparse.Namespace) -> int:
 
 
 def add_iterate_parser(sub) -> None:
-    from prefalign.loop.iterate import IterateConfig
+    from prefalign.loop import IterateConfig
 
     p = sub.add_parser(
         "iterate", help="K rounds of synth -> train -> eval from the newest policy",

@@ -35,8 +35,8 @@ def add_set_flag(p: argparse.ArgumentParser) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     from prefalign.train import TrainConfig, train
 
-    cfg = settings_from(TrainConfig, args)
-    cfg.validate(apply_set(cfg, args))
+    cfg = settings_from(TrainConfig, args, check=False)  # checked once, with --set's values
+    cfg.validate({**cfg.origins, **apply_set(cfg, args)})
     result = train(cfg)
     if result.already_done:
         print(f"{result.output_dir} already holds this run, finished ({result.steps} steps): "

@@ -10,7 +10,7 @@ See docs/data.md for the formats, the boundary rules and the truncation policies
 from .convert import ConvertReport, pairs_to_sft, pairs_to_unpaired, ranked_to_pairs
 from .errors import DataError, Location, TokenizationError
 from .io import LoadReport, load_records
-from .writers import atomic_write, save_records, write_jsonl, write_parquet
+from .writers import save_records, write_jsonl, write_parquet
 from .records import (
     KINDS, Message, PairRecord, RankedRecord, Record, SFTRecord, Text, UnpairedRecord,
     is_conversational)
@@ -25,7 +25,7 @@ __all__ = [
     "Message", "Text", "Record", "PairRecord", "UnpairedRecord", "RankedRecord", "SFTRecord",
     "is_conversational",
     "DataError", "TokenizationError", "Location",
-    "load_records", "LoadReport", "save_records", "write_jsonl", "write_parquet", "atomic_write",
+    "load_records", "LoadReport", "save_records", "write_jsonl", "write_parquet",
     "detect_kind", "parse_row", "validate_record",
     "render_prompt", "render_response",
     "TokenizedExample", "TokenizeReport", "tokenize_prompt", "tokenize_record",

@@ -22,9 +22,10 @@ in ``sampled_ids_unused``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
+
+from prefalign.core.identity import file_sha256, text_sha256
 
 from .records import Text, is_conversational
 
@@ -46,8 +47,7 @@ def tokenizer_fingerprint(tokenizer) -> str:
         core = json.dumps(state, sort_keys=True, ensure_ascii=False)
     elif is_mistral_common(tokenizer):
         path = tokenizer.tokenizer.instruct_tokenizer.tokenizer.file_path
-        with open(path, "rb") as f:
-            core = "mistral-common:" + hashlib.sha256(f.read()).hexdigest()
+        core = "mistral-common:" + file_sha256(path)
     else:
         core = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False)
     names = ("bos_token", "eos_token", "pad_token", "unk_token")
@@ -57,7 +57,7 @@ def tokenizer_fingerprint(tokenizer) -> str:
     payload = {"backend": core, "special": special,
                "chat_template": getattr(tokenizer, "chat_template", None)}
     text = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return "sha256:" + text_sha256(text)
 
 
 def decode_continuation(tokenizer, prompt_ids: list[int], response_ids: list[int], *,

@@ -322,7 +322,7 @@ def tokenize_record(record: Record, tokenizer, *, index: int = 0, system: str | 
 def tokenize_records(records: Sequence[Record], tokenizer, *, max_length: int | None = None,
                      truncation: str = "keep_start", max_prompt_length: int | None = None,
                      system: str | None = None, on_error: str = "raise",
-                     keep_whitespace_variants: bool = False,
+                     keep_whitespace_variants: bool = False, validated: bool = False,
                      ) -> tuple[list[TokenizedExample], TokenizeReport]:
     """Validate, tokenize and fit ``records``; returns the examples and a `TokenizeReport`.
 
@@ -333,6 +333,9 @@ def tokenize_records(records: Sequence[Record], tokenizer, *, max_length: int | 
     a `TokenizationError` naming its source, line or row, and field; with ``on_error="skip"`` it
     is skipped and counted in ``report.skipped`` (problems with the tokenizer itself still raise).
     ``keep_whitespace_variants``: as `load_records`'s (pairs differing only in whitespace pass).
+    ``validated``: the records come from `load_records` with the same
+    ``keep_whitespace_variants`` and are not validated a second time (records built in Python
+    are, with the rules loaded rows follow).
     """
     check_limits(max_length, truncation, max_prompt_length)
     if on_error not in ("raise", "skip"):
@@ -344,8 +347,9 @@ def tokenize_records(records: Sequence[Record], tokenizer, *, max_length: int | 
     for index, record in enumerate(records):
         report.records += 1
         try:
-            record = validate_record(record, record.where or Location("records", row=index),
-                                     keep_whitespace_variants=keep_whitespace_variants)
+            if not validated:
+                record = validate_record(record, record.where or Location("records", row=index),
+                                         keep_whitespace_variants=keep_whitespace_variants)
             sources: Counter = Counter()
             example, fallbacks = tokenize_record(record, tokenizer, index=index, system=system,
                                                  _enc=enc, _sources=sources)

@@ -1,40 +1,18 @@
-"""Write records as JSONL or Parquet, atomically (a temporary file, then `os.replace`)."""
+"""Write records as JSONL or Parquet, atomically (`prefalign.core.files.atomic_write`)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from prefalign.core.files import atomic_write
+
 from .errors import DataError, Location
 from .readers import JSONL_SUFFIXES, PARQUET_SUFFIXES
 from .records import Record
-
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w"):
-    """Write to a temporary file beside ``path``, then `os.replace` it into place.
-
-    Readers see either the old file or the complete new one, never a partial write.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        encoding = None if "b" in mode else "utf-8"
-        with os.fdopen(fd, mode, encoding=encoding) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
 
 def _rows(records: Iterable[Record | Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
     for record in records:

@@ -12,7 +12,6 @@ gives a new key.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -22,37 +21,29 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from prefalign.core.files import atomic_path
+from prefalign.core.identity import model_identity, stream_sha256, text_sha256, weights_identity
 from prefalign.engine.forward import PackedLogProbModel, SequenceLogps
 from prefalign.engine.batched import batched_logps
 
 log = logging.getLogger(__name__)
 # 2: per-layer masks (sliding windows, chunks); caches written before were computed without them
-CACHE_FORMAT = 2
+# 3: the reference model identified by its contents (was its path, sizes and mtimes)
+CACHE_FORMAT = 3
 
 
 def model_fingerprint(model_or_path) -> str:
-    """Identify a reference model: its files (path, size, mtime, config) or its weights."""
-    h = hashlib.sha256()
+    """Identify a reference model by its contents: a folder's files (so a copy elsewhere reuses
+    the cache and retrained weights at the same path do not), or an in-memory model's weights."""
     if isinstance(model_or_path, (str, os.PathLike)):
-        root = Path(model_or_path).resolve()
-        h.update(str(root).encode())
-        for f in sorted(root.glob("*")):
-            if f.suffix in (".safetensors", ".bin") or f.name == "config.json":
-                st = f.stat()
-                h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-        return h.hexdigest()
-    # An in-memory model: hash every parameter's bytes (fine for the sizes one passes around).
-    for name, p in model_or_path.state_dict().items():
-        h.update(name.encode())
-        h.update(p.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
+        return model_identity(model_or_path)
+    return weights_identity(model_or_path)
 
 
 def data_fingerprint(examples: Sequence) -> str:
-    h = hashlib.sha256()
-    for ex in examples:
-        h.update(json.dumps([list(ex.prompt_ids), [list(r) for r in ex.responses]]).encode())
-    return h.hexdigest()
+    """The tokenized data itself: every example's prompt and response ids."""
+    return stream_sha256(json.dumps([list(ex.prompt_ids), [list(r) for r in ex.responses]])
+                         for ex in examples)
 
 
 def compute_all_logps(model: PackedLogProbModel, examples: Sequence, *, pad_token_id: int,
@@ -99,7 +90,7 @@ class CachedReference:
         key_src = json.dumps({"format": CACHE_FORMAT, "model": model_fingerprint(model_id),
                               "data": data_fingerprint(examples), "settings": settings},
                              sort_keys=True)
-        key = hashlib.sha256(key_src.encode()).hexdigest()[:24]
+        key = text_sha256(key_src)[:24]
         path = Path(cache_dir) / f"ref-logps-{key}.safetensors"
         sizes = torch.tensor([sum(len(r) for r in ex.responses) for ex in examples])
         offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(sizes, 0)])
@@ -112,11 +103,9 @@ class CachedReference:
                                                max_tokens=max_tokens, progress=progress,
                                                with_tokens=True)
         del model
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file({"logps": logps.contiguous(), "token_logps": token_logps.contiguous()},
-                  str(tmp), metadata={"key": key_src})
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_file({"logps": logps.contiguous(), "token_logps": token_logps.contiguous()},
+                      str(tmp), metadata={"key": key_src})
         return cls(logps, token_logps, offsets, path, reused=False)
 
     def __call__(self, batch, indices: Sequence[int]) -> SequenceLogps:

@@ -8,7 +8,6 @@ reference, KL from samples and optionally a win rate from a ``compare`` judge.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -16,7 +15,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from prefalign.data import TokenizedExample, atomic_write, load_records, tokenize_records
+from prefalign.core.files import atomic_write_json
+from prefalign.data import TokenizedExample, load_records, tokenize_records
 from prefalign.data.prompts import read_prompt_rows
 from prefalign.engine.forward import PackedLogProbModel
 from prefalign.eval import metrics as M
@@ -88,7 +88,8 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
                     beta: float = 0.1, output: str | os.PathLike | None = None,
                     max_length: int | None = None, truncation: str = "keep_start",
                     num_samples: int = 1, max_new_tokens: int = 64, temperature: float = 1.0,
-                    top_p: float = 1.0, seed: int = 0, max_tokens: int = 8192, topk: int = 10,
+                    top_p: float = 1.0, top_k: int = 0, seed: int = 0, max_tokens: int = 8192,
+                    topk: int = 10,
                     sample_batch_size: int = 16,
                     compare: Callable[[Any, str, str], int] | None = None,
                     judge: Any = None, dtype: str = "float32", device: str | None = None,
@@ -123,7 +124,7 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
     if prompts is not None:  # sampling settings, checked before anything is loaded
         from prefalign.generation.types import check_sampling
 
-        check_sampling(temperature, top_p, 0, max_new_tokens)
+        check_sampling(temperature, top_p, top_k, max_new_tokens)
         if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
             raise ValueError(f"--num-samples {num_samples!r}: must be an integer >= 1")
     if dtype not in DTYPES:
@@ -166,7 +167,7 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
     if data is not None:
         records, load_report = load_records(data)
         examples, tok_report = tokenize_records(records, tokenizer, max_length=max_length,
-                                                truncation=truncation)
+                                                truncation=truncation, validated=True)
         pairs = [ex for ex in examples if ex.kind == "pairwise"]
         result["counts"].update({"records": load_report.rows, "pairs": len(pairs),
                                  "not_pairwise": len(examples) - len(pairs),
@@ -188,8 +189,8 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
         result["backend"] = backend if generator is None else getattr(generator, "name", backend)
         samples = sample_responses(policy_lm, tokenizer, prompt_list, num_samples=num_samples,
                                    max_new_tokens=max_new_tokens, temperature=temperature,
-                                   top_p=top_p, seed=seed, batch_size=sample_batch_size,
-                                   generator=generator)
+                                   top_p=top_p, top_k=top_k, seed=seed,
+                                   batch_size=sample_batch_size, generator=generator)
         lengths = [len(r) for rs in samples.responses for r in rs]
         result["lengths"]["policy"] = lengths
         result["metrics"].update(M.length_stats(lengths, prefix="length/policy"))
@@ -198,7 +199,7 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
         result["counts"]["prompts"] = len(prompt_list)
         if ref is not None:
             kl_samples = samples
-            if temperature != 1.0 or top_p < 1.0:
+            if temperature != 1.0 or top_p < 1.0 or top_k:
                 # KL(π ‖ π_ref) needs samples from π itself: tempered or truncated samples
                 # estimate another quantity (5.25 for an exact 2.60 at temperature 0.5)
                 kl_samples = sample_responses(policy_lm, tokenizer, prompt_list,
@@ -206,9 +207,9 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
                                               max_new_tokens=max_new_tokens, temperature=1.0,
                                               top_p=1.0, seed=seed, batch_size=sample_batch_size,
                                               generator=generator)
-                result["kl_sampling"] = ("a separate draw at temperature 1, no top-p (the "
-                                         f"eval samples use temperature {temperature}, top-p "
-                                         f"{top_p})")
+                result["kl_sampling"] = ("a separate draw at temperature 1, no top-p or top-k "
+                                         f"(the eval samples use temperature {temperature}, "
+                                         f"top-p {top_p}, top-k {top_k})")
             flat = [TokenizedExample(p, [r], "sft") for p, rs in
                     zip(kl_samples.prompt_ids, kl_samples.responses) for r in rs]
             pl = compute_logps(policy, flat, pad_token_id=pad, max_tokens=max_tokens, stats=())
@@ -217,7 +218,8 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
             if compare is not None:
                 ref_samples = sample_responses(ref_lm, tokenizer, prompt_list, num_samples=1,
                                                max_new_tokens=max_new_tokens,
-                                               temperature=temperature, top_p=top_p, seed=seed,
+                                               temperature=temperature, top_p=top_p,
+                                               top_k=top_k, seed=seed,
                                                batch_size=sample_batch_size)
                 result["lengths"]["reference"] = [len(rs[0]) for rs in ref_samples.responses]
                 outcomes = compare_all(compare, prompt_list, [t[0] for t in samples.texts],
@@ -230,6 +232,5 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
     for w in result["warnings"]:
         log.warning(w)
     if output is not None:
-        with atomic_write(Path(output) / "eval.json") as f:
-            json.dump(result, f, indent=2)
+        atomic_write_json(Path(output) / "eval.json", result)
     return result

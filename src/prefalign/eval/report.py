@@ -15,7 +15,7 @@ import math
 import os
 from pathlib import Path
 
-from prefalign.data import atomic_write
+from prefalign.core.files import atomic_write, atomic_write_json
 from prefalign.eval import plots
 from prefalign.eval.markdown import html_text, md_code, md_row, md_text
 
@@ -150,8 +150,7 @@ def build_report(run_dir: str | os.PathLike, *, eval_json: str | os.PathLike | N
                    if eval_rows else {}),
                "eval": (evaluation or {}).get("metrics", {}),
                "plots": made, "config": config}
-    with atomic_write(out / "report.json") as f:
-        json.dump(summary, f, indent=2)
+    atomic_write_json(out / "report.json", summary)
     with atomic_write(out / "report.md") as f:
         f.write(_markdown(summary))
     with atomic_write(out / "report.html") as f:

@@ -21,6 +21,7 @@ class Samples:
 
 def sample_responses(model, tokenizer, prompts: Sequence, *, num_samples: int = 1,
                      max_new_tokens: int = 64, temperature: float = 1.0, top_p: float = 1.0,
+                     top_k: int = 0,
                      seed: int = 0, system: str | None = None, batch_size: int = 16,
                      generator=None) -> Samples:
     """Sample ``num_samples`` responses per prompt (string or chat messages).
@@ -44,7 +45,7 @@ def sample_responses(model, tokenizer, prompts: Sequence, *, num_samples: int = 
         generator = make_generator("(in memory)", "hf", model_obj=model, tokenizer=tokenizer,
                                    device=str(device), batch_size=batch_size)
     items = [PromptItem(index=i, prompt=p, system=system, meta={}) for i, p in enumerate(prompts)]
-    sampling = SamplingConfig(temperature=temperature, top_p=top_p, top_k=0,
+    sampling = SamplingConfig(temperature=temperature, top_p=top_p, top_k=top_k,
                               max_new_tokens=max_new_tokens)
     completions = generator.generate(items, num_samples, sampling, seed)
     eos = getattr(generator, "eos_ids", None) or end_ids(None, tokenizer)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from prefalign.registry import Registry
+from prefalign.core.registry import Registry
 
 BUILTIN_MODULES = ("hf", "vllm", "openai_http")
 

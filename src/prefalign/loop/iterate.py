@@ -29,103 +29,21 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prefalign.data.writers import atomic_write
+from prefalign.core import identity
+from prefalign.core.files import atomic_write_json
 from prefalign.generation import make_generator
 from prefalign.generation.types import SamplingConfig, check_sampling
-from prefalign.settings import Settings
-from prefalign.synth.job import SYNTH_HELP, SynthConfig, run_synth, score_chunk
+from prefalign.core.settings import values_of
+from prefalign.generation.settings import BackendSettings, SamplingSettings
+from prefalign.synth import SynthConfig, SynthSettings
+from prefalign.synth.job import run_synth, score_chunk
+
+from .config import IterateConfig, round_backends
 from prefalign.synth.prompts import read_prompts
-
-
-@dataclass
-class IterateConfig(Settings):
-    model: str = ""
-    prompts: Any = ""
-    eval_prompts: Any = None  # held-out prompts (default: none, eval skipped)
-    output: str = "runs/iterate"
-    rounds: int = 2
-    scorer: str = ""
-    n: int = 8
-    pairs: str = "west-of-n"
-    min_gap: float = 0.0
-    length_penalty: float = 0.0
-    temperature: float = 0.8
-    top_p: float = 1.0
-    top_k: int = 0
-    max_new_tokens: int = 256
-    seed: int = 0
-    chunk_size: int = 32
-    batch_size: int = 16
-    device: str | None = None
-    prompt_field: str = "prompt"
-    # generation back end, for synth and eval alike; each round loads the newest policy into it
-    backend: str = "hf"  # hf | vllm (openai is refused: a server cannot load each new policy)
-    dtype: str = "auto"
-    trust_remote_code: bool = False
-    # training (any TrainConfig field; objective hyperparameters such as beta go in objective_args)
-    objective: str = "sigmoid"
-    train_args: dict[str, Any] = field(default_factory=dict)
-    # eval
-    eval_n: int = 1
-    eval_temperature: float = 0.0
-    pass_threshold: float = 1.0
-    progress: bool = True
-    scorer_obj: Any = field(default=None, repr=False)
-
-
-def round_backends() -> list[str]:
-    """The back ends that can load each round's new policy."""
-    from prefalign.generation import registry
-
-    return [b.name for b in registry.backends().values() if b.new_policy_each_round]
-
-
-IterateConfig.HELP = {
-    **{k: v for k, v in SYNTH_HELP.items() if k not in ("output", "backend", "dtype")},
-    "output": "run folder: OUT/round-k/...",
-    "rounds": "number of rounds",
-    "eval_prompts": "held-out prompts for the per-round eval (default: none, eval skipped)",
-    "backend": "generation back end each round loads its policy into, for synth and eval: "
-               + " | ".join(round_backends()),
-    "dtype": "auto | float32 | bfloat16 | float16",
-    "objective": "training objective, a name from `prefalign objectives`",
-    "train_args": "settings passed to each round's training (any TrainConfig field; a YAML "
-                  "mapping, or the --lr etc. flags)",
-    "eval_n": "responses per held-out prompt",
-    "eval_temperature": "temperature of the held-out responses; 0 = greedy",
-    "pass_threshold": "a response passes at score >= this",
-}
-IterateConfig.NO_FLAG = frozenset({"train_args"})
-
-
-def _train_routes() -> dict:
-    """iterate's --lr etc.: flags (and top-level YAML keys) for entries of train_args, with
-    TrainConfig's help."""
-    import typing
-
-    from prefalign.settings import Routed
-    from prefalign.train.config import TrainConfig
-
-    hints = typing.get_type_hints(TrainConfig)
-    helps = {o.name: o.help for o in TrainConfig.options()}  # with its rule and default
-    passed = {"lr": "lr", "max_steps": "max_steps", "train_batch_size": "batch_size",
-              "epochs": "epochs", "grad_accum": "grad_accum", "max_length": "max_length"}
-    routes = {name: Routed(("train_args", field), hints[field],
-                           f"each round's training: {helps[field]}")
-              for name, field in passed.items()}
-    routes["beta"] = Routed(("train_args", "objective_args", "beta"), float,
-                            "objective beta of each round's training; a number (default: the "
-                            "objective's)")
-    return routes
-
-
-IterateConfig.ROUTED = _train_routes()
-IterateConfig.LIBRARY_ONLY = frozenset({"scorer_obj"})
-IterateConfig.REQUIRED = ("model", "prompts", "scorer")
 
 
 @dataclass
@@ -133,11 +51,6 @@ class IterateResult:
     output: Path
     policy: Path
     rounds: list[dict[str, Any]]
-
-
-def _write_json(path: Path, value) -> None:
-    with atomic_write(path) as f:
-        json.dump(value, f, indent=2, default=str)
 
 
 def _scorer(cfg: IterateConfig):
@@ -163,8 +76,8 @@ def check_backend(cfg: IterateConfig) -> None:
 
 def _generator(cfg: IterateConfig, policy: str | Path):
     """The back end ``cfg`` names, with ``policy`` loaded (a fresh one every round)."""
-    return make_generator(str(policy), cfg.backend, device=cfg.device, dtype=cfg.dtype,
-                          batch_size=cfg.batch_size, trust_remote_code=cfg.trust_remote_code)
+    return make_generator(str(policy), cfg.backend, batch_size=cfg.batch_size,
+                          **cfg.generator_options())
 
 
 def score_heldout(cfg: IterateConfig, policy: str | Path, path: Path) -> dict[str, Any]:
@@ -188,7 +101,7 @@ def score_heldout(cfg: IterateConfig, policy: str | Path, path: Path) -> dict[st
                       "score": s[0].value if s[0] is not None else None}
                      for p, c, s in list(zip(prompts, completions, scores))[:5]],
     }
-    _write_json(path, result)
+    atomic_write_json(path, result)
     return result
 
 
@@ -214,38 +127,31 @@ NOT_RESULT_FIELDS = {
 def round_fingerprint(cfg: IterateConfig, k: int, policy: Path) -> dict[str, Any]:
     """What decides round ``k``'s data, training and eval: the policy it starts from (by
     content, so a retrained earlier round changes every later one) and the settings."""
-    from prefalign.train.run_state import data_identity, model_identity
-
     scorer = cfg.scorer if cfg.scorer_obj is None else (
         cfg.scorer_obj.describe() if hasattr(cfg.scorer_obj, "describe")
         else type(cfg.scorer_obj).__qualname__)
     shown = lambda v: v if v is None or isinstance(v, (str, os.PathLike)) else "<in memory>"  # noqa: E731
-    fp = {"round": k, "policy": str(policy), "policy_files": model_identity(str(policy)),
-          "eval_prompts": shown(cfg.eval_prompts),
-          "eval_prompts_files": data_identity(cfg.eval_prompts), "scorer": scorer}
+    entries = {"round": k, "policy": str(policy),
+               "policy_files": identity.model_identity(str(policy)),
+               "eval_prompts": shown(cfg.eval_prompts),
+               "eval_prompts_files": identity.data_identity(cfg.eval_prompts), "scorer": scorer}
     names = ["top_p", "top_k", "max_new_tokens", "seed", "batch_size", "prompt_field", "eval_n",
              "eval_temperature", "pass_threshold"]
-    # the back end decides the samples; left out at its defaults so older runs still resume
-    names += [n for n, default in (("backend", "hf"), ("dtype", "auto"))
-              if getattr(cfg, n) != default]  # round 0 only evaluates the starting policy
-    if k > 0:
-        fp["prompts"], fp["prompts_files"] = shown(cfg.prompts), data_identity(cfg.prompts)
+    if k > 0:  # round 0 only evaluates the starting policy
+        entries.update(prompts=shown(cfg.prompts), prompts_files=identity.data_identity(cfg.prompts))
         names += ["n", "pairs", "min_gap", "length_penalty", "temperature", "objective",
                   "train_args"]
-    for name in names:
-        fp[name] = getattr(cfg, name)
-    return json.loads(json.dumps(fp, default=str, sort_keys=True))
+    # the back end decides the samples; left out at its defaults so older runs still resume
+    return identity.fingerprint(entries, cfg, names, added={"backend": "hf", "dtype": "auto"})
 
 
 def _check_round(rdir: Path, info: dict[str, Any], fp: dict[str, Any], out: Path) -> None:
-    from prefalign.train.run_state import differences
-
     fix = f"use a new --output folder, or delete {out} to start over"
     recorded = info.get("fingerprint")
     if recorded is None:
         raise RoundMismatchError(f"{rdir / 'round.json'} holds no settings fingerprint (written "
                                  f"by an older prefalign), so it cannot be reused safely; {fix}")
-    diffs = differences(recorded, fp, display=("policy", "prompts", "eval_prompts"))
+    diffs = identity.differences(recorded, fp, display=("policy", "prompts", "eval_prompts"))
     if diffs:
         raise RoundMismatchError(f"{rdir} was made with other settings ({'; '.join(diffs[:6])}); "
                                  f"{fix}")
@@ -263,7 +169,7 @@ def check_train_args(cfg: IterateConfig, origins: dict[str, str] | None = None) 
     import dataclasses
     import difflib
 
-    from prefalign.settings import ConfigError, subject, where
+    from prefalign.core.settings import ConfigError, subject, where
     from prefalign.train.config import TrainConfig
 
     args, given = dict(cfg.train_args), origins
@@ -322,7 +228,7 @@ def run_iterate(cfg: IterateConfig) -> IterateResult:
             _check_round(r0, json.loads((r0 / "round.json").read_text()), fp0, out)
         if not (r0 / "round.json").exists() or not (r0 / "eval.json").exists():
             score_heldout(cfg, policy, r0 / "eval.json")
-            _write_json(r0 / "round.json", {"round": 0, "policy": str(policy), "fingerprint": fp0})
+            atomic_write_json(r0 / "round.json", {"round": 0, "policy": str(policy), "fingerprint": fp0})
     for k in range(1, cfg.rounds + 1):
         rdir = out / f"round-{k}"
         done_file = rdir / "round.json"
@@ -334,15 +240,10 @@ def run_iterate(cfg: IterateConfig) -> IterateResult:
             rounds.append({key: v for key, v in info.items() if key != "fingerprint"})
             continue
         rdir.mkdir(parents=True, exist_ok=True)
-        synth = run_synth(SynthConfig(
-            model=str(policy), prompts=cfg.prompts, output=str(rdir / "data.jsonl"),
-            scorer=cfg.scorer, scorer_obj=cfg.scorer_obj, n=cfg.n, pairs=cfg.pairs,
-            min_gap=cfg.min_gap, length_penalty=cfg.length_penalty,
-            temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
-            max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + k, chunk_size=cfg.chunk_size,
-            batch_size=cfg.batch_size, device=cfg.device, prompt_field=cfg.prompt_field,
-            backend=cfg.backend, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code,
-            progress=cfg.progress))
+        shared = values_of(cfg, SynthSettings, SamplingSettings, BackendSettings)
+        synth = run_synth(SynthConfig(**{  # the loop's synth settings, round k's policy and seed
+            **shared, "model": str(policy), "output": str(rdir / "data.jsonl"),
+            "scorer_obj": cfg.scorer_obj, "seed": cfg.seed + k, "progress": cfg.progress}))
         trained = bool(synth.records)
         steps = 0
         if trained:
@@ -359,6 +260,6 @@ def run_iterate(cfg: IterateConfig) -> IterateResult:
         if cfg.eval_prompts is not None:
             info["eval"] = {k2: v for k2, v in score_heldout(
                 cfg, policy, rdir / "eval.json").items() if k2 != "examples"}
-        _write_json(done_file, {**info, "fingerprint": fp})
+        atomic_write_json(done_file, {**info, "fingerprint": fp})
         rounds.append(info)
     return IterateResult(out, policy, rounds)

@@ -58,6 +58,9 @@ from .metrics import batch_metrics, implicit_rewards, pairwise_reward_metrics, r
 from .pairwise_variants import beta_dpo_selection
 from .registry import Hyperparameter, Objective, available, get, table_text
 from .state import ObjectiveState, RunningMoments, RunningStat
+# the built-in objectives register themselves when their modules load: here, once, so the
+# registry never imports the modules that import it
+from . import listwise, pairwise, reference_free, tdpo, unpaired  # noqa: E402,F401
 from .token_level import ld_sequence_logps, ld_token_weights, log_sum_sq_probs, sequence_kl, wpo_log_weights, wpo_weights
 from .unpaired import kto_reference_point
 

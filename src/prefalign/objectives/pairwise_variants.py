@@ -16,7 +16,7 @@ from . import modifiers, params
 from .batches import ObjectiveOutput, PairwiseBatch
 from .common import nll, smoothed_logistic
 from .pairwise import DPO_PAPER, dpo
-from .registry import Hyperparameter, Objective, objective, register
+from .registry import Hyperparameter, Objective, get, objective, register
 from .state import RunningStat
 from .token_level import LD_INPUTS, LD_REF_INPUTS, WPO_INPUTS
 
@@ -335,9 +335,7 @@ def _preset(base: Objective, **changes) -> Objective:
 
 
 def _register_presets() -> None:
-    from .registry import _REGISTRY
-
-    sigmoid = _REGISTRY["sigmoid"]
+    sigmoid = get("sigmoid")  # registered by .pairwise, imported above
     register(
         _preset(
             sigmoid,

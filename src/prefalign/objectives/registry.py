@@ -17,6 +17,15 @@ from typing import Any, Callable
 SHAPES = ("pairwise", "unpaired", "listwise", "sft")
 
 
+class Resolved(dict):
+    """An objective's hyperparameters with the defaults filled in and every value checked
+    (`Objective.resolve`); resolving them again for the same objective is free."""
+
+    def __init__(self, values: dict[str, Any], *, objective: str):
+        super().__init__(values)
+        self.objective = objective
+
+
 @dataclass(frozen=True)
 class Hyperparameter:
     """One hyperparameter of an objective: name (TRL's where TRL has one), default, meaning.
@@ -196,10 +205,14 @@ class Objective:
                 return h
         raise KeyError(name)
 
-    def resolve(self, hyperparameters: dict[str, Any] | None = None) -> dict[str, Any]:
+    def resolve(self, hyperparameters: dict[str, Any] | None = None) -> "Resolved":
         """Every hyperparameter's value: the defaults overridden by ``hyperparameters``, each
         checked against its declaration. The one place defaults are merged (``compute*`` and
-        the trainer both call it). Unknown names raise a ValueError naming close matches."""
+        the trainer both call it). Unknown names raise a ValueError naming close matches.
+        Values this objective has resolved already come back as they are: a run resolves
+        them once and every micro-batch passes them down."""
+        if isinstance(hyperparameters, Resolved) and hyperparameters.objective == self.name:
+            return hyperparameters
         out = self.defaults
         for key, value in (hyperparameters or {}).items():
             if key not in out:
@@ -210,7 +223,7 @@ class Objective:
                     f"Hyperparameters: {', '.join(sorted(out)) or 'none'}."
                 )
             out[key] = self.hyperparameter(key).check(self.name, value)
-        return out
+        return Resolved(out, objective=self.name)
 
     @property
     def accepted_inputs(self) -> frozenset[str]:
@@ -283,17 +296,11 @@ def objective(fn: Callable[..., Any] | None = None, /, **metadata: Any):
     return wrap if fn is None else wrap(fn)
 
 
-def _ensure_loaded() -> None:
-    # Importing the modules registers their objectives; done lazily to avoid import cycles.
-    from . import listwise, pairwise, pairwise_variants, reference_free, tdpo, unpaired  # noqa: F401
-
-
 def get(name: str) -> Objective:
     """Return the registry entry for ``name`` (canonical name or alias).
 
     Raises ValueError naming close matches when the name is unknown.
     """
-    _ensure_loaded()
     key = _normalize(str(name))
     if key in _ALIASES:
         return _REGISTRY[_ALIASES[key]]
@@ -307,7 +314,6 @@ def get(name: str) -> Objective:
 
 def available() -> list[Objective]:
     """All registered objectives, sorted by data shape then name."""
-    _ensure_loaded()
     order = {s: i for i, s in enumerate(SHAPES)}
     return sorted(_REGISTRY.values(), key=lambda o: (order[o.shape], o.name))
 

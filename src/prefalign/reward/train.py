@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 
-from prefalign.data import atomic_write, load_records, tokenize_records
+from prefalign.core.files import atomic_write
+from prefalign.data import load_records, tokenize_records
 from prefalign.reward.loss import bradley_terry_loss
 from prefalign.reward.model import RewardModel, load_reward_model, rewards_of
 
@@ -22,7 +23,7 @@ def load_pairs(data: Any, tokenizer, *, max_length: int | None = None,
     """Tokenized pairwise examples of ``data`` and counts of what was kept."""
     records, load_report = load_records(data)
     examples, tok_report = tokenize_records(records, tokenizer, max_length=max_length,
-                                            truncation=truncation)
+                                            truncation=truncation, validated=True)
     pairs = [ex for ex in examples if ex.kind == "pairwise"]
     if not pairs:
         raise ValueError(f"{data}: no pairwise records (prompt/chosen/rejected) found; a "
@@ -59,20 +60,20 @@ def check_settings(**settings) -> dict:
 def check_paths(model_path, data, output) -> None:
     """Refuse an --output that is, holds or lies in the --model folder (saving there overwrites
     the model), or whose metrics.jsonl / train_args.json is the --data file."""
-    from prefalign.train.run_state import _inside, _real
+    from prefalign.core.files import is_inside, real_path
 
-    out = _real(output)
+    out = real_path(output)
     model = Path(model_path).expanduser()
     if model.exists():
-        folder = _real(model)
-        if _inside(out, folder) or _inside(folder, out):
-            how = ("is" if out == folder else "is inside" if _inside(out, folder) else "contains")
+        folder = real_path(model)
+        if is_inside(out, folder) or is_inside(folder, out):
+            how = ("is" if out == folder else "is inside" if is_inside(out, folder) else "contains")
             raise ValueError(f"--output {output} {how} --model {model_path}: saving the reward "
                              "model there would overwrite that model; choose an --output "
                              "folder apart from it")
     if isinstance(data, (str, os.PathLike)) and data:
-        src = _real(data)
-        if any(_inside(src, out / name) for name in ("metrics.jsonl", "train_args.json")):
+        src = real_path(data)
+        if any(is_inside(src, out / name) for name in ("metrics.jsonl", "train_args.json")):
             raise ValueError(f"--data {data} is a file rm train writes in --output {output}; "
                              "move it out of there first")
 

@@ -19,7 +19,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Callable
 
-from prefalign.registry import Registry
+from prefalign.core.registry import Registry
 
 BUILTIN_MODULES = ("verifier", "reward_model", "judge", "likelihood")
 

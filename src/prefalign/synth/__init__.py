@@ -10,12 +10,13 @@ docs/synth.md for back ends, the scorer grammar, pair strategies and resuming. T
 synth -> train -> eval rounds (`run_iterate`) are in `prefalign.loop`.
 """
 
-from .job import SynthConfig, SynthResult, run_synth
+from .config import SynthConfig, SynthSettings
+from .job import SynthResult, run_synth
 from .pairs import PairOptions, build_records
 from .prompts import read_prompts
 from .strategies import pair_strategies, pair_strategy
 
 __all__ = [
-    "SynthConfig", "SynthResult", "run_synth", "PairOptions", "build_records", "read_prompts",
+    "SynthConfig", "SynthSettings", "SynthResult", "run_synth", "PairOptions", "build_records", "read_prompts",
     "pair_strategy", "pair_strategies",
 ]

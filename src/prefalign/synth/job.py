@@ -19,12 +19,11 @@ and the tokenizer's fingerprint; the records carry them (``sampled_token_ids``, 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,104 +31,21 @@ from prefalign.data.sampled import FIELD as SAMPLED_FIELD
 from prefalign.data.sampled import SampledIds, tokenizer_fingerprint
 from prefalign.data.tokenization import tokenize_prompt
 from prefalign.data.readers import JSONL_SUFFIXES, PARQUET_SUFFIXES
-from prefalign.data.writers import atomic_write, save_records
+from prefalign.core.files import atomic_write
+from prefalign.core import identity
+from prefalign.data.writers import save_records
 from prefalign.generation import make_generator
 from prefalign.generation import registry as generation_registry
-from prefalign.generation.options import BACKEND_HELP, SAMPLING_HELP
-from prefalign.generation.types import Completion, PromptItem, SamplingConfig
-from prefalign.locks import exclusive_lock
-from prefalign.scoring import registry as scorer_registry
-from prefalign.settings import Settings
+from prefalign.generation.types import Completion, PromptItem
+from prefalign.core.locks import exclusive_lock
 from prefalign.scoring.base import NON_FINITE, Score, is_finite_score
 
-from .durable_log import DurableLog
-from .pairs import PairOptions, build_records, output_kind, strategy_names
+from prefalign.core.durable_log import DurableLog
+from .config import SynthConfig
+from .pairs import PairOptions, build_records, output_kind
 from .prompts import read_prompts
 
 MAX_REASONS = 20  # distinct failure reasons kept in the counts (the rest summed)
-
-
-@dataclass
-class SynthConfig(Settings):
-    model: str = ""  # a model folder (hf, vllm) or the served model name (openai)
-    prompts: Any = ""  # a prompts file/folder, a datasets.Dataset or a list of row dicts
-    output: str = "synth.jsonl"
-    scorer: str = ""  # a scorer spec (see prefalign.scoring)
-    n: int = 8
-    pairs: str = "west-of-n"
-    min_gap: float = 0.0
-    length_penalty: float = 0.0
-    label_threshold: float | None = None
-    keep_whitespace_variants: bool = False  # pair responses that differ only in whitespace
-    # sampling
-    temperature: float = 0.8
-    top_p: float = 1.0
-    top_k: int = 0
-    max_new_tokens: int = 256
-    seed: int = 0
-    # back end
-    backend: str = "hf"
-    base_url: str | None = None  # openai back end: e.g. http://localhost:8000/v1
-    device: str | None = None
-    dtype: str = "auto"
-    batch_size: int = 16  # rows (prompt x sample) per generate call (hf)
-    concurrency: int = 8  # requests in flight (openai)
-    timeout: float = 120.0
-    max_retries: int = 5
-    trust_remote_code: bool = False
-    # prompts and job
-    prompt_field: str = "prompt"
-    split: str | None = None
-    limit: int | None = None
-    chunk_size: int = 32
-    progress: bool = True
-    # objects that replace the specs (library use and tests); not part of the fingerprint
-    generator: Any = field(default=None, repr=False)
-    scorer_obj: Any = field(default=None, repr=False)
-
-    def sampling(self) -> SamplingConfig:
-        return SamplingConfig(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
-                              max_new_tokens=self.max_new_tokens)
-
-    def pair_options(self) -> PairOptions:
-        return PairOptions(self.pairs, min_gap=self.min_gap, length_penalty=self.length_penalty,
-                           label_threshold=self.label_threshold, seed=self.seed,
-                           keep_whitespace_variants=self.keep_whitespace_variants)
-
-    def paths(self) -> tuple[Path, Path, Path]:
-        out = Path(self.output)
-        stem = out.name[:-len(out.suffix)] if out.suffix else out.name
-        return out, out.with_name(out.name + ".progress.jsonl"), out.with_name(stem + ".manifest.json")
-
-
-SYNTH_HELP = {
-    "model": "model folder (hf, vllm) or served model name (openai)",
-    "prompts": "prompts file (.jsonl/.json/.csv/.parquet/.txt) or saved dataset folder",
-    "output": "output file (.jsonl or .parquet)",
-    "scorer": "scorer spec, e.g. '0.7*verifier:pkg.mod:fn+0.3*rm:/path' (kinds: "
-              f"{', '.join(scorer_registry.kinds())}; docs/synth.md)",
-    "n": "samples per prompt",
-    "pairs": f"pair strategy: {' | '.join(strategy_names())} (docs/synth.md)",
-    "min_gap": "smallest score gap a pair may have",
-    "length_penalty": "score - LAMBDA * length before pairing",
-    "label_threshold": "unpaired: label = score >= THRESHOLD (default: none; each prompt's best "
-                       "response True, its worst False)",
-    "keep_whitespace_variants": "pair responses that differ only in whitespace (dropped and "
-                                "counted otherwise)",
-    **SAMPLING_HELP,
-    **BACKEND_HELP,
-    "batch_size": "rows (prompt x sample) per generate call, hf back end",
-    "prompt_field": "column holding the prompt",
-    "split": "split of a saved DatasetDict folder (default: its only split)",
-    "limit": "use the first LIMIT prompts (default: all)",
-    "chunk_size": "prompts per durable chunk (a rerun resumes after the last finished one)",
-    "progress": "show progress bars",
-    "generator": "a Generator object used instead of --backend (library use)",
-    "scorer_obj": "a Scorer object used instead of --scorer (library use)",
-}
-SynthConfig.HELP = SYNTH_HELP
-SynthConfig.LIBRARY_ONLY = frozenset({"generator", "scorer_obj"})
-SynthConfig.REQUIRED = ("model", "prompts", "scorer")
 
 
 @dataclass
@@ -173,21 +89,17 @@ def make_backend(cfg: SynthConfig):
     """The generator ``cfg`` names (its ``generator`` object if set), from the one factory."""
     if cfg.generator is not None:
         return cfg.generator
-    return make_generator(cfg.model, cfg.backend, base_url=cfg.base_url, device=cfg.device,
-                          dtype=cfg.dtype, batch_size=cfg.batch_size,
-                          trust_remote_code=cfg.trust_remote_code, concurrency=cfg.concurrency,
-                          timeout=cfg.timeout, max_retries=cfg.max_retries)
+    return make_generator(cfg.model, cfg.backend, batch_size=cfg.batch_size,
+                          **cfg.generator_options(), **cfg.served_options())
 
 
 def _source_id(source: Any) -> Any:
     if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
-        digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()
-        return {"path": str(source), "sha256": digest}
+        return {"path": str(source), "sha256": identity.file_sha256(source)}
     if isinstance(source, (str, os.PathLike)):
         return {"path": str(source)}
     if isinstance(source, list):
-        return {"rows_sha256": hashlib.sha256(json.dumps(source, sort_keys=True, default=str)
-                                              .encode()).hexdigest()}
+        return {"rows_sha256": identity.json_sha256(source)}
     return {"object": type(source).__name__}
 
 
@@ -220,18 +132,12 @@ def fingerprint(cfg: SynthConfig, prompts: list[PromptItem]) -> dict[str, Any]:
     scorer = cfg.scorer if cfg.scorer_obj is None else cfg.scorer_obj.describe()
     source = _source_id(cfg.prompts)
     if set(source) == {"path"}:  # a folder (a saved dataset)
-        rows = [dataclasses.asdict(p) for p in prompts]
-        source["rows_sha256"] = hashlib.sha256(
-            json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
-    fp = {"model": model, "backend": cfg.backend, "base_url": cfg.base_url,
-          "prompts": source, "n_prompts": len(prompts), "n": cfg.n,
-          "sampling": cfg.sampling().to_dict(), "seed": cfg.seed, "scorer": scorer,
-          "prompt_field": cfg.prompt_field}
-    if cfg.split is not None:
-        fp["split"] = cfg.split
-    if cfg.dtype != "auto":  # bf16 and fp32 weights sample differently
-        fp["dtype"] = cfg.dtype
-    return json.loads(json.dumps(fp, default=str))  # as it reads back from the log
+        source["rows_sha256"] = identity.json_sha256([dataclasses.asdict(p) for p in prompts])
+    entries = {"model": model, "prompts": source, "n_prompts": len(prompts),
+               "sampling": cfg.sampling().to_dict(), "scorer": scorer}
+    # bf16 and fp32 weights sample differently; both enter only when set
+    return identity.fingerprint(entries, cfg, ("backend", "base_url", "n", "seed", "prompt_field"),
+                                added={"split": None, "dtype": "auto"})
 
 
 class _PromptIds:
@@ -345,9 +251,10 @@ def _run_synth(cfg: SynthConfig, opts: PairOptions, out_path: Path, log_path: Pa
     if log.entries:
         header = log.entries[0].get("header")
         if header != fp:
-            raise ValueError(
-                f"{log_path} was written by a synth run with other settings ({_diff(header, fp)}); "
-                "use another --output, or delete the log to start over")
+            what = ("; ".join(identity.differences(header, fp)[:6])
+                    if isinstance(header, dict) else "no header")
+            raise ValueError(f"{log_path} was written by a synth run with other settings "
+                             f"({what}); use another --output, or delete the log to start over")
     else:
         log.append([{"header": fp}])
     done = {e["index"] for e in log.entries[1:]}
@@ -454,10 +361,3 @@ def build_from_log(entries: list[dict], prompts: list[PromptItem], opts: PairOpt
     if other:
         counts["reasons"]["(other reasons)"] = other
     return records, counts
-
-
-def _diff(old, new) -> str:
-    if not isinstance(old, dict):
-        return "no header"
-    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-    return "differs in " + ", ".join(keys)

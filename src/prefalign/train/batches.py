@@ -7,6 +7,7 @@ process would (each takes its slice of every micro-batch).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -33,25 +34,40 @@ class BatchPlan:
         return max(1, math.ceil(self.num_examples / self.global_batch))
 
     def epoch_order(self, epoch: int) -> list[int]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(self.num_examples, generator=g).tolist()
+        return list(_epoch_order(self.num_examples, self.seed, epoch))
 
     def step_examples(self, step: int) -> list[int]:
         """Example indices of optimizer step ``step`` (0-based), all processes together."""
         epoch, within = divmod(step, self.steps_per_epoch)
-        order = self.epoch_order(epoch)
-        return order[within * self.global_batch:(within + 1) * self.global_batch]
+        order = _epoch_order(self.num_examples, self.seed, epoch)
+        return list(order[within * self.global_batch:(within + 1) * self.global_batch])
 
-    def micro_batches(self, step: int, rank: int) -> list[list[int]]:
-        """This process's micro-batches for ``step``: grad_accum lists (some may be empty at
-        the end of an epoch)."""
+    def step(self, step: int, rank: int) -> "StepPlan":
+        """Optimizer step ``step``: its examples (all processes) and this process's
+        micro-batches, ``grad_accum`` lists (some may be empty at the end of an epoch)."""
         chosen = self.step_examples(step)
         per_micro = self.batch_size * self.world_size
-        out = []
-        for m in range(self.grad_accum):
-            micro = chosen[m * per_micro:(m + 1) * per_micro]
-            out.append(micro[rank::self.world_size])
-        return out
+        micro = [chosen[m * per_micro:(m + 1) * per_micro][rank::self.world_size]
+                 for m in range(self.grad_accum)]
+        return StepPlan(chosen, micro)
+
+    def micro_batches(self, step: int, rank: int) -> list[list[int]]:
+        """This process's micro-batches for ``step`` (see :meth:`step`)."""
+        return self.step(step, rank).micro
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    examples: list[int]  # the step's examples, every process's
+    micro: list[list[int]]  # this process's micro-batches
+
+
+@functools.lru_cache(maxsize=2)
+def _epoch_order(num_examples: int, seed: int, epoch: int) -> tuple[int, ...]:
+    """The examples' order in ``epoch``: one permutation per epoch, computed once (a step
+    reads its slice; a resumed run recomputes the same one)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return tuple(torch.randperm(num_examples, generator=g).tolist())
 
 
 def by_tokens(indices: list[int], lengths: list[int], budget: int) -> list[list[int]]:

@@ -34,6 +34,8 @@ from typing import Any
 
 import torch
 
+from prefalign.core.files import move_into_place
+
 FORMAT = 2
 STATE_FILE = "trainer_state.json"
 
@@ -175,9 +177,7 @@ def save_checkpoint(path: Path, *, accelerator, policy, optimizer, scheduler,
     if main:
         _write_json(tmp / STATE_FILE, {"format": FORMAT, **state,
                                        "scheduler": _jsonable(scheduler.state_dict())})
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        move_into_place(tmp, path)
     accelerator.wait_for_everyone()
 
 

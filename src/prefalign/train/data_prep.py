@@ -143,7 +143,7 @@ def prepare_examples(source, cfg, spec, tokenizer):
     examples, tok_report = tokenize_records(  # warns about skips, cuts and drops
         records, tokenizer, max_length=cfg.max_length, truncation=cfg.truncation,
         max_prompt_length=cfg.max_prompt_length, on_error=cfg.on_error,
-        keep_whitespace_variants=cfg.keep_whitespace_variants)
+        keep_whitespace_variants=cfg.keep_whitespace_variants, validated=True)
     if not examples:
         raise ValueError(f"{source}: no usable examples ({load_report.summary()}; "
                          f"{tok_report.summary()})")

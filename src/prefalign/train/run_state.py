@@ -17,24 +17,25 @@ checkpoints, metrics, model, eval and timings, ``run.json``, ``config.json``) an
 other files in OUTPUT are left alone. Continuing a finished run for more steps is a new run:
 ``--model OUTPUT/model --output NEW``.
 
-Contents, not paths, identify the model and the data: a model folder or data file that was
-copied elsewhere is the same input, a retrained model at the same path is not. Data files are
-hashed whole; model weight files above 64 MiB are identified by their size and a hash of 16
-slices spread through them (retrained weights differ everywhere), smaller files whole.
+Contents, not paths, identify the model and the data (`prefalign.core.identity`): a model
+folder or data file that was copied elsewhere is the same input, a retrained model at the same
+path is not.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import math
 import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from prefalign.core.files import OutputError, atomic_write_json, is_inside, real_path
+from prefalign.core.identity import (data_identity, differences, fingerprint, local_model_dir,
+                                     model_identity, plain)
 
 log = logging.getLogger(__name__)
 
@@ -85,92 +86,10 @@ class RunMismatchError(ValueError):
     """OUTPUT holds another run (or files nothing identifies); resuming it would mix runs."""
 
 
-class OutputError(ValueError):
-    """The output location cannot be written (read-only, full, not a folder)."""
-
-
-# ---- identities ----------------------------------------------------------------------------
-_WHOLE_LIMIT = 64 << 20
-_SLICES, _SLICE = 16, 64 << 10
-
-
-def _hash_file(path: Path, h, *, sample: bool) -> None:
-    size = path.stat().st_size
-    h.update(f"{path.name}:{size}:".encode())
-    with open(path, "rb") as f:
-        if not sample or size <= _WHOLE_LIMIT:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-            return
-        for i in range(_SLICES):
-            f.seek((size - _SLICE) * i // (_SLICES - 1))
-            h.update(f.read(_SLICE))
-
-
-def files_identity(path: str | os.PathLike, *, sample: bool) -> str:
-    """A content hash of a file, or of every file under a folder (relative names included)."""
-    root = Path(path)
-    h = hashlib.sha256()
-    if root.is_file():
-        _hash_file(root, h, sample=sample)
-        return h.hexdigest()[:32]
-    for f in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = f.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):  # caches, locks, temporaries
-            continue
-        h.update(str(rel).encode() + b"\0")
-        _hash_file(f, h, sample=sample)
-    return h.hexdigest()[:32]
-
-
-def local_model_dir(name: str) -> Path | None:
-    """The folder of ``name``: a local path, or its snapshot in the Hugging Face cache."""
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return path
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        found = try_to_load_from_cache(str(name), "config.json")
-    except Exception:  # noqa: BLE001 - not a valid repo id: not in the cache
-        return None
-    return Path(found).parent if isinstance(found, str) else None
-
-
-def model_identity(name: str | None) -> str | None:
-    if not name:
-        return None
-    folder = local_model_dir(name)
-    if folder is None:
-        return f"hub:{name}"
-    return files_identity(folder, sample=True)
-
-
-def data_identity(source: Any) -> str | None:
-    if source is None or source == "":
-        return None
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        return files_identity(path, sample=False) if path.exists() else f"missing:{source}"
-    fingerprint = getattr(source, "_fingerprint", None)  # a datasets.Dataset
-    if fingerprint:
-        return f"dataset:{fingerprint}"
-    h = hashlib.sha256(json.dumps(source, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:32]
-
-
-def _plain(value):
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
-
-
 def run_fingerprint(cfg, *, objective: str, hparams: dict[str, Any], reference: str,
                     processes: int, max_length: int | None) -> dict[str, Any]:
     """Everything that changes what the run computes (see the module docstring)."""
-    fp: dict[str, Any] = {
+    entries: dict[str, Any] = {
         "model": str(cfg.model), "model_files": model_identity(cfg.model),
         "ref_model": cfg.ref_model, "ref_model_files": model_identity(cfg.ref_model),
         "data": str(cfg.data) if isinstance(cfg.data, (str, os.PathLike)) else "<in memory>",
@@ -178,47 +97,17 @@ def run_fingerprint(cfg, *, objective: str, hparams: dict[str, Any], reference: 
         "eval_data": (str(cfg.eval_data) if isinstance(cfg.eval_data, (str, os.PathLike))
                       else None if cfg.eval_data is None else "<in memory>"),
         "eval_data_files": data_identity(cfg.eval_data),
-        "objective": objective, "objective_args": {k: _plain(v) for k, v in sorted(hparams.items())},
+        "objective": objective, "objective_args": {k: plain(v) for k, v in sorted(hparams.items())},
         "reference": reference, "processes": processes,
     }
-    for name in RESULT_FIELDS:
-        fp[name] = _plain(getattr(cfg, name))
-    for name, default in ADDED_FIELDS.items():
-        if getattr(cfg, name, default) != default:
-            fp[name] = _plain(getattr(cfg, name))
+    fp = fingerprint(entries, cfg, RESULT_FIELDS, added=ADDED_FIELDS)
     fp["max_length"] = max_length  # the effective one (the model's positions when unset)
     return fp
 
 
-def differences(recorded: dict[str, Any], current: dict[str, Any],
-                display: tuple[str, ...] = _DISPLAY) -> list[str]:
-    """What differs, in words: ``lr 0.001 -> 0.01``, ``data: pairs.jsonl has other contents``.
-    ``display`` keys are shown with their ``*_files`` entry, not compared themselves."""
-    out = []
-    for key in sorted(set(recorded) | set(current)):
-        if key in display:
-            continue
-        old, new = recorded.get(key), current.get(key)
-        if old == new:
-            continue
-        if key.endswith("_files"):
-            what = key[: -len("_files")]
-            was, now = recorded.get(what), current.get(what)
-            if old is None or new is None:
-                out.append(f"{what} {was!r} -> {now!r}")
-            elif was is None and now is None:
-                out.append(f"{what}: other contents")
-            elif was == now:
-                out.append(f"{what}: {now} has other contents than when the run started")
-            else:
-                out.append(f"{what} {was} -> {now} (other contents)")
-        elif key == "objective_args":
-            keys = sorted(set(old or {}) | set(new or {}))
-            out += [f"{key}.{k} {(old or {}).get(k)!r} -> {(new or {}).get(k)!r}"
-                    for k in keys if (old or {}).get(k) != (new or {}).get(k)]
-        else:
-            out.append(f"{key} {old!r} -> {new!r}")
-    return out
+def run_differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """What differs between two training runs' fingerprints, in words."""
+    return differences(recorded, current, display=_DISPLAY)
 
 
 # ---- what OUTPUT holds ------------------------------------------------------------------------
@@ -266,7 +155,7 @@ def inspect_output(output: Path, fingerprint: dict[str, Any], *, resume: bool = 
                 f"{output} holds training files ({', '.join(present)}) but no {RUN_FILE} saying "
                 f"which run wrote them (an older prefalign, or another tool); {fix}")
         return OutputState("fresh")
-    diffs = differences(record["fingerprint"], fingerprint)
+    diffs = run_differences(record["fingerprint"], fingerprint)
     if diffs:
         shown = "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
         raise RunMismatchError(f"{output} holds another run ({shown}); {fix}")
@@ -301,37 +190,7 @@ def clear_run(output: Path) -> list[str]:
 def write_record(output: Path, fingerprint: dict[str, Any], status: str, **extra) -> None:
     record = {"format": FORMAT, "status": status, "fingerprint": fingerprint,
               "updated": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra}
-    atomic_write_text(output / RUN_FILE, json.dumps(record, indent=2, default=str))
-
-
-# ---- writing --------------------------------------------------------------------------------
-class writing:
-    """``with writing(path): ...``: an OSError while writing ``path`` (a full disk, a
-    read-only file system, a quota) becomes one line naming the path."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = path
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, tb):
-        if error is None or isinstance(error, OutputError):
-            return False
-        if isinstance(error, OSError) or type(error).__name__ == "SafetensorError":
-            reason = getattr(error, "strerror", None) or str(error)
-            raise OutputError(f"could not write {self.path}: {reason}") from error
-        return False
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    with writing(path):
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+    atomic_write_json(output / RUN_FILE, record)
 
 
 def _bytes(n: float) -> str:
@@ -371,14 +230,6 @@ def model_weight_bytes(name: str) -> int:
 
 
 # ---- inputs vs output -----------------------------------------------------------------------
-def _real(path: str | os.PathLike) -> Path:
-    return Path(os.path.realpath(Path(path).expanduser()))
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
-
-
 def check_inputs_vs_output(output: str | os.PathLike, *, models: dict[str, Any] = (),
                            data: dict[str, Any] = ()) -> None:
     """Before any work: refuse an OUTPUT that would overwrite or delete the run's own inputs.
@@ -387,7 +238,7 @@ def check_inputs_vs_output(output: str | os.PathLike, *, models: dict[str, Any] 
     inside it, or a folder holding it (the run writes config.json, model/, ... into OUTPUT).
     ``data`` (flag -> data file or folder): it must not lie in the files a run writes in OUTPUT
     (RUN_FILES, which --overwrite and a fresh start delete). Raises OutputError (one line)."""
-    out = _real(output)
+    out = real_path(output)
     managed = [out / name for name in RUN_FILES]
     for flag, name in dict(models).items():
         if not name:
@@ -395,17 +246,17 @@ def check_inputs_vs_output(output: str | os.PathLike, *, models: dict[str, Any] 
         path = Path(name).expanduser()
         if not path.exists():
             continue  # a hub id (or a missing folder, which require_model reports)
-        folder = _real(path)
-        if _inside(out, folder) or _inside(folder, out):
+        folder = real_path(path)
+        if is_inside(out, folder) or is_inside(folder, out):
             how = ("is" if out == folder else
-                   "is inside" if _inside(out, folder) else "contains")
+                   "is inside" if is_inside(out, folder) else "contains")
             raise OutputError(f"--output {output} {how} {flag} {name}: training would overwrite "
                               "or delete that model; choose an --output folder apart from it")
     for flag, source in dict(data).items():
         if not isinstance(source, (str, os.PathLike)) or not source:
             continue
-        path = _real(source)
-        if any(_inside(path, m) or _inside(m, path) for m in managed):
+        path = real_path(source)
+        if any(is_inside(path, m) or is_inside(m, path) for m in managed):
             raise OutputError(f"{flag} {source} lies in what a run writes in --output {output} "
                               f"({', '.join(RUN_FILES)}), which --overwrite or a fresh start "
                               "deletes; move it out of there first")

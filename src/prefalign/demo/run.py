@@ -23,20 +23,15 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from prefalign.data.writers import atomic_write
-from prefalign.tasks.addition import VERIFIER, AdditionTask, TaskFiles, demonstration_accuracy
+from prefalign.core.files import atomic_write_json
+from prefalign.demo.addition import VERIFIER, AdditionTask, TaskFiles, demonstration_accuracy
 
 from .compare import check_names, run_compare
-from .demo_report import write_demo_report
-from .demo_stages import DemoConfig, DemoResult, DemoSizes, evaluate, preference_train_args
-from .iterate import IterateConfig, run_iterate
+from .report import write_demo_report
+from .stages import DemoConfig, DemoResult, DemoSizes, evaluate, preference_train_args
+from prefalign.loop import IterateConfig, run_iterate
 
 log = logging.getLogger(__name__)
-
-
-def _write_json(path: Path, value) -> None:
-    with atomic_write(path) as f:
-        json.dump(value, f, indent=2, default=str)
 
 
 class _Stages:
@@ -59,7 +54,7 @@ class _Stages:
                 raise ValueError(f"{out} holds a demo run with other settings ({', '.join(changed)} "
                                  "differ); use another --output, or delete the folder to start over")
         else:
-            _write_json(saved, settings)
+            atomic_write_json(saved, settings)
 
     def run(self, name: str, fn, *args, **kwargs):
         marker = self.dir / f"{name}.json"
@@ -72,12 +67,12 @@ class _Stages:
         t0 = time.perf_counter()
         value = fn(*args, **kwargs)
         self.seconds[name] = round(time.perf_counter() - t0, 2)
-        _write_json(marker, {"seconds": self.seconds[name], "value": value})
+        atomic_write_json(marker, {"seconds": self.seconds[name], "value": value})
         return value
 
 
 def _base_model(path: Path, sizes: DemoSizes, seed: int) -> str:
-    from prefalign.tiny_models import build_tiny_model
+    from prefalign.demo.tiny_models import build_tiny_model
 
     return str(build_tiny_model(path, family="llama", tokenizer="char", hidden=sizes.hidden,
                                 layers=sizes.layers, heads=4, kv_heads=4,

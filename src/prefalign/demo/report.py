@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from prefalign.data.writers import atomic_write
+from prefalign.core.files import atomic_write, atomic_write_json
 from prefalign.eval.markdown import html_text, md_code, md_row, md_text
 from prefalign.eval.report import read_metrics
 
@@ -206,8 +206,7 @@ def write_demo_report(out: Path, summary: dict) -> Path:
     _figure(report / "demo.png", summary, round_dirs)
     last = summary["rounds"]["rounds"][-1]["round"]
     blocks = _document(summary, _examples(out, last))
-    with atomic_write(report / "summary.json") as f:
-        json.dump(summary, f, indent=2, default=str)
+    atomic_write_json(report / "summary.json", summary)
     with atomic_write(report / "report.md") as f:
         f.write(_markdown(blocks))
     with atomic_write(report / "report.html") as f:

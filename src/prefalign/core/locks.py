@@ -3,7 +3,7 @@
 Usage (training holds ``OUTPUT/.prefalign.lock`` for the whole run; synth can hold one next to
 its output file)::
 
-    from prefalign.locks import exclusive_lock, LockHeldError
+    from prefalign.core.locks import exclusive_lock, LockHeldError
 
     with exclusive_lock(Path(output) / ".prefalign.lock", what=f"training output {output}"):
         ...  # only this process writes under ``output`` here

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Sequence
 
 from prefalign import objectives
-from prefalign.tasks.addition import VERIFIER
+from prefalign.demo.addition import VERIFIER
 
-from .demo_stages import evaluate, preference_train_args
-from .iterate import IterateConfig, score_heldout
+from .stages import evaluate, preference_train_args
+from prefalign.loop import IterateConfig, score_heldout
 
 COLUMNS = [  # (key, header, format)
     ("objective", "objective", "{}"),

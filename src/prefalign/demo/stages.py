@@ -3,12 +3,12 @@ training settings, the evaluation against the SFT policy and its win-rate judge.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from prefalign.settings import Settings, at_least, optional
-from prefalign.tasks.addition import TaskFiles, is_correct
+from prefalign.core.settings import Settings, at_least, optional, setting
+from prefalign.demo.addition import TaskFiles, is_correct
 
 
 @dataclass(frozen=True)
@@ -37,38 +37,31 @@ QUICK = replace(FULL, sft_steps=500, sft_examples=8000, synth_prompts=600, heldo
 
 @dataclass
 class DemoConfig(Settings):
-    output: str = "runs/demo"
-    quick: bool = False
-    seed: int = 0
-    objective: str = "rpo"  # DPO plus NLL on the chosen response; see docs/demo.md
-    objective_args: dict[str, Any] = field(default_factory=dict)
-    rounds: int | None = None  # default: the preset's
-    compare: list[str] = field(default_factory=list)
-    progress: bool = True
-    threads: int = 0  # torch threads; 0 = torch's own choice
-    sizes: DemoSizes | None = None  # overrides the preset (tests)
+    output: str = setting("runs/demo", help="run folder")
+    quick: bool = setting(False, help="smaller, for CI (under 2 minutes)")
+    seed: int = setting(0, help="seed of every stage")
+    objective: str = setting(  # DPO plus NLL on the chosen response; see docs/demo.md
+        "rpo", help="preference objective for the rounds (rpo = DPO + NLL)")
+    objective_args: dict[str, Any] = setting(
+        factory=dict, help="objective hyperparameters (YAML mapping; on the command line --set "
+                           "KEY=VALUE)")
+    rounds: int | None = setting(  # default: the preset's
+        None, help="synth -> train rounds (default: 2, quick: 1)",
+        rule=(optional(at_least(1)), ">= 1, or null"))
+    compare: list[str] = setting(
+        factory=list, help="comma-separated objectives to train on round 1's data and tabulate, "
+                           "e.g. dpo,ipo,simpo,kto,orpo,cdpo (default: none)")
+    progress: bool = setting(True, help="show progress bars")
+    threads: int = setting(0, help="torch threads; 0 = torch's own choice",
+                           rule=(at_least(0), ">= 0"))
+    sizes: DemoSizes | None = setting(  # overrides the preset (tests)
+        None, help="stage sizes replacing the preset's (library use)")
 
     def resolved_sizes(self) -> DemoSizes:
         sizes = self.sizes or (QUICK if self.quick else FULL)
         return replace(sizes, rounds=self.rounds) if self.rounds is not None else sizes
 
 
-DemoConfig.HELP = {
-    "output": "run folder",
-    "quick": "smaller, for CI (under 2 minutes)",
-    "seed": "seed of every stage",
-    "objective": "preference objective for the rounds (rpo = DPO + NLL)",
-    "objective_args": "objective hyperparameters (YAML mapping; on the command line --set "
-                      "KEY=VALUE)",
-    "rounds": "synth -> train rounds (default: 2, quick: 1)",
-    "compare": "comma-separated objectives to train on round 1's data and tabulate, e.g. "
-               "dpo,ipo,simpo,kto,orpo,cdpo (default: none)",
-    "progress": "show progress bars",
-    "threads": "torch threads; 0 = torch's own choice",
-    "sizes": "stage sizes replacing the preset's (library use)",
-}
-DemoConfig.RULES = {"rounds": (optional(at_least(1)), ">= 1, or null"),
-                    "threads": (at_least(0), ">= 0")}
 DemoConfig.NO_FLAG = frozenset({"objective_args"})
 DemoConfig.LIBRARY_ONLY = frozenset({"sizes"})
 

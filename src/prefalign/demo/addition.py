@@ -11,7 +11,7 @@ demonstrations or the synth prompts, so held-out accuracy measures generalisatio
 recall.
 
 The verifier: a response is right when it is exactly the sum's digits (surrounding whitespace
-allowed). `verify` is its scorer form (``verifier:prefalign.tasks.addition:verify``, what the
+allowed). `verify` is its scorer form (``verifier:prefalign.demo.addition:verify``, what the
 demo's synth scores with) and `is_correct` its (prompt, response) form (what the demo's eval
 counts); both are `check`, so a response scores 1 in synth exactly when eval counts it right.
 (`prefalign.synth.checks.exact_answer`, "the last integer equals the answer", is a looser
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from prefalign.data import write_jsonl
 
-VERIFIER = "verifier:prefalign.tasks.addition:verify"
+VERIFIER = "verifier:prefalign.demo.addition:verify"
 _PROMPT = re.compile(r"^(\d+)\+(\d+)=$")
 
 
@@ -67,7 +67,7 @@ def check(response: str, answer: int) -> tuple[bool, str | None]:
 
 
 def verify(response: str, example: dict) -> tuple[bool, str | None]:
-    """`check` as a scorer's verifier (``verifier:prefalign.tasks.addition:verify``): the row's
+    """`check` as a scorer's verifier (``verifier:prefalign.demo.addition:verify``): the row's
     ``answer`` column, else the answer of its ``prompt``."""
     answer = example["answer"] if example.get("answer") is not None else \
         answer_of(example["prompt"])

@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
+from .files import atomic_write_text
+
 log = logging.getLogger(__name__)
 
 
@@ -81,11 +83,5 @@ class DurableLog:
         a crash leaves either the old log or the new one."""
         entries = list(entries)
         text = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, text)
         self.entries = entries

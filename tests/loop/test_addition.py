@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from prefalign.loop.demo_stages import verifier_compare
+from prefalign.demo.stages import verifier_compare
 from prefalign.generation.types import PromptItem
 from prefalign.scoring import build_scorer
-from prefalign.tasks.addition import (VERIFIER, AdditionTask, answer_of, demonstration_accuracy,
+from prefalign.demo.addition import (VERIFIER, AdditionTask, answer_of, demonstration_accuracy,
                                       is_correct, noisy_sum, verify)
 
 

@@ -31,7 +31,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefalign.settings import Settings, at_least, one_of
+from prefalign.core.settings import Settings, at_least, one_of, setting
 
 FAMILIES = ("llama", "qwen2", "mistral", "gemma", "gemma2")
 # Sliding windows shorter than typical test sequences, so a dropped window shows.
@@ -46,19 +46,14 @@ BYTE_LEVEL_ONLY_FAMILIES = ("qwen2",)
 class TinyModelConfig(Settings):
     """`prefalign tiny-model`'s settings (the rest of `build_tiny_model`'s are for tests)."""
 
-    output: str = ""
-    family: str = "llama"
-    tokenizer: str = "char"
-    hidden: int = 64
-    layers: int = 2
-    seed: int = 0
+    output: str = setting("", help="folder to write the model to")
+    family: str = setting("llama", help="architecture", rule=one_of(*FAMILIES))
+    tokenizer: str = setting("char", help="tokenizer kind", rule=one_of(*TOKENIZER_KINDS))
+    hidden: int = setting(64, help="hidden size", rule=(at_least(8), ">= 8"))
+    layers: int = setting(2, help="decoder layers", rule=(at_least(1), ">= 1"))
+    seed: int = setting(0, help="seed of the random weights")
 
 
-TinyModelConfig.HELP = {"output": "folder to write the model to", "family": "architecture",
-                        "tokenizer": "tokenizer kind", "hidden": "hidden size",
-                        "layers": "decoder layers", "seed": "seed of the random weights"}
-TinyModelConfig.RULES = {"family": one_of(*FAMILIES), "tokenizer": one_of(*TOKENIZER_KINDS),
-                         "hidden": (at_least(8), ">= 8"), "layers": (at_least(1), ">= 1")}
 TinyModelConfig.POSITIONAL = ("output",)
 TinyModelConfig.REQUIRED = ("output",)
 

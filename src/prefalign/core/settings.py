@@ -1,9 +1,13 @@
 """One schema per command: a command's settings are a dataclass, and that dataclass is the only
 place its options are described.
 
-A settings class derives from :class:`Settings` and says, per field, what it is (``HELP``), what
-it accepts (``RULES``: a check and its wording; otherwise the field's type says it), and which
-fields have no flag (``NO_FLAG``: objects for library use, mappings given another way). From that
+A settings class derives from :class:`Settings` and declares each field with :func:`setting`:
+its default, what it is (``help``) and what it accepts (``rule``: a check and its wording;
+otherwise the field's type says it), beside the field itself. Class variables say which fields
+have no flag (``NO_FLAG``: mappings given another way; ``LIBRARY_ONLY``: objects for library
+use). Settings that several commands share (sampling, back ends) are classes of their own that
+the commands' settings derive from (a field's default may differ per command: :func:`redefault`,
+its help and rule kept). From that
 one description come the command's flags with their help lines (`prefalign.cli.schema`), the YAML
 keys of ``--config`` (the field names), the reading and checking of both
 (:meth:`Settings.from_sources`), and the options tables in docs/cli.md
@@ -23,6 +27,7 @@ it came from, and what it accepts.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import typing
 from dataclasses import dataclass
@@ -66,11 +71,35 @@ class Option:
         return self.hint is bool
 
 
+def setting(default: Any = dataclasses.MISSING, *, help: str, rule: Rule | None = None,
+            factory: Callable[[], Any] | None = None, repr: bool = True) -> Any:
+    """A settings field: its default (or ``factory``), what it is and what it accepts, declared
+    once beside the field (the flag's help, the docs row and the check all read them)."""
+    metadata = {"help": help, **({"rule": rule} if rule is not None else {})}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata, repr=repr)
+    return dataclasses.field(default=default, metadata=metadata, repr=repr)
+
+
+def redefault(cls: type, name: str, default: Any, *, help: str | None = None,
+              rule: Rule | None = None) -> Any:
+    """Field ``name`` of the shared settings class ``cls`` with another default in a command
+    that derives from it; its help and rule stay unless given."""
+    base = cls.__dataclass_fields__[name]
+    return setting(default, help=help or base.metadata["help"],
+                   rule=rule if rule is not None else base.metadata.get("rule"))
+
+
+def values_of(cfg: Any, *classes: type) -> dict[str, Any]:
+    """``cfg``'s values of the fields the settings ``classes`` declare (what one command hands
+    another: iterate's synth settings to each round's synth job)."""
+    names = {f.name for cls in classes for f in dataclasses.fields(cls)}
+    return {name: getattr(cfg, name) for name in names}
+
+
 class Settings:
     """Base of every command's settings dataclass (see the module docstring)."""
 
-    HELP: ClassVar[dict[str, str]] = {}
-    RULES: ClassVar[dict[str, Rule]] = {}
     NO_FLAG: ClassVar[frozenset[str]] = frozenset()  # valid in YAML, no flag (mappings)
     LIBRARY_ONLY: ClassVar[frozenset[str]] = frozenset()  # objects: neither flag nor YAML key
     REQUIRED: ClassVar[tuple[str, ...]] = ()  # must be set by a flag or the YAML file
@@ -84,6 +113,30 @@ class Settings:
 
     # -- the schema ----------------------------------------------------------------------------
     @classmethod
+    def help_text(cls, name: str) -> str | None:
+        """What field ``name`` is, as its :func:`setting` says (None if it has no help)."""
+        f = cls.__dataclass_fields__.get(name)
+        return f.metadata.get("help") if f is not None else None
+
+    @classmethod
+    def rules(cls) -> dict[str, Rule]:
+        """Each field's rule (check, what it accepts), from its :func:`setting`."""
+        return {f.name: f.metadata["rule"] for f in dataclasses.fields(cls) if "rule" in f.metadata}
+
+    @classmethod
+    def ordered_fields(cls) -> list[dataclasses.Field]:
+        """The fields, a command's own first (in declaration order), then those of the shared
+        settings it derives from (sampling, back end), nearest first, so its help reads from the
+        top."""
+        mro = [k for k in cls.__mro__ if dataclasses.is_dataclass(k)]
+        owner = {}  # a field belongs to the most basic class declaring it (not to a redefault)
+        for rank, klass in enumerate(mro):
+            for name in inspect.get_annotations(klass):
+                owner[name] = rank
+        fields = dataclasses.fields(cls)
+        return sorted(fields, key=lambda f: owner[f.name])  # stable: declaration order within
+
+    @classmethod
     def flag_of(cls, name: str) -> str:
         if name in cls.POSITIONAL:
             return name.upper()
@@ -94,7 +147,7 @@ class Settings:
         """Every field that has a flag, in declaration order, then the routed options."""
         hints = typing.get_type_hints(cls)
         out = []
-        for f in dataclasses.fields(cls):
+        for f in cls.ordered_fields():
             if f.name in cls.NO_FLAG or f.name in cls.LIBRARY_ONLY or not f.init:
                 continue
             default = f.default if f.default is not dataclasses.MISSING else (
@@ -122,8 +175,8 @@ class Settings:
     @classmethod
     def help_of(cls, name: str, default: Any, hint: Any) -> str:
         """What the field is, what it accepts (its rule, else its type) and its default."""
-        text = cls.HELP.get(name) or name.replace("_", " ")  # a test checks every field has one
-        rule = cls.RULES.get(name)
+        text = cls.help_text(name) or name.replace("_", " ")  # a test checks every field has one
+        rule = cls.rules().get(name)
         accepts = rule[1] if rule is not None else ("" if hint is bool else type_words(hint))
         if accepts and accepts not in text:
             cut = text.find(" (default")  # what it accepts goes before a stated default
@@ -140,10 +193,11 @@ class Settings:
 
     # -- reading and checking ------------------------------------------------------------------
     @classmethod
-    def from_sources(cls, yaml_path: str | None = None, **overrides):
+    def from_sources(cls, yaml_path: str | None = None, *, check: bool = True, **overrides):
         """YAML values first, then ``overrides`` (flags; ``None`` = not given); unknown keys
         are an error. Every value is coerced and checked (:meth:`validate`); an error names the
-        file and line for a YAML value, or the flag."""
+        file and line for a YAML value, or the flag. ``check=False`` leaves :meth:`validate` to
+        the caller (which changes the settings further first)."""
         values: dict[str, Any] = {}
         origins: dict[str, str] = {}
         if yaml_path:
@@ -177,8 +231,9 @@ class Settings:
             raise ConfigError(f"{where}unknown option(s): {'; '.join(hint(u) for u in unknown)}")
         values = coerce_values(cls, values, origins)
         cfg = cls(**values)
-        cfg.validate(origins)
         cfg.origins = origins  # where each value came from, for checks made later
+        if check:  # a caller that changes the settings further checks them once, after
+            cfg.validate(origins)
         return cfg
 
     @classmethod
@@ -223,15 +278,35 @@ class Settings:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         for name, value in coerce_values(type(self), values, origins).items():
             setattr(self, name, value)
-        for name, (ok, allowed) in self.RULES.items():
+        for name, (ok, allowed) in self.rules().items():
             value = getattr(self, name)
             if not ok(value):
                 raise ConfigError(f"{subject(name, origins)} must be {allowed}, got {value!r}")
         self.check(origins)
+        self._checked_values = self._values_seen()
         return self
 
     def check(self, origins: dict[str, str]) -> None:
         """Checks across fields (a subclass's); raise ConfigError."""
+
+    def checked(self):
+        """``self``, validated unless it already was and no field changed since (so a config
+        the CLI has just checked is not checked again by the library it calls)."""
+        if getattr(self, "_checked_values", None) != self._values_seen():
+            self.validate(self.origins)
+        return self
+
+    def _values_seen(self) -> tuple:
+        """The fields' values as the last check saw them: plain values by value, objects (data
+        sets, models) by identity."""
+        def seen(v):
+            if v is None or isinstance(v, (str, int, float, bool)):
+                return v
+            if isinstance(v, (list, tuple, dict)) and len(v) <= 64:
+                return repr(v)
+            return ("object", id(v))
+
+        return tuple((f.name, seen(getattr(self, f.name))) for f in dataclasses.fields(self))
 
     @classmethod
     def missing_required(cls, values: dict[str, Any]) -> str | None:

@@ -1,0 +1,75 @@
+"""The settings of `prefalign iterate` (IterateConfig): one schema (see
+`prefalign.core.settings`), composed of what each round's synth job takes (`SynthSettings`), the
+shared sampling and back-end settings, and iterate's own: rounds, training, held-out eval."""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from prefalign.core.settings import Routed, redefault, setting
+from prefalign.generation.settings import BackendSettings, SamplingSettings
+from prefalign.synth.config import SynthSettings
+
+
+def round_backends() -> list[str]:
+    """The back ends that can load each round's new policy."""
+    from prefalign.generation import registry
+
+    return [b.name for b in registry.backends().values() if b.new_policy_each_round]
+
+
+@dataclass
+class IterateConfig(SynthSettings, SamplingSettings, BackendSettings):
+    model: str = setting("", help="the starting policy: a model folder (hf, vllm)")
+    eval_prompts: Any = setting(None, help="held-out prompts for the per-round eval (default: "
+                                "none, eval skipped)")
+    output: str = setting("runs/iterate", help="run folder: OUT/round-k/...")
+    rounds: int = setting(2, help="number of rounds")
+    # the generation back end, for synth and eval alike; each round loads the newest policy
+    # into it (openai is refused: a server cannot load each new policy)
+    backend: str = redefault(BackendSettings, "backend", "hf", help=(
+        "generation back end each round loads its policy into, for synth and eval: "
+        + " | ".join(round_backends())))
+    dtype: str = redefault(BackendSettings, "dtype", "auto",
+                           help="auto | float32 | bfloat16 | float16")
+    # training (any TrainConfig field; objective hyperparameters such as beta go in objective_args)
+    objective: str = setting("sigmoid", help="training objective, a name from `prefalign "
+                             "objectives`")
+    train_args: dict[str, Any] = setting(
+        help="settings passed to each round's training (any TrainConfig field; a YAML mapping, "
+             "or the --lr etc. flags)", factory=dict)
+    # eval
+    eval_n: int = setting(1, help="responses per held-out prompt")
+    eval_temperature: float = setting(0.0, help="temperature of the held-out responses; 0 = "
+                                      "greedy")
+    pass_threshold: float = setting(1.0, help="a response passes at score >= this")
+    progress: bool = setting(True, help="show progress bars")
+    scorer_obj: Any = setting(None, help="a Scorer object used instead of --scorer (library "
+                              "use)", repr=False)
+
+    NO_FLAG = frozenset({"train_args"})
+    LIBRARY_ONLY = frozenset({"scorer_obj"})
+    REQUIRED = ("model", "prompts", "scorer")
+
+
+def _train_routes() -> dict:
+    """iterate's --lr etc.: flags (and top-level YAML keys) for entries of train_args, with
+    TrainConfig's help."""
+    from prefalign.train.config import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    helps = {o.name: o.help for o in TrainConfig.options()}  # with its rule and default
+    passed = {"lr": "lr", "max_steps": "max_steps", "train_batch_size": "batch_size",
+              "epochs": "epochs", "grad_accum": "grad_accum", "max_length": "max_length"}
+    routes = {name: Routed(("train_args", field), hints[field],
+                           f"each round's training: {helps[field]}")
+              for name, field in passed.items()}
+    routes["beta"] = Routed(("train_args", "objective_args", "beta"), float,
+                            "objective beta of each round's training; a number (default: the "
+                            "objective's)")
+    return routes
+
+
+IterateConfig.ROUTED = _train_routes()

@@ -1,1 +1,0 @@
-"""Built-in tasks, each with its one verifier: `addition` (the embedded demo's task)."""
