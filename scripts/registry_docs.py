@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Write the registries' tables into the docs: the back ends, the scorer kinds and the pair
-strategies in docs/synth.md, each between its ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` markers. A
+"""Write the registries' tables into the docs: the back ends, the scorer kinds, the pair
+strategies and the pair filters in docs/synth.md, each between its ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` markers. A
 test (tests/synth/test_registries.py) checks that the page is current:
 
     python scripts/registry_docs.py            # rewrite the tables
@@ -47,6 +47,18 @@ def pair_table() -> str:
     return "\n".join(lines)
 
 
+def filter_table() -> str:
+    from prefalign.synth.filters import pair_filters
+
+    lines = [_GENERATED.format("pair-filter registry"), "",
+             "| filter | drops | options | paper |", "|---|---|---|---|"]
+    for f in pair_filters().values():
+        options = "; ".join(f"`{o.describe()}`" for o in f.options) or "none"
+        lines.append(f"| `{f.name}` | {_cell(f.summary)} | {_cell(options)} | "
+                     f"{_cell(f.paper) or '—'} |")
+    return "\n".join(lines)
+
+
 def backend_table() -> str:
     from prefalign.generation import registry
 
@@ -62,7 +74,8 @@ def backend_table() -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"scorers": scorer_table, "pairs": pair_table, "backends": backend_table}
+BLOCKS = {"scorers": scorer_table, "pairs": pair_table, "filters": filter_table,
+          "backends": backend_table}
 
 
 def render(text: str) -> str:

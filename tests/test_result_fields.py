@@ -53,5 +53,17 @@ def test_synth_log_fields_change_the_fingerprint(tmp_path):
                  "label_threshold": 0.5, "keep_whitespace_variants": True, "output": "o2",
                  "device": "cpu", "batch_size": 3, "chunk_size": 5, "concurrency": 2,
                  "timeout": 9.0, "max_retries": 1, "trust_remote_code": True,
-                 "progress": False}[name]
+                 "progress": False, "filters": ["near-dup"]}[name]
         assert job.fingerprint(dataclasses.replace(base, **{name: value}), prompts) == fp, name
+
+
+def test_a_rounds_fingerprint_holds_its_filters_only_when_given(tmp_path):
+    """Rounds recorded before --filter existed still match; a round made with filters does not
+    match one without."""
+    cfg = iterate.IterateConfig(model=str(tmp_path), prompts=[{"prompt": "a"}],
+                                scorer="verifier:a.b:c")
+    plain = iterate.round_fingerprint(cfg, 1, tmp_path)
+    assert "filters" not in plain
+    cfg.filters = ["near-dup:0.8"]
+    assert iterate.round_fingerprint(cfg, 1, tmp_path)["filters"] == ["near-dup:0.8"]
+    assert "filters" not in iterate.round_fingerprint(cfg, 0, tmp_path)  # round 0 only evaluates

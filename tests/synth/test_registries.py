@@ -1,7 +1,7 @@
-"""The scorer, pair-strategy and back-end registries: built-ins declared once in their modules,
-names and options checked with the closest suggestion, the docs tables generated from them, and a
-project's own scorer, strategy and back end added from its module with `prefalign --plugin` and
-used through the CLI."""
+"""The scorer, pair-strategy, pair-filter and back-end registries: built-ins declared once in
+their modules, names and options checked with the closest suggestion, the docs tables generated
+from them, and a project's own scorer, strategy, filter and back end added from its module with
+`prefalign --plugin` and used through the CLI (its objective: tests/train/test_plugin_objective.py)."""
 
 import importlib.util
 import json
@@ -12,7 +12,7 @@ import pytest
 from prefalign.cli import main
 from prefalign.scoring import build_scorer, parse_scorer_spec, registry, scorer_kind
 from prefalign.generation import registry as generation_registry
-from prefalign.synth import pair_strategies, strategies
+from prefalign.synth import filters, pair_strategies, strategies
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,6 +22,7 @@ from prefalign.generation import generation_backend
 from prefalign.generation.types import Completion
 from prefalign.synth import pair_strategy
 from prefalign.synth.pairs import make_pair
+from prefalign.synth.filters import Option, pair_filter
 
 
 class CharCount(Scorer):
@@ -70,12 +71,21 @@ def best_vs_all(item, kept, opts, dropped):
     pairs = (make_pair(item, kept[best], kept[i], opts, dropped)
              for i in range(len(kept)) if i != best)
     return [p for p in pairs if p is not None]
+
+
+@pair_filter("short-chosen", summary="pairs whose chosen is longer than N characters",
+             options=[Option("n", int, 10, "characters at most", rule=(lambda v: v >= 1, ">= 1"))])
+def short_chosen(records, options, dropped):
+    kept = [r for r in records if len(r.chosen) <= options["n"]]
+    dropped["long_chosen"] += len(records) - len(kept)
+    return kept
 '''
 
 
 def _forget_registrations(monkeypatch):
     """The plugin's entries are gone after the test (the docs tables list the registries)."""
-    for reg in (registry._REGISTRY, strategies._REGISTRY, generation_registry._REGISTRY):
+    for reg in (registry._REGISTRY, strategies._REGISTRY, filters._REGISTRY,
+                generation_registry._REGISTRY):
         reg.all()
         monkeypatch.setattr(reg, "entries", dict(reg.entries))
         monkeypatch.setattr(reg, "_modules", dict(reg._modules))
@@ -197,3 +207,31 @@ def test_a_plugin_back_end_is_used_by_synth_and_refused_by_iterate_for_its_capab
     assert "--backend hf or vllm" in err and not (tmp_path / "it").exists()
     with pytest.raises(ValueError, match=r"unknown back end 'hff' \(did you mean hf\?\)"):
         generation_registry.get("hff")
+
+
+def test_a_plugin_filter_is_applied_through_the_cli_and_counted(tmp_path, monkeypatch, capsys):
+    module = f"filter_plugin_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{module}.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _forget_registrations(monkeypatch)
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"q{i}"}) + "\n" for i in range(3)))
+    out = tmp_path / "pairs.jsonl"
+    common = ["--plugin", module, "synth", "--backend", "canned", "--base-url", "none",
+              "--model", "m", "--prompts", str(prompts), "--output", str(out),
+              "--scorer", "char_count:", "--n", "3", "--no-progress"]
+    # chosen lengths are 3, 4, 5: short-chosen:4 keeps two pairs, near-dup then keeps both
+    assert main(common + ["--filter", "short-chosen:4", "--filter", "near-dup"]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["chosen"] for r in rows] == ["xxx", "xxxx"]
+    manifest = json.loads((tmp_path / "pairs.manifest.json").read_text())
+    assert manifest["filters"] == [
+        {"filter": "short-chosen", "options": {"n": 4}},
+        {"filter": "near-dup", "options": {"threshold": 0.9, "n": 3, "prompts": "all"}}]
+    counts = manifest["counts"]
+    assert counts["records_before_filters"] == 3 and counts["records"] == 2
+    assert counts["filters"][0] == {"filter": "short-chosen", "options": {"n": 4},
+                                    "records_in": 3, "kept": 2, "dropped": {"long_chosen": 1}}
+    # an unknown option is one line naming the closest, before any work
+    assert main(common + ["--filter", "short-chosen:nn=2"]) == 2
+    assert "filter short-chosen: unknown option(s) nn (did you mean n?)" in capsys.readouterr().err

@@ -42,6 +42,10 @@ def add_settings(parser: argparse.ArgumentParser, cls: type[Settings], *,
                                     default=None, help=f"the opposite of {opt.flag}, for a true "
                                                        "in --config (default: off)")
             continue
+        if opt.name in cls.REPEATED:
+            parser.add_argument(opt.flag, dest=opt.name, default=None, action="append",
+                                metavar=opt.flag[2:].upper(), help=text)
+            continue
         parser.add_argument(opt.flag, dest=opt.name, default=None, metavar=_metavar(opt),
                             help=text)
     if config:

@@ -16,6 +16,9 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     print(f"prompts {c['prompts']} (resumed {c['resumed_prompts']}), generated {c['generated']}, "
           f"scored {c['scored']}, unscored {c['unscored']} (non-finite {c['non_finite']}), "
           f"empty {c['empty']}, records {c['records']}, dropped {c['dropped']}")
+    for f in c.get("filters", []):  # each filter's own line: nothing it dropped goes unseen
+        print(f"filter {f['filter']}: {f['records_in']} records in, {f['kept']} kept, dropped "
+              f"{f['dropped']}")
     print(f"wrote {result.output}; manifest {result.manifest}")
     return 0
 

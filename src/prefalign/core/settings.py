@@ -105,6 +105,9 @@ class Settings:
     REQUIRED: ClassVar[tuple[str, ...]] = ()  # must be set by a flag or the YAML file
     POSITIONAL: ClassVar[tuple[str, ...]] = ()  # given without a flag, in this order
     FLAGS: ClassVar[dict[str, str]] = {}  # field -> flag, where it is not --the-field-name
+    # list fields whose flag is given once per item (``--filter A --filter B``); an item is
+    # never split at commas, and a YAML text is one item
+    REPEATED: ClassVar[frozenset[str]] = frozenset()
     # names other tools use for a field (suggested in the error, never accepted silently)
     KNOWN_AS: ClassVar[dict[str, str]] = {}
     # options that set an entry of a mapping field (a flag and a top-level YAML key each)
@@ -177,7 +180,8 @@ class Settings:
         """What the field is, what it accepts (its rule, else its type) and its default."""
         text = cls.help_text(name) or name.replace("_", " ")  # a test checks every field has one
         rule = cls.rules().get(name)
-        accepts = rule[1] if rule is not None else ("" if hint is bool else type_words(hint))
+        accepts = rule[1] if rule is not None else (
+            "" if hint is bool else "repeatable" if name in cls.REPEATED else type_words(hint))
         if accepts and accepts not in text:
             cut = text.find(" (default")  # what it accepts goes before a stated default
             text = f"{text[:cut]}; {accepts}{text[cut:]}" if cut >= 0 else f"{text}; {accepts}"
@@ -495,6 +499,8 @@ def coerce_values(cls, values: dict[str, Any], origins: dict[str, str]) -> dict[
     hints = typing.get_type_hints(cls)
     out = {}
     for name, value in values.items():
+        if name in cls.REPEATED and isinstance(value, str):
+            value = [value]
         try:
             out[name] = coerce(value, hints[name])
         except TypeError as e:

@@ -113,7 +113,7 @@ class RoundMismatchError(ValueError):
 # ROUND_FIELDS are in round_fingerprint (the starting model through each round's policy, by
 # content; the prompts by content), NOT_RESULT_FIELDS do not change a round, with the reason.
 ROUND_FIELDS = ("model", "prompts", "eval_prompts", "scorer", "scorer_obj", "n", "pairs",
-                "min_gap", "length_penalty", "temperature", "top_p", "top_k", "max_new_tokens",
+                "min_gap", "length_penalty", "filters", "temperature", "top_p", "top_k", "max_new_tokens",
                 "seed", "batch_size", "prompt_field", "backend", "dtype", "objective",
                 "train_args", "eval_n", "eval_temperature", "pass_threshold")
 NOT_RESULT_FIELDS = {
@@ -142,7 +142,10 @@ def round_fingerprint(cfg: IterateConfig, k: int, policy: Path) -> dict[str, Any
         names += ["n", "pairs", "min_gap", "length_penalty", "temperature", "objective",
                   "train_args"]
     # the back end decides the samples; left out at its defaults so older runs still resume
-    return identity.fingerprint(entries, cfg, names, added={"backend": "hf", "dtype": "auto"})
+    added = {"backend": "hf", "dtype": "auto"}
+    if k > 0:  # filters were added later: at none, older rounds still match
+        added["filters"] = []
+    return identity.fingerprint(entries, cfg, names, added=added)
 
 
 def _check_round(rdir: Path, info: dict[str, Any], fp: dict[str, Any], out: Path) -> None:
@@ -205,6 +208,7 @@ def check_iterate_settings(cfg: IterateConfig) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{flag} {value!r}: must be an integer >= 1")
     check_train_args(cfg)
+    cfg.filter_specs()  # every --filter known, with valid options
     check_sampling(cfg.temperature, cfg.top_p, cfg.top_k, cfg.max_new_tokens)
     check_sampling(cfg.eval_temperature, cfg.top_p, cfg.top_k, cfg.max_new_tokens,
                    flags={"temperature": "--eval-temperature"})

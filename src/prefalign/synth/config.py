@@ -12,7 +12,12 @@ from prefalign.core.settings import Settings, setting
 from prefalign.generation.settings import BackendSettings, SamplingSettings, ServedSettings
 from prefalign.scoring import registry as scorer_registry
 
+from .filters import FilterSpec, parse_filter, pair_filters
 from .pairs import PairOptions, strategy_names
+
+
+def filter_names() -> tuple[str, ...]:
+    return tuple(pair_filters())
 
 
 @dataclass
@@ -29,10 +34,20 @@ class SynthSettings(Settings):
                          "(docs/synth.md)")
     min_gap: float = setting(0.0, help="smallest score gap a pair may have")
     length_penalty: float = setting(0.0, help="score - LAMBDA * length before pairing")
+    filters: list[str] = setting(
+        help="a pair filter applied to the records, NAME or NAME:KEY=VALUE,...; in the order "
+             f"given: {' | '.join(filter_names())} (docs/synth.md)", factory=list)
     prompt_field: str = setting("prompt", help="column holding the prompt")
     chunk_size: int = setting(32, help="prompts per durable chunk (a rerun resumes after the "
                               "last finished one)")
     batch_size: int = setting(16, help="rows (prompt x sample) per generate call, hf back end")
+
+    FLAGS = {"filters": "--filter"}
+    REPEATED = frozenset({"filters"})
+
+    def filter_specs(self) -> list[FilterSpec]:
+        """``filters`` read and checked (an unknown name or option is one line)."""
+        return [parse_filter(spec) for spec in self.filters]
 
 
 @dataclass

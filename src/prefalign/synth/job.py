@@ -42,6 +42,7 @@ from prefalign.scoring.base import NON_FINITE, Score, is_finite_score
 
 from prefalign.core.durable_log import DurableLog
 from .config import SynthConfig
+from .filters import FilterSpec, apply_filters
 from .pairs import PairOptions, build_records, output_kind
 from .prompts import read_prompts
 
@@ -111,7 +112,7 @@ LOG_FIELDS = ("model", "prompts", "split", "limit", "prompt_field", "n", "temper
               "top_k", "max_new_tokens", "seed", "backend", "base_url", "dtype", "scorer",
               "generator", "scorer_obj")
 OUTPUT_FIELDS = ("pairs", "min_gap", "length_penalty", "label_threshold",
-                 "keep_whitespace_variants")
+                 "keep_whitespace_variants", "filters")
 NOT_RESULT_FIELDS = {
     "output": "where the result goes",
     "device": "where the model runs (the same model and seeds)",
@@ -201,6 +202,7 @@ def check_settings(cfg: SynthConfig) -> None:
         raise ValueError(f"--limit {cfg.limit!r}: must be an integer >= 1 (leave it out for "
                          "all prompts)")
     cfg.sampling()  # SamplingConfig checks temperature, top_p, top_k, max_new_tokens
+    cfg.filter_specs()  # every --filter: a known name with known, valid options
 
 
 def check_prompt_lengths(generator, prompts, max_new_tokens: int, source) -> None:
@@ -295,7 +297,7 @@ def _run_synth(cfg: SynthConfig, opts: PairOptions, out_path: Path, log_path: Pa
     else:
         backend_desc, retries = (cfg.generator.describe() if cfg.generator is not None
                                  else {"backend": cfg.backend, "model": cfg.model}), None
-    records, counts = build_from_log(log.entries[1:], prompts, opts)
+    records, counts = build_from_log(log.entries[1:], prompts, opts, cfg.filter_specs())
     counts.update(prompts=len(prompts), resumed_prompts=resumed,
                   generated_this_run=generated_now, torn_lines_discarded=log.discarded,
                   seconds_this_run=round(time.time() - t0, 3))
@@ -308,7 +310,8 @@ def _run_synth(cfg: SynthConfig, opts: PairOptions, out_path: Path, log_path: Pa
         "sampling": fp["sampling"], "n": cfg.n, "seed": cfg.seed,
         "seed_rule": "sample j of prompt i uses sha256(f'{seed}:{i}:{j}')[:8] >> 1",
         "prompts": fp["prompts"],
-        "pairs": dataclasses.asdict(opts), "counts": counts,
+        "pairs": dataclasses.asdict(opts), "filters": [f.to_dict() for f in cfg.filter_specs()],
+        "counts": counts,
         "scorer_stats_this_run": dict(scorer_stats), "scorer_details_this_run": scorer_desc,
     }
     with atomic_write(manifest_path) as f:
@@ -316,8 +319,10 @@ def _run_synth(cfg: SynthConfig, opts: PairOptions, out_path: Path, log_path: Pa
     return SynthResult(out_path, manifest_path, records, counts)
 
 
-def build_from_log(entries: list[dict], prompts: list[PromptItem], opts: PairOptions):
-    """Records (in prompt order) and counts from the per-prompt log entries."""
+def build_from_log(entries: list[dict], prompts: list[PromptItem], opts: PairOptions,
+                   filters: list[FilterSpec] = ()):
+    """Records (in prompt order) and counts from the per-prompt log entries, through the pair
+    ``filters`` in order (``counts["filters"]``: each one's options and what it dropped)."""
     by_index: dict[int, dict] = {}
     for e in entries:
         by_index.setdefault(e["index"], e)
@@ -351,6 +356,9 @@ def build_from_log(entries: list[dict], prompts: list[PromptItem], opts: PairOpt
         recs, _ = build_records(item, [c["text"] for c in comps], e["scores"], opts,
                                 [c.get("num_tokens") for c in comps], dropped, sampled)
         records.extend(recs)
+    if filters:
+        counts["records_before_filters"] = len(records)
+        records, counts["filters"] = apply_filters(records, list(filters))
     counts["records"] = len(records)
     counts["records_with_sampled_ids"] = sum(SAMPLED_FIELD in r.meta for r in records)
     counts["dropped"] = dict(dropped)
