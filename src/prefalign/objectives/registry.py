@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from prefalign.core.settings import coerce as coerce_setting
+
 SHAPES = ("pairwise", "unpaired", "listwise", "sft")
 
 
@@ -73,25 +75,21 @@ class Hyperparameter:
 
     def coerce(self, objective: str, value: Any) -> Any:
         """``value`` (text from YAML or ``--set`` included) as this hyperparameter's type, then
-        :meth:`check`-ed. Raises ValueError naming the hyperparameter and what it accepts."""
-        if isinstance(value, str):
-            text = value.strip()
-            if self.choices is None and isinstance(self.default, bool):
-                low = text.lower()
-                if low in ("true", "yes", "on", "1"):
-                    value = True
-                elif low in ("false", "no", "off", "0"):
-                    value = False
-            elif self.numeric:
-                if self.default is None and text.lower() in ("none", "null", "~", ""):
-                    value = None
-                else:
-                    try:
-                        value = float(text)
-                    except ValueError:
-                        raise ValueError(
-                            f"objective {objective!r}: hyperparameter {self.name} must be a "
-                            f"number {self.allowed}, got {value!r}") from None
+        :meth:`check`-ed. Text is read by the settings' one coercion (`core.settings.coerce`).
+        Raises ValueError naming the hyperparameter and what it accepts."""
+        hint = (bool if isinstance(self.default, bool) else
+                (float | None) if self.default is None else float) if (
+            self.choices is None and (self.numeric or isinstance(self.default, bool))) else None
+        if isinstance(value, str) and hint is not None:
+            if self.default is None and not value.strip():
+                value = None  # an empty --set value turns an optional one off
+            else:
+                try:
+                    value = coerce_setting(value, hint)
+                except TypeError:
+                    what = self.allowed if hint is bool else f"a number {self.allowed}"
+                    raise ValueError(f"objective {objective!r}: hyperparameter {self.name} must "
+                                     f"be {what}, got {value!r}") from None
         return self.check(objective, value)
 
     def check(self, objective: str, value: Any) -> Any:
