@@ -141,7 +141,7 @@ def _run_in_subprocess(out):
 
     code = ("from dataclasses import replace\n"
             "from prefalign.demo import DemoConfig, run_demo\n"
-            "from prefalign.demo.stages import DemoSizes\n"
+            "from prefalign.demo.config import DemoSizes\n"
             f"sizes = DemoSizes(**{KILL_SIZES.__dict__!r})\n"
             f"run_demo(DemoConfig(output={str(out)!r}, sizes=sizes, progress=False))\n")
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,

@@ -15,7 +15,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from prefalign.demo.compare import table_markdown
     from prefalign.demo.run import run_demo
     from prefalign.demo.report import stage_accuracies
-    from prefalign.demo.stages import DemoConfig
+    from prefalign.demo.config import DemoConfig
 
     cfg = settings_from(DemoConfig, args)
     cfg.objective_args = {**cfg.objective_args, **parse_set(args.set)}  # --set over the YAML
@@ -42,7 +42,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def add_demo_parser(sub) -> None:
-    from prefalign.demo.stages import DemoConfig
+    from prefalign.demo.config import DemoConfig
 
     p = sub.add_parser(
         "demo", help="the whole loop on a tiny model built from scratch (CPU, minutes)",

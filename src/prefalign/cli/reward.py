@@ -27,10 +27,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                                    max_length=cfg.max_length)
     print(json.dumps(result, indent=2))
     if cfg.output:
-        from prefalign.core.files import atomic_write
+        from prefalign.core.files import atomic_write_json
 
-        with atomic_write(cfg.output) as f:
-            json.dump(result, f, indent=2)
+        atomic_write_json(cfg.output, result)
     return 0
 
 

@@ -15,7 +15,8 @@ def _cmd_objectives(args: argparse.Namespace) -> int:
 
 
 def _cmd_tiny_model(args: argparse.Namespace) -> int:
-    from prefalign.demo.tiny_models import TinyModelConfig, build_tiny_model
+    from prefalign.demo.config import TinyModelConfig
+    from prefalign.demo.tiny_models import build_tiny_model
 
     cfg = settings_from(TinyModelConfig, args)
     print(build_tiny_model(cfg.output, family=cfg.family, tokenizer=cfg.tokenizer,
@@ -24,7 +25,7 @@ def _cmd_tiny_model(args: argparse.Namespace) -> int:
 
 
 def add_tool_parsers(sub) -> None:
-    from prefalign.demo.tiny_models import TinyModelConfig
+    from prefalign.demo.config import TinyModelConfig
 
     p = sub.add_parser("objectives", help="list every objective with its needs and paper")
     p.set_defaults(func=_cmd_objectives)

@@ -12,6 +12,7 @@ It sits on the loop (`prefalign.loop`); only the CLI imports it.
 """
 
 from .run import run_demo
-from .stages import FULL, QUICK, DemoConfig, DemoResult, DemoSizes
+from .config import FULL, QUICK, DemoConfig, DemoSizes
+from .stages import DemoResult
 
 __all__ = ["run_demo", "DemoConfig", "DemoResult", "DemoSizes", "FULL", "QUICK"]

@@ -28,7 +28,8 @@ from prefalign.demo.addition import VERIFIER, AdditionTask, TaskFiles, demonstra
 
 from .compare import check_names, run_compare
 from .report import write_demo_report
-from .stages import DemoConfig, DemoResult, DemoSizes, evaluate, preference_train_args
+from .config import DemoConfig, DemoSizes
+from .stages import DemoResult, evaluate, preference_train_args
 from prefalign.loop import IterateConfig, run_iterate
 
 log = logging.getLogger(__name__)

@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import os
 import string
-from dataclasses import dataclass
 from pathlib import Path
 
-from prefalign.core.settings import Settings, at_least, one_of, setting
 
 FAMILIES = ("llama", "qwen2", "mistral", "gemma", "gemma2")
 # Sliding windows shorter than typical test sequences, so a dropped window shows.
@@ -41,21 +39,6 @@ TOKENIZER_KINDS = ("char", "bpe", "metaspace", "word")
 BYTE_LEVEL_ONLY_FAMILIES = ("qwen2",)
 
 
-
-@dataclass
-class TinyModelConfig(Settings):
-    """`prefalign tiny-model`'s settings (the rest of `build_tiny_model`'s are for tests)."""
-
-    output: str = setting("", help="folder to write the model to")
-    family: str = setting("llama", help="architecture", rule=one_of(*FAMILIES))
-    tokenizer: str = setting("char", help="tokenizer kind", rule=one_of(*TOKENIZER_KINDS))
-    hidden: int = setting(64, help="hidden size", rule=(at_least(8), ">= 8"))
-    layers: int = setting(2, help="decoder layers", rule=(at_least(1), ">= 1"))
-    seed: int = setting(0, help="seed of the random weights")
-
-
-TinyModelConfig.POSITIONAL = ("output",)
-TinyModelConfig.REQUIRED = ("output",)
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "<|im_end|>", "<unk>"
 IM_START = "<|im_start|>"

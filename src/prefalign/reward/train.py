@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from prefalign.core.files import atomic_write
+from prefalign.core.files import atomic_write_json
 from prefalign.data import load_records, tokenize_records
 from prefalign.reward.loss import bradley_terry_loss
 from prefalign.reward.model import RewardModel, load_reward_model, rewards_of
@@ -156,8 +156,7 @@ def train_reward_model(model_path: str | os.PathLike, data: Any, output: str | o
             "steps": total, "batch_size": batch_size, "max_length": max_length,
             "use_margin": use_margin, "center_rewards_coefficient": center_rewards_coefficient,
             "seed": seed, "counts": counts}
-    with atomic_write(out / "train_args.json") as f:
-        json.dump(args, f, indent=2)
+    atomic_write_json(out / "train_args.json", args)
     return {"output": str(out), "steps": total, "final": last, "counts": counts}
 
 

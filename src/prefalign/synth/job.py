@@ -19,7 +19,6 @@ and the tokenizer's fingerprint; the records carry them (``sampled_token_ids``, 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections import Counter
@@ -31,7 +30,7 @@ from prefalign.data.sampled import FIELD as SAMPLED_FIELD
 from prefalign.data.sampled import SampledIds, tokenizer_fingerprint
 from prefalign.data.tokenization import tokenize_prompt
 from prefalign.data.readers import JSONL_SUFFIXES, PARQUET_SUFFIXES
-from prefalign.core.files import atomic_write
+from prefalign.core.files import atomic_write_json
 from prefalign.core import identity
 from prefalign.data.writers import save_records
 from prefalign.generation import make_generator
@@ -314,8 +313,7 @@ def _run_synth(cfg: SynthConfig, opts: PairOptions, out_path: Path, log_path: Pa
         "counts": counts,
         "scorer_stats_this_run": dict(scorer_stats), "scorer_details_this_run": scorer_desc,
     }
-    with atomic_write(manifest_path) as f:
-        json.dump(manifest, f, indent=2, default=str)
+    atomic_write_json(manifest_path, manifest)
     return SynthResult(out_path, manifest_path, records, counts)
 
 
