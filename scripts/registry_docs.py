@@ -41,9 +41,12 @@ def pair_table() -> str:
     from prefalign.synth import pair_strategies
 
     lines = [_GENERATED.format("pair-strategy registry"), "",
-             "| strategy | output | records per prompt |", "|---|---|---|"]
+             "| strategy | output | records per prompt | options | paper |",
+             "|---|---|---|---|---|"]
     for s in pair_strategies().values():
-        lines.append(f"| `{s.name}` | {s.output} | {_cell(s.summary)} |")
+        options = "; ".join(f"`{o.describe()}`" for o in s.options) or "none"
+        lines.append(f"| `{s.name}` | {s.output} | {_cell(s.summary)} | {_cell(options)} | "
+                     f"{_cell(s.paper) or '—'} |")
     return "\n".join(lines)
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from prefalign.data.pairing import pair_indices
@@ -36,19 +36,22 @@ from prefalign.data.validate import whitespace_key
 from prefalign.generation.types import PromptItem, response_value, sample_seed
 
 from .strategies import get as get_strategy
-from .strategies import pair_strategies, pair_strategy
+from .strategies import pair_strategies, pair_strategy, parse_strategy
 
 @dataclass
 class PairOptions:
-    strategy: str = "west-of-n"
+    strategy: str = "west-of-n"  # NAME or NAME:OPTIONS
     min_gap: float = 0.0
     length_penalty: float = 0.0
     label_threshold: float | None = None
     seed: int = 0
     keep_whitespace_variants: bool = False
+    strategy_options: dict = field(default_factory=dict)  # read from ``strategy``
 
     def __post_init__(self):
-        get_strategy(self.strategy)  # refuses an unknown name with the closest one
+        # refuses an unknown name (with the closest one) or option before any work
+        entry, self.strategy_options = parse_strategy(self.strategy)
+        self.strategy_name = entry.name
 
 
 def _kept(texts: Sequence[str], scores: Sequence[float | None], lengths: Sequence[int | None],
@@ -144,7 +147,7 @@ def _build_records(item: PromptItem, texts: Sequence[str], scores: Sequence[floa
     if len(kept) < 2:
         dropped["too_few_responses"] += 1
         return [], dropped
-    return get_strategy(opts.strategy).build(item, kept, opts, dropped), dropped
+    return get_strategy(opts.strategy_name).build(item, kept, opts, dropped), dropped
 
 
 def make_pair(item: PromptItem, chosen, rejected, opts, dropped: Counter):
@@ -213,7 +216,8 @@ def _unpaired(item, kept, opts, dropped):
 
 
 def output_kind(strategy: str) -> str:
-    return get_strategy(strategy).output
+    """The records' kind of a ``--pairs`` spec."""
+    return parse_strategy(strategy)[0].output
 
 
 def strategy_names() -> tuple[str, ...]:

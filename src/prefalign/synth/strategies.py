@@ -7,9 +7,11 @@ A strategy is one decorated function in one module, its metadata declared once::
         ...
 
 It receives one prompt's kept responses after the common filtering (``kept``: (sample index,
-text, score, length) tuples, at least two) and returns its records (`make_pair` builds a pair
-and counts ties and gaps below ``--min-gap``). ``output`` is the records' kind (pairwise,
-ranked, unpaired). ``--pairs``' accepted values and help, the manifest's ``kind`` and the table
+text, score) tuples, at least two) and returns its records (`make_pair` builds a pair and
+counts ties and gaps below ``--min-gap``). ``output`` is the records' kind (pairwise, ranked,
+unpaired). A strategy may declare ``options`` (`prefalign.core.registry.Option`): ``--pairs
+NAME:VALUE`` or ``NAME:KEY=VALUE,...`` sets them, checked before any work, and the builder
+reads them typed from ``opts.strategy_options``. ``--pairs``' accepted values and help, the manifest's ``kind`` and the table
 in docs/synth.md (``scripts/registry_docs.py``) come from here. The built-ins are in
 ``synth/pairs.py``; a project's own register when its module is imported
 (``prefalign --plugin MODULE``).
@@ -20,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from prefalign.core.registry import Registry
+from prefalign.core.registry import Option, Registry, parse_options, split_spec
 
 OUTPUTS = ("pairwise", "ranked", "unpaired")
 
@@ -32,25 +34,36 @@ class PairStrategy:
     summary: str  # what it writes per prompt
     build: Callable = field(repr=False)  # build(item, kept, opts, dropped) -> records
     module: str = ""
+    options: tuple[Option, ...] = ()
+    paper: str = ""
 
 
-_REGISTRY = Registry("pair strategy", ("prefalign.synth.pairs",), pattern=r"^[a-z][a-z0-9-]*$",
+_REGISTRY = Registry("pair strategy", ("prefalign.synth.pairs", "prefalign.synth.rso",
+                                      "prefalign.synth.curriculum"), pattern=r"^[a-z][a-z0-9-]*$",
                      pattern_words="lower-case letters, digits and -",
                      hint=" (or register one: docs/extending.md)")
 
 
-def pair_strategy(name: str, *, output: str, summary: str) -> Callable:
+def pair_strategy(name: str, *, output: str, summary: str, paper: str = "",
+                  options: list[Option] | tuple[Option, ...] = ()) -> Callable:
     """Register the decorated ``build(item, kept, opts, dropped) -> records`` as ``name``."""
     _REGISTRY.check_name(name)
     if output not in OUTPUTS:
         raise ValueError(f"pair strategy {name!r}: output must be one of {', '.join(OUTPUTS)}")
 
     def register(build: Callable) -> Callable:
-        _REGISTRY.add(name, PairStrategy(name, output, summary, build, build.__module__),
-                      build.__module__)
+        _REGISTRY.add(name, PairStrategy(name, output, summary, build, build.__module__,
+                                         tuple(options), paper), build.__module__)
         return build
 
     return register
+
+
+def parse_strategy(spec: str) -> tuple[PairStrategy, dict]:
+    """``NAME`` or ``NAME:OPTIONS`` as the strategy and its typed, checked options."""
+    name, rest = split_spec(spec)
+    entry = get(name)
+    return entry, parse_options(f"pair strategy {entry.name}", entry.options, rest)
 
 
 def pair_strategies() -> dict[str, PairStrategy]:

@@ -1,6 +1,7 @@
 """Which examples go into which micro-batch, on which process, at which step.
 
-The order is a pure function of (seed, epoch), so a resumed run sees exactly the batches an
+The order is a pure function of (seed, epoch) (and, for ``--order curriculum``, the examples'
+levels), so a resumed run sees exactly the batches an
 uninterrupted run would have seen, and N processes together see exactly the global batches one
 process would (each takes its slice of every micro-batch).
 """
@@ -22,6 +23,9 @@ class BatchPlan:
     world_size: int
     seed: int
     drop_last: bool = False
+    # each example's curriculum level: an epoch goes through the levels in ascending order,
+    # each level shuffled (None: the whole epoch shuffled)
+    levels: tuple[int, ...] | None = None
 
     @property
     def global_batch(self) -> int:
@@ -34,12 +38,12 @@ class BatchPlan:
         return max(1, math.ceil(self.num_examples / self.global_batch))
 
     def epoch_order(self, epoch: int) -> list[int]:
-        return list(_epoch_order(self.num_examples, self.seed, epoch))
+        return list(_epoch_order(self.num_examples, self.seed, epoch, self.levels))
 
     def step_examples(self, step: int) -> list[int]:
         """Example indices of optimizer step ``step`` (0-based), all processes together."""
         epoch, within = divmod(step, self.steps_per_epoch)
-        order = _epoch_order(self.num_examples, self.seed, epoch)
+        order = _epoch_order(self.num_examples, self.seed, epoch, self.levels)
         return list(order[within * self.global_batch:(within + 1) * self.global_batch])
 
     def step(self, step: int, rank: int) -> "StepPlan":
@@ -63,11 +67,16 @@ class StepPlan:
 
 
 @functools.lru_cache(maxsize=2)
-def _epoch_order(num_examples: int, seed: int, epoch: int) -> tuple[int, ...]:
+def _epoch_order(num_examples: int, seed: int, epoch: int,
+                 levels: tuple[int, ...] | None = None) -> tuple[int, ...]:
     """The examples' order in ``epoch``: one permutation per epoch, computed once (a step
-    reads its slice; a resumed run recomputes the same one)."""
+    reads its slice; a resumed run recomputes the same one). With ``levels``, the permutation
+    sorted by level (stable: shuffled within a level)."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return tuple(torch.randperm(num_examples, generator=g).tolist())
+    order = torch.randperm(num_examples, generator=g).tolist()
+    if levels is not None:
+        order.sort(key=lambda i: levels[i])
+    return tuple(order)
 
 
 def by_tokens(indices: list[int], lengths: list[int], budget: int) -> list[list[int]]:

@@ -98,6 +98,10 @@ class TrainConfig(Settings):
         rule=((lambda v: len(v) == 2 and all(finite(b) and 0 <= b < 1 for b in v)),
               "two numbers in [0, 1)"))
     seed: int = setting(0, help="seed of data order, dropout and initialisation")
+    order: str = setting(
+        "shuffle", help="example order in each epoch: shuffle, or curriculum (the data's "
+        "curriculum column ascending, easy to hard, shuffled within a level: Curry-DPO; "
+        "prefalign synth --pairs curriculum writes it)", rule=one_of("shuffle", "curriculum"))
     # engine
     dtype: str = setting(  # float32 | bfloat16 (weights); use bf16 for autocast on GPU
         "float32", help="weight dtype (use --bf16 for mixed precision on GPU)",

@@ -135,8 +135,10 @@ def _add_kl_completions(examples, max_length: int | None = None):
     return out
 
 
-def prepare_examples(source, cfg, spec, tokenizer):
-    """Read ``source``, check and fit it to ``spec``, tokenize; returns (examples, report)."""
+def prepare_examples(source, cfg, spec, tokenizer, *, levels: bool = False):
+    """Read ``source``, check and fit it to ``spec``, tokenize; returns (examples, report).
+    ``levels``: also the examples' curriculum levels (``report["levels"]``, for ``--order
+    curriculum``), from the records' ``curriculum`` column."""
     records, load_report = load_records(  # warns about skips
         source, on_error=cfg.on_error, keep_whitespace_variants=cfg.keep_whitespace_variants)
     records = _fit_margins(records, spec)
@@ -150,8 +152,29 @@ def prepare_examples(source, cfg, spec, tokenizer):
     examples = _fit_shape(examples, spec, str(source))
     if spec.shape == "unpaired" and _needs_kl(spec):
         examples = _add_kl_completions(examples, cfg.max_length)
+    report = {"load": load_report, "tokenize": tok_report}
+    if levels:  # each example's source record is ``records[ex.index]`` until re-indexed below
+        report["levels"] = curriculum_levels(records, examples, source)
     examples = [replace(ex, index=i) for i, ex in enumerate(examples)]
-    return examples, {"load": load_report, "tokenize": tok_report}
+    return examples, report
+
+
+def curriculum_levels(records, examples, source) -> tuple[int, ...]:
+    """Each example's level from its record's ``curriculum`` column (a whole number >= 0), or
+    one line naming the first row without one."""
+    out = []
+    for ex in examples:
+        record = records[ex.index]
+        level = record.meta.get("curriculum")
+        if isinstance(level, float) and level.is_integer():
+            level = int(level)
+        if not isinstance(level, int) or isinstance(level, bool) or level < 0:
+            where = record.where or f"record {ex.index + 1}"
+            raise ValueError(f"{where}: --order curriculum needs a curriculum column (a whole "
+                             f"number >= 0) in every row, got {level!r}; prefalign synth "
+                             "--pairs curriculum writes it")
+        out.append(level)
+    return tuple(out)
 
 
 def data_summary(reports) -> str:

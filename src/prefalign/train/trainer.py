@@ -134,8 +134,8 @@ class Trainer:
             self.tokenizer = AutoTokenizer.from_pretrained(cfg.model,
                                                            trust_remote_code=cfg.trust_remote_code)
             pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-            self.examples, self.data_report = prepare_examples(cfg.data, data_cfg, self.spec,
-                                                               self.tokenizer)
+            self.examples, self.data_report = prepare_examples(
+                cfg.data, data_cfg, self.spec, self.tokenizer, levels=cfg.order == "curriculum")
             check_positions(self.examples, cfg.data, self.max_length)
             # tokens each example puts through the model (its prompt once), for token budgets
             self.example_tokens = [len(ex.prompt_ids) + sum(map(len, ex.responses))
@@ -157,7 +157,8 @@ class Trainer:
                                        device=self.accelerator.device)
         self.pad_id = pad_id
         self.plan = BatchPlan(len(self.examples), cfg.batch_size, cfg.grad_accum,
-                              self.accelerator.num_processes, cfg.seed)
+                              self.accelerator.num_processes, cfg.seed,
+                              levels=self.data_report.get("levels"))
         if cfg.max_steps and cfg.max_steps > 0:
             self.total_steps = cfg.max_steps
         else:

@@ -22,42 +22,13 @@ An option spec is ``NAME`` (the defaults), ``NAME:VALUE`` (the first option) or
 
 from __future__ import annotations
 
-import difflib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from prefalign.core.registry import Registry
-from prefalign.core.settings import Rule, coerce, type_words
+from prefalign.core.registry import Option, Registry, parse_options, split_spec
 
 BUILTIN_MODULES = ("near_dup", "rip")
-
-
-@dataclass(frozen=True)
-class Option:
-    """One option of a filter: its name, type, default, what it is, and what it accepts."""
-
-    name: str
-    hint: Any
-    default: Any
-    help: str
-    rule: Rule | None = None
-
-    def read(self, filter_name: str, value: Any) -> Any:
-        try:
-            value = coerce(value, self.hint)
-        except TypeError as e:
-            raise ValueError(f"filter {filter_name}: {self.name} must be {e}, got {value!r}") \
-                from None
-        if self.rule is not None and not self.rule[0](value):
-            raise ValueError(f"filter {filter_name}: {self.name} must be {self.rule[1]}, got "
-                             f"{value!r}")
-        return value
-
-    def describe(self) -> str:
-        accepts = self.rule[1] if self.rule is not None else type_words(self.hint)
-        default = "none" if self.default is None else self.default
-        return f"{self.name}: {self.help} ({accepts}; default {default})"
 
 
 @dataclass(frozen=True)
@@ -68,18 +39,6 @@ class PairFilter:
     options: tuple[Option, ...]
     apply: Callable = field(repr=False)  # apply(records, options, dropped) -> kept records
     module: str = ""
-
-    def read_options(self, given: dict[str, Any]) -> dict[str, Any]:
-        """``given`` (text or values) typed and checked; the defaults for the others."""
-        known = {o.name: o for o in self.options}
-        unknown = sorted(set(given) - set(known))
-        if unknown:
-            close = difflib.get_close_matches(unknown[0], sorted(known), 1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ValueError(f"filter {self.name}: unknown option(s) {', '.join(unknown)}{hint}; "
-                             f"it takes: {', '.join(known) or 'none'}")
-        return {name: (o.read(self.name, given[name]) if name in given else o.default)
-                for name, o in known.items()}
 
 
 _REGISTRY = Registry("pair filter", tuple(f"{__name__}.{m}" for m in BUILTIN_MODULES),
@@ -120,25 +79,9 @@ class FilterSpec:
 
 def parse_filter(spec: str) -> FilterSpec:
     """``NAME``, ``NAME:VALUE`` or ``NAME:KEY=VALUE,...`` as a checked `FilterSpec`."""
-    name, _, rest = str(spec).strip().partition(":")
-    entry = get(name.strip())
-    given: dict[str, Any] = {}
-    if rest.strip():
-        items = [p.strip() for p in rest.split(",")]
-        if len(items) == 1 and "=" not in items[0]:
-            if not entry.options:
-                raise ValueError(f"filter {entry.name} takes no options, got {rest!r}")
-            given[entry.options[0].name] = items[0]
-        else:
-            for item in items:
-                key, eq, value = item.partition("=")
-                if not eq or not key.strip():
-                    raise ValueError(f"filter {entry.name}: write {entry.name}:KEY=VALUE,..., "
-                                     f"got {item!r}")
-                if key.strip() in given:
-                    raise ValueError(f"filter {entry.name}: {key.strip()} is given twice")
-                given[key.strip()] = value.strip()
-    return FilterSpec(entry.name, entry.read_options(given))
+    name, rest = split_spec(spec)
+    entry = get(name)
+    return FilterSpec(entry.name, parse_options(f"filter {entry.name}", entry.options, rest))
 
 
 def apply_filters(records: list, specs: list[FilterSpec]) -> tuple[list, list[dict[str, Any]]]:
