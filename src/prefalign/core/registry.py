@@ -24,6 +24,7 @@ class Option:
     default: Any
     help: str
     rule: Rule | None = None
+    required: bool = False  # must be given (a model path): no default
 
     def read(self, owner: str, value: Any) -> Any:
         """``value`` (text included) as this option's type, checked; ``owner`` names the
@@ -38,8 +39,9 @@ class Option:
 
     def describe(self) -> str:
         accepts = self.rule[1] if self.rule is not None else type_words(self.hint)
-        default = "none" if self.default is None else self.default
-        return f"{self.name}: {self.help} ({accepts}; default {default})"
+        default = "required" if self.required else (
+            "default none" if self.default is None else f"default {self.default}")
+        return f"{self.name}: {self.help} ({accepts}; {default})"
 
 
 def split_spec(spec: str) -> tuple[str, str]:
@@ -74,6 +76,9 @@ def parse_options(owner: str, options: tuple[Option, ...], text: str) -> dict[st
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise ValueError(f"{owner}: unknown option(s) {', '.join(unknown)}{hint}; it takes: "
                          f"{', '.join(known) or 'none'}")
+    missing = [o.name for o in options if o.required and o.name not in given]
+    if missing:
+        raise ValueError(f"{owner}: give {', '.join(f'{m}=...' for m in missing)} (required)")
     return {name: (o.read(owner, given[name]) if name in given else o.default)
             for name, o in known.items()}
 
