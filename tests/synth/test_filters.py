@@ -6,7 +6,7 @@ import pytest
 
 from prefalign.data.records import PairRecord, UnpairedRecord
 from prefalign.synth.filters import apply_filters, parse_filter, pair_filter
-from prefalign.synth.filters.near_dup import jaccard, normalise
+from prefalign.data.similarity import jaccard, normalise
 from prefalign.synth.filters.rip import quantile
 
 

@@ -93,7 +93,7 @@ def test_model_filters_need_their_models_named_before_any_work():
 
 
 def test_ches_score_by_hand():
-    from prefalign.synth.filters.ches import ches_score
+    from prefalign.scoring.pair_signals import ches_score
 
     # <(1, 2), (3, 0)> - |(3, 0)|^2 = 3 - 9
     assert ches_score(torch.tensor([1.0, 2.0]), torch.tensor([3.0, 0.0])) == pytest.approx(-6.0)

@@ -84,6 +84,16 @@ def parse_filter(spec: str) -> FilterSpec:
     return FilterSpec(entry.name, parse_options(f"filter {entry.name}", entry.options, rest))
 
 
+def require_pairs(records, name: str) -> None:
+    """Refuse, naming the record, anything but pairs (for the filters that judge pairs)."""
+    from prefalign.data.records import PairRecord
+
+    for i, record in enumerate(records):
+        if not isinstance(record, PairRecord):
+            raise ValueError(f"filter {name}: record {i + 1} is {record.kind}; it filters pairs "
+                             "(--pairs with pairwise output)")
+
+
 def apply_filters(records: list, specs: list[FilterSpec]) -> tuple[list, list[dict[str, Any]]]:
     """``records`` through each filter in order; returns the kept records and, per filter, its
     options and counts (records in, kept, dropped by reason)."""

@@ -17,28 +17,10 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-import torch
-
 from prefalign.core.registry import Option
-from prefalign.data.tokenization import tokenize_record
+from prefalign.scoring.pair_signals import pair_ches
 
-from . import pair_filter
-from .logps import require_pairs
-
-
-def ches_score(chosen: torch.Tensor, rejected: torch.Tensor) -> float:
-    """⟨h̄_w, h̄_l⟩ − ‖h̄_l‖² of two mean hidden embeddings."""
-    chosen, rejected = chosen.double(), rejected.double()
-    return float(chosen @ rejected - rejected @ rejected)
-
-
-@torch.no_grad()
-def mean_hidden(model, prompt_ids: list[int], response_ids: list[int], device) -> torch.Tensor:
-    """The mean last hidden state over the positions that predict ``response_ids``."""
-    ids = torch.tensor([prompt_ids + response_ids], device=device)
-    hidden = model.base_model(input_ids=ids).last_hidden_state[0]
-    start = len(prompt_ids) - 1
-    return hidden[start:start + len(response_ids)].float().mean(0).cpu()
+from . import pair_filter, require_pairs
 
 
 @pair_filter(
@@ -58,20 +40,7 @@ def ches(records, options, dropped: Counter) -> list:
     require_pairs(records, "ches")
     if not records:
         return []
-    from transformers import AutoTokenizer
-
-    from prefalign.engine.loading import check_model, load_causal_lm
-    from prefalign.scoring.models import default_device
-
-    path, device = options["model"], default_device(options["device"])
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = load_causal_lm(path, dtype=torch.float32,
-                           attn_implementation=check_model(path)).to(device).eval()
-    scores = []
-    for i, record in enumerate(records):
-        ex, _ = tokenize_record(record, tokenizer, index=i)
-        scores.append(ches_score(mean_hidden(model, ex.prompt_ids, ex.responses[0], device),
-                                 mean_hidden(model, ex.prompt_ids, ex.responses[1], device)))
+    scores = pair_ches(records, options["model"], device=options["device"])
     count = math.floor(options["fraction"] * len(records))
     most_similar = set(sorted(range(len(records)), key=lambda i: -scores[i])[:count])
     kept = []

@@ -16,9 +16,9 @@ import math
 from collections import Counter
 
 from prefalign.core.registry import Option
+from prefalign.scoring.pair_signals import pair_logps
 
-from . import pair_filter
-from .logps import pair_logps, require_pairs
+from . import pair_filter, require_pairs
 
 
 def implicit_margins(policy: list[tuple[float, float]], reference: list[tuple[float, float]],

@@ -14,9 +14,9 @@ import math
 from collections import Counter
 
 from prefalign.core.registry import Option
+from prefalign.scoring.pair_signals import pair_logps
 
-from . import pair_filter
-from .logps import pair_logps, require_pairs
+from . import pair_filter, require_pairs
 
 
 @pair_filter(
