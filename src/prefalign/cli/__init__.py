@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .data import add_data_parser
 from .demo import add_demo_parser
 from .evaluate import add_eval_parser, add_report_parser
 from .reward import add_rm_parser
@@ -19,7 +20,7 @@ from .train import add_train_parser
 
 # in the order `prefalign --help` lists them
 COMMANDS = [add_train_parser, add_synth_parser, add_iterate_parser, add_eval_parser,
-            add_report_parser, add_rm_parser, add_demo_parser, add_tool_parsers]
+            add_report_parser, add_data_parser, add_rm_parser, add_demo_parser, add_tool_parsers]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as e:
         if os.environ.get("PREFALIGN_DEBUG"):
             raise
-        command = " ".join(c for c in (args.command, getattr(args, "rm_command", None)) if c)
+        command = " ".join(c for c in (args.command, getattr(args, "rm_command", None),
+                                       getattr(args, "data_command", None)) if c)
         print(f"prefalign {command}: error: {e}", file=sys.stderr)
         print("(PREFALIGN_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 2

@@ -33,12 +33,14 @@ class LoadReport:
     loaded: int = 0
     skipped: Counter = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
+    problem_reasons: list[str] = field(default_factory=list)  # each problem's reason, in order
     max_problems: int = 1000
 
     def add(self, error: DataError) -> None:
         self.skipped[error.reason] += 1
         if len(self.problems) < self.max_problems:
             self.problems.append(str(error))
+            self.problem_reasons.append(error.reason)
 
     @property
     def n_skipped(self) -> int:

@@ -72,3 +72,32 @@ class ReportConfig(Settings):
 
     POSITIONAL = ("run_dir",)
     REQUIRED = ("run_dir",)
+
+
+@dataclass
+class AuditConfig(Settings):
+    data: str = setting("", help="the preference file to audit (any format prefalign train "
+                                 "reads); it is never changed")
+    eval_data: str | None = setting(None, help="a held-out file (prompts or preference data): "
+                                    "its prompts found in DATA are listed as leakage (default: "
+                                    "none)")
+    model: str | None = setting(None, help="a model folder: lengths in its tokens, rows "
+                                "--max-length truncates, the CHES distribution (default: none)")
+    ref_model: str | None = setting(None, help="a reference model folder: suspected label noise "
+                                    "and, with --model, the implicit reward margins (default: "
+                                    "none)")
+    max_length: int | None = setting(None, help="list rows longer than this many tokens, "
+                                     "counted by --model's tokenizer (default: none)",
+                                     rule=(optional(at_least(2)), ">= 2, or null"))
+    beta: float = setting(0.1, help="β of the implicit reward margins",
+                          rule=(positive, "a finite number > 0"))
+    noise_threshold: float = setting(
+        10.0, help="a pair with log π_ref(chosen) − log π_ref(rejected) below minus this is "
+                   "listed as suspected label noise", rule=(positive, "a finite number > 0"))
+    output: str | None = setting(None, help="report folder (default: STEM.audit beside DATA)")
+    device: str | None = setting(None, help="where the models run: cpu, cuda, cuda:N, ... "
+                                 "(default: cuda when available, else cpu)")
+
+    POSITIONAL = ("data",)
+    REQUIRED = ("data",)
+    FLAGS = {"eval_data": "--eval"}
