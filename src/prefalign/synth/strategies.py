@@ -39,7 +39,7 @@ class PairStrategy:
 
 
 _REGISTRY = Registry("pair strategy", ("prefalign.synth.pairs", "prefalign.synth.rso",
-                                      "prefalign.synth.curriculum"), pattern=r"^[a-z][a-z0-9-]*$",
+                                      "prefalign.synth.curriculum", "prefalign.synth.aepo"), pattern=r"^[a-z][a-z0-9-]*$",
                      pattern_words="lower-case letters, digits and -",
                      hint=" (or register one: docs/extending.md)")
 
