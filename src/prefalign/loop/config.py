@@ -22,7 +22,9 @@ def round_backends() -> list[str]:
 
 @dataclass
 class IterateConfig(SynthSettings, SamplingSettings, BackendSettings):
-    model: str = setting("", help="the starting policy: a model folder (hf, vllm)")
+    model: str = setting("", help="the starting policy: a model folder (hf, vllm); --scorer may "
+                         "name each round's policy @policy and the loop's reference @ref "
+                         "(train_args' ref_model, else this model)")
     eval_prompts: Any = setting(None, help="held-out prompts for the per-round eval (default: "
                                 "none, eval skipped)")
     output: str = setting("runs/iterate", help="run folder: OUT/round-k/...")
@@ -41,6 +43,8 @@ class IterateConfig(SynthSettings, SamplingSettings, BackendSettings):
         help="settings passed to each round's training (any TrainConfig field; a YAML mapping, "
              "or the --lr etc. flags)", factory=dict)
     # eval
+    eval_scorer: str = setting("", help="scorer of the held-out eval (default: --scorer); "
+                               "with a self-rewarding --scorer, e.g. the task's verifier")
     eval_n: int = setting(1, help="responses per held-out prompt")
     eval_temperature: float = setting(0.0, help="temperature of the held-out responses; 0 = "
                                       "greedy")

@@ -35,6 +35,7 @@ from typing import Any
 
 from prefalign.core import identity
 from prefalign.core.files import atomic_write_json
+from prefalign.scoring.model_refs import resolve_model_refs
 from prefalign.generation import make_generator
 from prefalign.generation.types import SamplingConfig, check_sampling
 from prefalign.core.settings import values_of
@@ -53,12 +54,25 @@ class IterateResult:
     rounds: list[dict[str, Any]]
 
 
-def _scorer(cfg: IterateConfig):
-    if cfg.scorer_obj is not None:
+def reference_of(cfg: IterateConfig) -> str:
+    """The loop's reference, what ``@ref`` names: train_args' ref_model, else the start."""
+    return str(cfg.train_args.get("ref_model") or cfg.model)
+
+
+def round_scorer_spec(spec: str, cfg: IterateConfig, policy: str | Path,
+                      where: str = "--scorer") -> str:
+    """``spec`` with ``@policy`` = ``policy`` (the round's) and ``@ref`` = the loop's reference."""
+    return resolve_model_refs(spec, policy=str(policy), ref=reference_of(cfg), where=where)
+
+
+def _eval_scorer(cfg: IterateConfig, policy: str | Path):
+    if cfg.scorer_obj is not None and not cfg.eval_scorer:
         return cfg.scorer_obj
     from prefalign.scoring import build_scorer
 
-    return build_scorer(cfg.scorer, device=cfg.device)
+    spec, flag = (cfg.eval_scorer, "--eval-scorer") if cfg.eval_scorer else (cfg.scorer,
+                                                                            "--scorer")
+    return build_scorer(round_scorer_spec(spec, cfg, policy, flag), device=cfg.device)
 
 
 def check_backend(cfg: IterateConfig) -> None:
@@ -88,7 +102,7 @@ def score_heldout(cfg: IterateConfig, policy: str | Path, path: Path) -> dict[st
                               max_new_tokens=cfg.max_new_tokens)
     completions = gen.generate(prompts, cfg.eval_n, sampling, cfg.seed)
     del gen  # frees the policy (vLLM's engine included) before the scorer loads
-    scores = score_chunk(_scorer(cfg), prompts, completions)
+    scores = score_chunk(_eval_scorer(cfg, policy), prompts, completions)
     values = [s.value for row in scores for s in row if s is not None and s.value is not None]
     total = sum(len(row) for row in completions)
     result = {
@@ -112,7 +126,8 @@ class RoundMismatchError(ValueError):
 # How each IterateConfig field bears on a finished round (a test keeps every field classified):
 # ROUND_FIELDS are in round_fingerprint (the starting model through each round's policy, by
 # content; the prompts by content), NOT_RESULT_FIELDS do not change a round, with the reason.
-ROUND_FIELDS = ("model", "prompts", "eval_prompts", "scorer", "scorer_obj", "n", "pairs",
+ROUND_FIELDS = ("model", "prompts", "eval_prompts", "scorer", "eval_scorer", "scorer_obj", "n",
+                "pairs",
                 "min_gap", "length_penalty", "filters", "temperature", "top_p", "top_k", "max_new_tokens",
                 "seed", "batch_size", "prompt_field", "backend", "dtype", "objective",
                 "train_args", "eval_n", "eval_temperature", "pass_threshold")
@@ -142,7 +157,7 @@ def round_fingerprint(cfg: IterateConfig, k: int, policy: Path) -> dict[str, Any
         names += ["n", "pairs", "min_gap", "length_penalty", "temperature", "objective",
                   "train_args"]
     # the back end decides the samples; left out at its defaults so older runs still resume
-    added = {"backend": "hf", "dtype": "auto"}
+    added = {"backend": "hf", "dtype": "auto", "eval_scorer": ""}
     if k > 0:  # filters were added later: at none, older rounds still match
         added["filters"] = []
     return identity.fingerprint(entries, cfg, names, added=added)
@@ -208,6 +223,11 @@ def check_iterate_settings(cfg: IterateConfig) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{flag} {value!r}: must be an integer >= 1")
     check_train_args(cfg)
+    for spec, flag in ((cfg.scorer, "--scorer"), (cfg.eval_scorer, "--eval-scorer")):
+        if spec:  # @policy and @ref are known here; the scorer kinds and options too
+            from prefalign.scoring import parse_scorer_spec
+
+            parse_scorer_spec(round_scorer_spec(spec, cfg, cfg.model, flag))
     cfg.filter_specs()  # every --filter known, with valid options
     check_sampling(cfg.temperature, cfg.top_p, cfg.top_k, cfg.max_new_tokens)
     check_sampling(cfg.eval_temperature, cfg.top_p, cfg.top_k, cfg.max_new_tokens,
@@ -247,7 +267,8 @@ def run_iterate(cfg: IterateConfig) -> IterateResult:
         shared = values_of(cfg, SynthSettings, SamplingSettings, BackendSettings)
         synth = run_synth(SynthConfig(**{  # the loop's synth settings, round k's policy and seed
             **shared, "model": str(policy), "output": str(rdir / "data.jsonl"),
-            "scorer_obj": cfg.scorer_obj, "seed": cfg.seed + k, "progress": cfg.progress}))
+            "scorer": round_scorer_spec(cfg.scorer, cfg, policy), "scorer_obj": cfg.scorer_obj,
+            "seed": cfg.seed + k, "progress": cfg.progress}))
         trained = bool(synth.records)
         steps = 0
         if trained:

@@ -21,7 +21,7 @@ from typing import Callable
 
 from prefalign.core.registry import Registry
 
-BUILTIN_MODULES = ("verifier", "reward_model", "judge", "likelihood")
+BUILTIN_MODULES = ("verifier", "reward_model", "judge", "likelihood", "self_judge")
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from prefalign.data.sampled import SampledIds, tokenizer_fingerprint
 from prefalign.data.tokenization import tokenize_prompt
 from prefalign.data.readers import JSONL_SUFFIXES, PARQUET_SUFFIXES
 from prefalign.core.files import atomic_write_json
+from prefalign.scoring.model_refs import resolve_model_refs
 from prefalign.core import identity
 from prefalign.data.writers import save_records
 from prefalign.generation import make_generator
@@ -202,6 +203,8 @@ def check_settings(cfg: SynthConfig) -> None:
                          "all prompts)")
     cfg.sampling()  # SamplingConfig checks temperature, top_p, top_k, max_new_tokens
     cfg.filter_specs()  # every --filter: a known name with known, valid options
+    if cfg.scorer_obj is None and cfg.scorer:  # @policy is --model; synth has no @ref
+        resolve_model_refs(cfg.scorer, policy=cfg.model or "-", ref=None)
 
 
 def check_prompt_lengths(generator, prompts, max_new_tokens: int, source) -> None:
@@ -273,7 +276,8 @@ def _run_synth(cfg: SynthConfig, opts: PairOptions, out_path: Path, log_path: Pa
         if scorer is None:
             from prefalign.scoring import build_scorer
 
-            scorer = build_scorer(cfg.scorer, device=cfg.device)
+            scorer = build_scorer(resolve_model_refs(cfg.scorer, policy=cfg.model, ref=None),
+                                  device=cfg.device)
         bar = tqdm(total=len(prompts), initial=resumed, unit="prompt", desc="synth",
                    disable=not cfg.progress)
         sampling_since = time.time()  # the rate leaves out loading the model and scorer
