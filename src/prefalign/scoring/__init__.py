@@ -65,7 +65,8 @@ def parse_scorer_spec(spec: str) -> list[tuple[float, str, str, dict]]:
                 f"with KIND one of {', '.join(registry.kinds())}, e.g. "
                 "0.7*verifier:mypkg.checks:exact_sum+0.3*rm:/models/rm")
         weight, kind, args = match.groups()
-        args, options = _split_options(args.strip())
+        args, options = ((args.strip(), {}) if registry.get(kind).nested
+                         else _split_options(args.strip()))
         terms.append((float(weight) if weight else 1.0, kind, args, options))
     return terms
 

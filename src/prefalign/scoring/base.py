@@ -22,6 +22,9 @@ class Score:
 
     value: float | None
     reason: str | None = None
+    # several verdicts behind the value (a jury's members, a judge's principles), in the
+    # scorer's order: pairs get each side's and their agreement (the preference strength)
+    votes: tuple[float, ...] | None = None
 
     def __post_init__(self):
         # NaN or +-inf is not a score: it cannot be ranked (NaN compares false with everything,

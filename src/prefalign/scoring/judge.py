@@ -65,12 +65,35 @@ def parse_verdict(text: str) -> str | None:
     return found[-1].lower() if found else None
 
 
+def read_principles(path: str) -> list[str]:
+    """A constitution: one principle per non-blank line (``#`` lines are comments)."""
+    try:
+        text = open(path, encoding="utf-8").read()
+    except OSError as e:
+        raise ValueError(f"principles {path}: cannot read it ({e.strerror or e})") from None
+    principles = [line.strip() for line in text.splitlines()
+                  if line.strip() and not line.strip().startswith("#")]
+    if not principles:
+        raise ValueError(f"principles {path}: no principle in it (one per line)")
+    return principles
+
+
+def with_principles(rubric: str, principles: Sequence[str]) -> str:
+    """The rubric with a constitution after it (SALMON / SDSD style)."""
+    listed = "\n".join(f"{i}. {p}" for i, p in enumerate(principles, 1))
+    return f"{rubric}\n\nJudge by these principles:\n{listed}"
+
+
 class _Judge(Scorer):
     def __init__(self, generator, *, rubric: str = DEFAULT_RUBRIC,
-                 sampling: SamplingConfig | None = None, seed: int = 0):
+                 sampling: SamplingConfig | None = None, seed: int = 0,
+                 principles: Sequence[str] = (), principles_file: str | None = None):
         super().__init__()
         self.generator = generator
-        self.rubric = rubric
+        self.principles = list(principles)
+        self.principles_file = principles_file
+        self.base_rubric = rubric
+        self.rubric = with_principles(rubric, self.principles) if self.principles else rubric
         self.sampling = sampling or SamplingConfig(temperature=0.0, max_new_tokens=512)
         self.seed = seed
 
@@ -80,22 +103,50 @@ class _Judge(Scorer):
         return [c[0].text for c in self.generator.generate(items, 1, self.sampling, self.seed)]
 
     def describe(self) -> dict:
-        return {"scorer": self.name, "judge": self.generator.describe(), "rubric": self.rubric}
+        out = {"scorer": self.name, "judge": self.generator.describe(), "rubric": self.rubric}
+        if self.principles:
+            out.update(principles=self.principles, principles_file=self.principles_file)
+        return out
 
 
 class PointwiseJudge(_Judge):
+    """With ``per_principle``, the judge rates each response once per principle (the rubric and
+    that principle alone); the score is the mean rating, the ratings are its votes (each pair
+    then gets the share of principles preferring its chosen response: its ``strength``)."""
+
     name = "judge"
 
-    def score(self, groups: Sequence[Group]) -> list[list[Score]]:
-        prompts = [POINTWISE_TEMPLATE.format(rubric=self.rubric, question=item.text(), response=r)
+    def __init__(self, generator, *, per_principle: bool = False, **kwargs):
+        super().__init__(generator, **kwargs)
+        if per_principle and not self.principles:
+            raise ValueError("scorer judge: per_principle needs principles=FILE")
+        self.per_principle = bool(per_principle)
+
+    def _ratings(self, groups, rubric: str) -> list[Score]:
+        prompts = [POINTWISE_TEMPLATE.format(rubric=rubric, question=item.text(), response=r)
                    for item, responses in groups for r in responses]
-        answers = self._ask(prompts)
         flat = []
-        for answer in answers:
+        for answer in self._ask(prompts):
             rating = parse_rating(answer)
             self.stats["parsed" if rating is not None else "unparsed"] += 1
             flat.append(Score(rating, None if rating is not None else
                               f"judge_unparsed: no 'Rating: N' (1-10) in {answer[-80:]!r}"))
+        return flat
+
+    def score(self, groups: Sequence[Group]) -> list[list[Score]]:
+        if not self.per_principle:
+            return per_group(self._ratings(groups, self.rubric), groups)
+        per = [self._ratings(groups, with_principles(self.base_rubric, [p]))
+               for p in self.principles]
+        flat = []
+        for verdicts in zip(*per):
+            if any(v.value is None for v in verdicts):
+                reasons = "; ".join(f"principle {i}: {v.reason}"
+                                    for i, v in enumerate(verdicts, 1) if v.reason)
+                flat.append(Score(None, reasons))
+            else:
+                values = tuple(v.value for v in verdicts)
+                flat.append(Score(sum(values) / len(values), None, values))
         return per_group(flat, groups)
 
 
@@ -127,16 +178,28 @@ class PairwiseJudge(_Judge):
                  for p in row] for row in points]
 
 
-_JUDGE_OPTIONS = {"rubric": "the judge's instructions (a built-in rubric)"}
+_JUDGE_OPTIONS = {"rubric": "the judge's instructions (a built-in rubric)",
+                  "principles": "a file of principles, one per line, added to the rubric "
+                                "(none)"}
 
 
-@scorer_kind("judge", args="generator spec", options=_JUDGE_OPTIONS,
+def _judge_options(options: dict) -> dict:
+    options = dict(options)
+    path = options.pop("principles", None)
+    if path:
+        options.update(principles=read_principles(str(path)), principles_file=str(path))
+    return options
+
+
+@scorer_kind("judge", args="generator spec",
+             options={**_JUDGE_OPTIONS, "per_principle": "1: rate once per principle; the "
+                      "ratings are the votes (0)"},
              summary="pointwise LLM judge with a rubric; parses the last `Rating: N` (1-10). No "
                      "rating -> unscored (`judge_unparsed`), counted, never guessed")
 def _build_pointwise(args: str, options: dict, device: str | None) -> Scorer:
     from prefalign.generation import make_generator
 
-    return PointwiseJudge(make_generator(args), **options)
+    return PointwiseJudge(make_generator(args), **_judge_options(options))
 
 
 @scorer_kind("pairjudge", args="generator spec", options=_JUDGE_OPTIONS,
@@ -146,4 +209,4 @@ def _build_pointwise(args: str, options: dict, device: str | None) -> Scorer:
 def _build_pairwise(args: str, options: dict, device: str | None) -> Scorer:
     from prefalign.generation import make_generator
 
-    return PairwiseJudge(make_generator(args), **options)
+    return PairwiseJudge(make_generator(args), **_judge_options(options))

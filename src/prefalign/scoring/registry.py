@@ -21,7 +21,7 @@ from typing import Callable
 
 from prefalign.core.registry import Registry
 
-BUILTIN_MODULES = ("verifier", "reward_model", "judge", "likelihood", "self_judge")
+BUILTIN_MODULES = ("verifier", "reward_model", "judge", "likelihood", "self_judge", "jury")
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class ScorerKind:
     build: Callable = field(repr=False)  # build(args, options, device) -> Scorer
     options: dict[str, str] = field(default_factory=dict)  # option -> what it is (its default)
     module: str = ""
+    nested: bool = False  # ARGS holds whole scorer specs (a jury's): ``?`` stays in them
 
     def check_options(self, options: dict) -> None:
         unknown = sorted(set(options) - set(self.options))
@@ -49,13 +50,14 @@ _REGISTRY = Registry("scorer kind", tuple(f"prefalign.scoring.{m}" for m in BUIL
 
 
 def scorer_kind(name: str, *, args: str, summary: str,
-                options: dict[str, str] | None = None) -> Callable:
-    """Register the decorated ``build(args, options, device) -> Scorer`` as kind ``name``."""
+                options: dict[str, str] | None = None, nested: bool = False) -> Callable:
+    """Register the decorated ``build(args, options, device) -> Scorer`` as kind ``name``;
+    ``nested``: its ARGS are scorer specs, options and all (it takes no options itself)."""
     _REGISTRY.check_name(name)
 
     def register(build: Callable) -> Callable:
         _REGISTRY.add(name, ScorerKind(name, args, summary, build, dict(options or {}),
-                                       build.__module__), build.__module__)
+                                       build.__module__, nested), build.__module__)
         return build
 
     return register

@@ -162,6 +162,9 @@ def _entry(item: PromptItem, completions: list[Completion], scores,
     entry = {"index": item.index, "completions": [c.to_dict() for c in completions],
              "scores": [s.value if s is not None else None for s in scores],
              "reasons": [s.reason if s is not None else "empty_response" for s in scores]}
+    if any(s is not None and s.votes is not None for s in scores):
+        entry["votes"] = [list(s.votes) if s is not None and s.votes is not None else None
+                          for s in scores]
     if prompt_ids is not None:
         entry.update(prompt_ids.fields(item, completions))
     return entry
@@ -180,7 +183,7 @@ def score_chunk(scorer, items: list[PromptItem], completions: list[list[Completi
         full = [None] * len(comps)
         for j, s in zip(idx, row):
             if s is not None and s.value is not None and not is_finite_score(s.value):
-                s = Score(s.value, s.reason)  # a scorer that built its Score otherwise: None
+                s = Score(s.value, s.reason, s.votes)  # built otherwise: its value is None
             full[j] = s
         out.append(full)
     return out
@@ -356,7 +359,8 @@ def build_from_log(entries: list[dict], prompts: list[PromptItem], opts: PairOpt
             sampled = SampledIds(e["tokenizer"], e["prompt_ids"],
                                  [c.get("response_ids") for c in comps])
         recs, _ = build_records(item, [c["text"] for c in comps], e["scores"], opts,
-                                [c.get("num_tokens") for c in comps], dropped, sampled)
+                                [c.get("num_tokens") for c in comps], dropped, sampled,
+                                votes=e.get("votes"))
         records.extend(recs)
     if filters:
         counts["records_before_filters"] = len(records)

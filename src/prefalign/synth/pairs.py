@@ -129,12 +129,33 @@ def _with_sampled_ids(records: list, sampled: SampledIds | None) -> list:
 
 def build_records(item: PromptItem, texts: Sequence[str], scores: Sequence[float | None],
                   opts: PairOptions, lengths: Sequence[int | None] | None = None,
-                  dropped: Counter | None = None,
-                  sampled: SampledIds | None = None) -> tuple[list, Counter]:
+                  dropped: Counter | None = None, sampled: SampledIds | None = None, *,
+                  votes: Sequence[Sequence[float] | None] | None = None) -> tuple[list, Counter]:
     """Records for one prompt from its responses ``texts`` and their ``scores``; ``sampled``
-    holds the prompt's ids and every response's sampled ids, for the records to carry."""
+    holds the prompt's ids and every response's sampled ids, for the records to carry;
+    ``votes`` each response's verdicts behind its score (a jury's), for each pair's
+    ``chosen_votes``, ``rejected_votes`` and ``strength``."""
     records, dropped = _build_records(item, texts, scores, opts, lengths, dropped)
-    return _with_sampled_ids(records, sampled), dropped
+    return _with_votes(_with_sampled_ids(records, sampled), votes), dropped
+
+
+def agreement(chosen: Sequence[float], rejected: Sequence[float]) -> float:
+    """The share of verdicts that prefer ``chosen`` (a tie counts half): a pair's strength."""
+    wins = sum(1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(chosen, rejected))
+    return wins / len(chosen)
+
+
+def _with_votes(records: list, votes) -> list:
+    if not votes:
+        return records
+    for record in records:
+        if not isinstance(record, PairRecord):
+            continue
+        w, l = votes[record.meta["chosen_index"]], votes[record.meta["rejected_index"]]
+        if w is not None and l is not None and len(w) == len(l) and w:
+            record.meta.update(chosen_votes=list(w), rejected_votes=list(l),
+                               strength=agreement(w, l))
+    return records
 
 
 def _build_records(item: PromptItem, texts: Sequence[str], scores: Sequence[float | None],

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from prefalign.core.registry import Option, Registry, parse_options, split_spec
 
-BUILTIN_MODULES = ("near_dup", "rip", "margin", "ref_guided", "ches")
+BUILTIN_MODULES = ("near_dup", "rip", "margin", "ref_guided", "ches", "strength")
 
 
 @dataclass(frozen=True)
