@@ -52,7 +52,8 @@ def test_eval_refuses_bad_sampling_before_loading(tmp_path):
 def test_iterate_refuses_zero_rounds_and_empty_eval_prompts(tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    base = dict(model=str(tmp_path / "m"), prompts=str(tmp_path / "p.jsonl"), scorer="x",
+    base = dict(model=str(tmp_path / "m"), prompts=str(tmp_path / "p.jsonl"),
+                scorer="verifier:a.b:c",
                 output=str(tmp_path / "run"), progress=False)
     with pytest.raises(ValueError, match="^--rounds 0: must be"):
         run_iterate(IterateConfig(rounds=0, **base))
