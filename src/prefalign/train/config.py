@@ -102,6 +102,10 @@ class TrainConfig(Settings):
         "shuffle", help="example order in each epoch: shuffle, or curriculum (the data's "
         "curriculum column ascending, easy to hard, shuffled within a level: Curry-DPO; "
         "prefalign synth --pairs curriculum writes it)", rule=one_of("shuffle", "curriculum"))
+    pair_weight: str | None = setting(
+        None, help="a data column weighting each example's loss, e.g. strength (a jury's "
+        "agreement from prefalign synth); a step's loss is then the weighted mean (default: "
+        "none, every example weighs the same)")
     # engine
     dtype: str = setting(  # float32 | bfloat16 (weights); use bf16 for autocast on GPU
         "float32", help="weight dtype (use --bf16 for mixed precision on GPU)",

@@ -135,10 +135,12 @@ def _add_kl_completions(examples, max_length: int | None = None):
     return out
 
 
-def prepare_examples(source, cfg, spec, tokenizer, *, levels: bool = False):
+def prepare_examples(source, cfg, spec, tokenizer, *, levels: bool = False,
+                     weights: str | None = None):
     """Read ``source``, check and fit it to ``spec``, tokenize; returns (examples, report).
     ``levels``: also the examples' curriculum levels (``report["levels"]``, for ``--order
-    curriculum``), from the records' ``curriculum`` column."""
+    curriculum``), from the records' ``curriculum`` column; ``weights``: a column holding each
+    example's loss weight (``report["weights"]``, for ``--pair-weight``)."""
     records, load_report = load_records(  # warns about skips
         source, on_error=cfg.on_error, keep_whitespace_variants=cfg.keep_whitespace_variants)
     records = _fit_margins(records, spec)
@@ -155,8 +157,30 @@ def prepare_examples(source, cfg, spec, tokenizer, *, levels: bool = False):
     report = {"load": load_report, "tokenize": tok_report}
     if levels:  # each example's source record is ``records[ex.index]`` until re-indexed below
         report["levels"] = curriculum_levels(records, examples, source)
+    if weights:
+        report["weights"] = loss_weights(records, examples, weights)
     examples = [replace(ex, index=i) for i, ex in enumerate(examples)]
     return examples, report
+
+
+def loss_weights(records, examples, column: str) -> list[float]:
+    """Each example's weight from its record's ``column`` (a finite number >= 0), or one line
+    naming the first row without one."""
+    import math
+
+    out = []
+    for ex in examples:
+        record = records[ex.index]
+        value = record.meta.get(column)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or value < 0:
+            where = record.where or f"record {ex.index + 1}"
+            raise ValueError(f"{where}: --pair-weight {column} needs a {column} column (a "
+                             f"finite number >= 0) in every row, got {value!r}")
+        out.append(float(value))
+    if not any(out):
+        raise ValueError(f"--pair-weight {column}: every example weighs 0; nothing would train")
+    return out
 
 
 def curriculum_levels(records, examples, source) -> tuple[int, ...]:

@@ -135,7 +135,10 @@ class Trainer:
                                                            trust_remote_code=cfg.trust_remote_code)
             pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
             self.examples, self.data_report = prepare_examples(
-                cfg.data, data_cfg, self.spec, self.tokenizer, levels=cfg.order == "curriculum")
+                cfg.data, data_cfg, self.spec, self.tokenizer, levels=cfg.order == "curriculum",
+                weights=cfg.pair_weight)
+            # each example's loss weight (--pair-weight), None: all the same
+            self.weights = self.data_report.get("weights")
             check_positions(self.examples, cfg.data, self.max_length)
             # tokens each example puts through the model (its prompt once), for token budgets
             self.example_tokens = [len(ex.prompt_ids) + sum(map(len, ex.responses))
@@ -262,8 +265,11 @@ class Trainer:
             step_mean_length = sum(len(self.examples[i].responses[0])
                                    for i in plan.examples) / max(1, global_examples)
         # scale: the sum over processes and micro-batches of sum(losses)/global = global mean;
-        # DDP averages over processes, hence the num_processes factor.
-        scale = acc.num_processes / max(1, global_examples)
+        # DDP averages over processes, hence the num_processes factor. With --pair-weight the
+        # mean is weighted: sum(w * losses) / sum of the step's weights (every rank knows them)
+        total = (sum(self.weights[i] for i in plan.examples) if self.weights is not None
+                 else global_examples)
+        scale = acc.num_processes / max(total, 1e-12) if total else 0.0
         sums = MetricSums()
         tokens = bad_losses = 0
         self.policy.train()
@@ -283,7 +289,11 @@ class Trainer:
                 out = self.forward(self.policy, self.examples, indices, self.reference,
                                    state=state, reduce=self._sum_over_processes,
                                    step_mean_length=step_mean_length)
-                loss = out.loss.losses.sum() * scale
+                losses = out.loss.losses
+                if self.weights is not None:
+                    losses = losses * torch.tensor([self.weights[i] for i in indices],
+                                                   device=losses.device, dtype=losses.dtype)
+                loss = losses.sum() * scale
                 if self.checks.aux_coef > 0:
                     # the mean over this process's micro-batches; DDP averages the processes
                     loss = loss + self.checks.aux_coef * out.policy.aux_loss / len(micro)
