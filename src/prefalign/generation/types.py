@@ -99,6 +99,7 @@ class Completion:
     num_tokens: int | None = None
     # the generated ids, the stop token included (back ends that see ids fill it)
     token_ids: list[int] | None = field(default=None, repr=False)
+    model: str | None = None  # the pool member that sampled it (`generation.pool`)
 
     def response_ids(self) -> list[int] | None:
         """The sampled ids without the id that ended the response (the first ``num_tokens``):
@@ -112,6 +113,8 @@ class Completion:
         """What the job logs: the fields, with ``response_ids`` in place of ``token_ids``."""
         d = asdict(self)
         d.pop("token_ids")
+        if d["model"] is None:  # one generator: logged as before pools existed
+            d.pop("model")
         if self.token_ids is not None:
             d["response_ids"] = self.response_ids()
         return d

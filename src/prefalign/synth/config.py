@@ -52,7 +52,12 @@ class SynthSettings(Settings):
 
 @dataclass
 class SynthConfig(SynthSettings, SamplingSettings, BackendSettings, ServedSettings):
-    model: str = setting("", help="model folder (hf, vllm) or served model name (openai)")
+    model: str = setting("", help="model folder (hf, vllm) or served model name (openai); "
+                         "required unless --pool")
+    pool: list[str] = setting(
+        help="sample from several models instead of --model: [NAME=][COUNT*]SPEC, COUNT "
+             "samples per prompt from the generator SPEC (a model folder, hf:PATH, vllm:PATH, "
+             "openai:URL#MODEL); --n is then their sum (docs/synth.md)", factory=list)
     output: str = setting("synth.jsonl", help="output file (.jsonl or .parquet)")
     label_threshold: float | None = setting(
         None, help="unpaired: label = score >= THRESHOLD (default: none; each prompt's best "
@@ -71,7 +76,8 @@ class SynthConfig(SynthSettings, SamplingSettings, BackendSettings, ServedSettin
                               "use)", repr=False)
 
     LIBRARY_ONLY = frozenset({"generator", "scorer_obj"})
-    REQUIRED = ("model", "prompts", "scorer")
+    REQUIRED = ("prompts", "scorer")
+    REPEATED = SynthSettings.REPEATED | {"pool"}
 
     def pair_options(self) -> PairOptions:
         return PairOptions(self.pairs, min_gap=self.min_gap, length_penalty=self.length_penalty,

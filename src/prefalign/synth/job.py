@@ -90,6 +90,13 @@ def make_backend(cfg: SynthConfig):
     """The generator ``cfg`` names (its ``generator`` object if set), from the one factory."""
     if cfg.generator is not None:
         return cfg.generator
+    if cfg.pool:
+        from prefalign.generation.pool import make_pool
+
+        options = cfg.served_options()
+        options.pop("base_url")  # each member's spec names its own server
+        return make_pool(cfg.pool, batch_size=cfg.batch_size, **cfg.generator_options(),
+                         **options)
     return make_generator(cfg.model, cfg.backend, batch_size=cfg.batch_size,
                           **cfg.generator_options(), **cfg.served_options())
 
@@ -108,7 +115,8 @@ def _source_id(source: Any) -> Any:
 # LOG_FIELDS decide the samples and scores (in the log's fingerprint; a log written with others
 # is refused), OUTPUT_FIELDS only how the output is built from the log (changing them rebuilds
 # it), NOT_RESULT_FIELDS neither, with the reason.
-LOG_FIELDS = ("model", "prompts", "split", "limit", "prompt_field", "n", "temperature", "top_p",
+LOG_FIELDS = ("model", "pool", "prompts", "split", "limit", "prompt_field", "n", "temperature",
+              "top_p",
               "top_k", "max_new_tokens", "seed", "backend", "base_url", "dtype", "scorer",
               "generator", "scorer_obj")
 OUTPUT_FIELDS = ("pairs", "min_gap", "length_penalty", "label_threshold",
@@ -138,7 +146,7 @@ def fingerprint(cfg: SynthConfig, prompts: list[PromptItem]) -> dict[str, Any]:
                "sampling": cfg.sampling().to_dict(), "scorer": scorer}
     # bf16 and fp32 weights sample differently; both enter only when set
     return identity.fingerprint(entries, cfg, ("backend", "base_url", "n", "seed", "prompt_field"),
-                                added={"split": None, "dtype": "auto"})
+                                added={"split": None, "dtype": "auto", "pool": []})
 
 
 class _PromptIds:
@@ -204,16 +212,28 @@ def check_settings(cfg: SynthConfig) -> None:
                                   or cfg.limit < 1):
         raise ValueError(f"--limit {cfg.limit!r}: must be an integer >= 1 (leave it out for "
                          "all prompts)")
+    if cfg.pool:  # the members' counts make n
+        from prefalign.generation.pool import parse_pool
+
+        if cfg.model:
+            raise ValueError("give --model or --pool, not both")
+        total = sum(m.count for m in parse_pool(cfg.pool))
+        if "n" in cfg.origins and cfg.n != total:
+            raise ValueError(f"--n {cfg.n}: the pool samples {total} responses per prompt "
+                             "(the sum of its counts); leave --n out or make them agree")
+        cfg.n = total
     cfg.sampling()  # SamplingConfig checks temperature, top_p, top_k, max_new_tokens
     cfg.filter_specs()  # every --filter: a known name with known, valid options
     if cfg.scorer_obj is None and cfg.scorer:  # @policy is --model; synth has no @ref
-        resolve_model_refs(cfg.scorer, policy=cfg.model or "-", ref=None)
+        resolve_model_refs(cfg.scorer, policy=cfg.model or None, ref=None)
 
 
 def check_prompt_lengths(generator, prompts, max_new_tokens: int, source) -> None:
     """Refuse, before sampling, a prompt that with ``max_new_tokens`` would pass the model's
     positions (the hf back end would generate past them: garbage or an index error mid-run).
     Back ends that do not expose their model (vllm, openai) check this themselves."""
+    for member in getattr(generator, "generators", ()):  # a pool: each of its models
+        check_prompt_lengths(member, prompts, max_new_tokens, source)
     model, tokenizer = getattr(generator, "model", None), getattr(generator, "tokenizer", None)
     limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
     if not isinstance(limit, int) or tokenizer is None:
@@ -230,8 +250,8 @@ def run_synth(cfg: SynthConfig) -> SynthResult:
     """Run (or resume) a synth job; see the module docstring. The output is locked for the
     run (``OUTPUT.lock``): a second job on it is refused, naming the first one's PID."""
     check_settings(cfg)
-    if cfg.generator is None and not cfg.model:
-        raise ValueError("synth needs a model (--model)")
+    if cfg.generator is None and not cfg.model and not cfg.pool:
+        raise ValueError("synth needs a model (--model) or a pool of them (--pool)")
     if cfg.scorer_obj is None and not cfg.scorer:
         raise ValueError("synth needs a scorer (--scorer), e.g. verifier:mypkg.checks:exact_sum")
     opts = cfg.pair_options()
@@ -279,8 +299,8 @@ def _run_synth(cfg: SynthConfig, opts: PairOptions, out_path: Path, log_path: Pa
         if scorer is None:
             from prefalign.scoring import build_scorer
 
-            scorer = build_scorer(resolve_model_refs(cfg.scorer, policy=cfg.model, ref=None),
-                                  device=cfg.device)
+            scorer = build_scorer(resolve_model_refs(cfg.scorer, policy=cfg.model or None,
+                                                     ref=None), device=cfg.device)
         bar = tqdm(total=len(prompts), initial=resumed, unit="prompt", desc="synth",
                    disable=not cfg.progress)
         sampling_since = time.time()  # the rate leaves out loading the model and scorer
@@ -333,13 +353,14 @@ def build_from_log(entries: list[dict], prompts: list[PromptItem], opts: PairOpt
         by_index.setdefault(e["index"], e)
     counts: dict[str, Any] = {"generated": 0, "empty": 0, "scored": 0, "unscored": 0,
                               "non_finite": 0, "failed": 0, "records": 0, "finish_length": 0}
-    reasons, dropped, records = Counter(), Counter(), []
+    reasons, dropped, records, per_model = Counter(), Counter(), [], Counter()
     for item in prompts:
         e = by_index.get(item.index)
         if e is None:
             continue
         comps = e["completions"]
         counts["generated"] += len(comps)
+        per_model.update(c["model"] for c in comps if c.get("model") is not None)
         counts["finish_length"] += sum(c["finish_reason"] == "length" for c in comps)
         for c, value, reason in zip(comps, e["scores"], e["reasons"]):
             if not c["text"].strip():
@@ -360,11 +381,13 @@ def build_from_log(entries: list[dict], prompts: list[PromptItem], opts: PairOpt
                                  [c.get("response_ids") for c in comps])
         recs, _ = build_records(item, [c["text"] for c in comps], e["scores"], opts,
                                 [c.get("num_tokens") for c in comps], dropped, sampled,
-                                votes=e.get("votes"))
+                                votes=e.get("votes"), sources=[c.get("model") for c in comps])
         records.extend(recs)
     if filters:
         counts["records_before_filters"] = len(records)
         records, counts["filters"] = apply_filters(records, list(filters))
+    if per_model:  # a pool: how many samples each member gave
+        counts["samples_per_model"] = dict(per_model)
     counts["records"] = len(records)
     counts["records_with_sampled_ids"] = sum(SAMPLED_FIELD in r.meta for r in records)
     counts["dropped"] = dict(dropped)

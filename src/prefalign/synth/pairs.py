@@ -26,7 +26,7 @@ import math
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 from prefalign.data.pairing import pair_indices
 from prefalign.data.records import PairRecord, RankedRecord, UnpairedRecord
@@ -54,9 +54,19 @@ class PairOptions:
         self.strategy_name = entry.name
 
 
+class Kept(NamedTuple):
+    """A response a strategy may pair: its sample index, text, score (after the length
+    penalty) and, for a pool's samples, the member that sampled it."""
+
+    index: int
+    text: str
+    score: float
+    source: str | None = None
+
+
 def _kept(texts: Sequence[str], scores: Sequence[float | None], lengths: Sequence[int | None],
-          lam: float, dropped: Counter, keep_whitespace_variants: bool = False
-          ) -> list[tuple[int, str, float]]:
+          lam: float, dropped: Counter, keep_whitespace_variants: bool = False,
+          sources: Sequence[str | None] | None = None) -> list[Kept]:
     seen, seen_keys, kept = set(), set(), []
     for i, (text, score) in enumerate(zip(texts, scores)):
         if not text.strip():
@@ -77,7 +87,7 @@ def _kept(texts: Sequence[str], scores: Sequence[float | None], lengths: Sequenc
             if not math.isfinite(value):  # a huge length penalty or score overflowed
                 dropped["non_finite"] += 1
                 continue
-            kept.append((i, text, value))
+            kept.append(Kept(i, text, value, sources[i] if sources else None))
     return kept
 
 
@@ -130,13 +140,32 @@ def _with_sampled_ids(records: list, sampled: SampledIds | None) -> list:
 def build_records(item: PromptItem, texts: Sequence[str], scores: Sequence[float | None],
                   opts: PairOptions, lengths: Sequence[int | None] | None = None,
                   dropped: Counter | None = None, sampled: SampledIds | None = None, *,
-                  votes: Sequence[Sequence[float] | None] | None = None) -> tuple[list, Counter]:
+                  votes: Sequence[Sequence[float] | None] | None = None,
+                  sources: Sequence[str | None] | None = None) -> tuple[list, Counter]:
     """Records for one prompt from its responses ``texts`` and their ``scores``; ``sampled``
     holds the prompt's ids and every response's sampled ids, for the records to carry;
     ``votes`` each response's verdicts behind its score (a jury's), for each pair's
-    ``chosen_votes``, ``rejected_votes`` and ``strength``."""
-    records, dropped = _build_records(item, texts, scores, opts, lengths, dropped)
-    return _with_votes(_with_sampled_ids(records, sampled), votes), dropped
+    ``chosen_votes``, ``rejected_votes`` and ``strength``; ``sources`` the pool member that
+    sampled each response, for the records' ``chosen_model``/``rejected_model`` (``model``,
+    ``models``)."""
+    records, dropped = _build_records(item, texts, scores, opts, lengths, dropped, sources)
+    records = _with_votes(_with_sampled_ids(records, sampled), votes)
+    return _with_sources(records, sources), dropped
+
+
+def _with_sources(records: list, sources) -> list:
+    if not sources or not any(sources):
+        return records
+    for record in records:
+        indices = _sample_indices(record)
+        if isinstance(record, PairRecord):
+            record.meta.update(chosen_model=sources[indices[0]],
+                               rejected_model=sources[indices[1]])
+        elif isinstance(record, RankedRecord):
+            record.meta["models"] = [sources[i] for i in indices]
+        else:
+            record.meta["model"] = sources[indices[0]]
+    return records
 
 
 def agreement(chosen: Sequence[float], rejected: Sequence[float]) -> float:
@@ -160,11 +189,11 @@ def _with_votes(records: list, votes) -> list:
 
 def _build_records(item: PromptItem, texts: Sequence[str], scores: Sequence[float | None],
                    opts: PairOptions, lengths: Sequence[int | None] | None = None,
-                   dropped: Counter | None = None) -> tuple[list, Counter]:
+                   dropped: Counter | None = None, sources=None) -> tuple[list, Counter]:
     dropped = Counter() if dropped is None else dropped
     lengths = list(lengths) if lengths is not None else [None] * len(texts)
     kept = _kept(texts, scores, lengths, opts.length_penalty, dropped,
-                 opts.keep_whitespace_variants)
+                 opts.keep_whitespace_variants, sources)
     if len(kept) < 2:
         dropped["too_few_responses"] += 1
         return [], dropped

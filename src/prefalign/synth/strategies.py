@@ -6,8 +6,8 @@ A strategy is one decorated function in one module, its metadata declared once::
     def best_vs_median(item, kept, opts, dropped) -> list:
         ...
 
-It receives one prompt's kept responses after the common filtering (``kept``: (sample index,
-text, score) tuples, at least two) and returns its records (`make_pair` builds a pair and
+It receives one prompt's kept responses after the common filtering (``kept``: `pairs.Kept`
+named tuples (sample index, text, score, source), at least two) and returns its records (`make_pair` builds a pair and
 counts ties and gaps below ``--min-gap``). ``output`` is the records' kind (pairwise, ranked,
 unpaired). A strategy may declare ``options`` (`prefalign.core.registry.Option`): ``--pairs
 NAME:VALUE`` or ``NAME:KEY=VALUE,...`` sets them, checked before any work, and the builder
@@ -39,7 +39,8 @@ class PairStrategy:
 
 
 _REGISTRY = Registry("pair strategy", ("prefalign.synth.pairs", "prefalign.synth.rso",
-                                      "prefalign.synth.curriculum", "prefalign.synth.aepo"), pattern=r"^[a-z][a-z0-9-]*$",
+                                      "prefalign.synth.curriculum", "prefalign.synth.aepo",
+                                      "prefalign.synth.strong_weak"), pattern=r"^[a-z][a-z0-9-]*$",
                      pattern_words="lower-case letters, digits and -",
                      hint=" (or register one: docs/extending.md)")
 
