@@ -67,3 +67,31 @@ def test_a_rounds_fingerprint_holds_its_filters_only_when_given(tmp_path):
     cfg.filters = ["near-dup:0.8"]
     assert iterate.round_fingerprint(cfg, 1, tmp_path)["filters"] == ["near-dup:0.8"]
     assert "filters" not in iterate.round_fingerprint(cfg, 0, tmp_path)  # round 0 only evaluates
+
+
+def test_a_judges_principles_enter_the_fingerprints_by_content(tmp_path):
+    """Editing a constitution and rerunning resumed the old log (the spec named only its path)."""
+    from prefalign.generation.types import PromptItem
+
+    principles = tmp_path / "p.txt"
+    principles.write_text("Be brief\n")
+    cfg = job.SynthConfig(model="m", prompts=[{"prompt": "a"}],
+                          scorer=f"judge:hf:/m?principles={principles}")
+    prompts = [PromptItem(0, "a")]
+    before = job.fingerprint(cfg, prompts)
+    principles.write_text("Be thorough\n")
+    assert job.fingerprint(cfg, prompts) != before
+    plain = job.SynthConfig(model="m", prompts=[{"prompt": "a"}], scorer="verifier:a.b:c")
+    assert "scorer_files" not in job.fingerprint(plain, prompts)  # older logs still match
+
+
+def test_a_round_that_names_ref_knows_the_reference_by_content(tmp_path):
+    ref, policy = tmp_path / "ref", tmp_path / "policy"
+    for folder in (ref, policy):
+        folder.mkdir()
+        (folder / "config.json").write_text("{}")
+    cfg = iterate.IterateConfig(model=str(policy), prompts=[{"prompt": "a"}],
+                                scorer="implicit:@policy,@ref", train_args={"ref_model": str(ref)})
+    before = iterate.round_fingerprint(cfg, 0, policy)
+    (ref / "config.json").write_text('{"changed": 1}')
+    assert iterate.round_fingerprint(cfg, 0, policy) != before

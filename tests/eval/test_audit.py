@@ -100,3 +100,14 @@ def test_max_length_needs_a_model(tmp_path, capsys):
     path.write_text(json.dumps(ROWS[0]) + "\n")
     assert main(["data", "audit", str(path), "--max-length", "10"]) == 2
     assert "--max-length needs --model" in capsys.readouterr().err
+
+
+def test_refused_rows_are_all_counted_past_the_loaders_message_limit(tmp_path):
+    from prefalign.eval.audit import audit_file
+
+    path = tmp_path / "many.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"p{i}", "chosen": "", "rejected": "x"}) + "\n"
+                            for i in range(1005)))
+    summary = audit_file(path)
+    (finding,) = summary["findings"]
+    assert finding["check"] == "refused:empty_field" and finding["count"] == 1005

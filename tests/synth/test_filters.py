@@ -69,11 +69,20 @@ def test_rip_by_values_and_its_refusals():
     kept, report = apply_filters(RIP_PAIRS, [parse_filter("rip:min_rejected=0.45,max_gap=0.2")])
     assert [r.prompt for r in kept] == ["c"]
     assert report[0]["dropped"] == {"low_rejected": 3, "large_gap": 1}
+    # threshold checks are made when the spec is read (before any sampling)
     with pytest.raises(ValueError, match="give min_rejected or rejected_quantile, not both"):
-        apply_filters(RIP_PAIRS, [parse_filter("rip:min_rejected=0,rejected_quantile=0.5")])
+        parse_filter("rip:min_rejected=0,rejected_quantile=0.5")
     with pytest.raises(ValueError, match="give a threshold"):
-        apply_filters(RIP_PAIRS, [parse_filter("rip")])
-    with pytest.raises(ValueError, match="pair 1 has no score_chosen"):
+        parse_filter("rip")
+    from prefalign.synth.filters import check_filters
+
+    with pytest.raises(ValueError, match="filter rip filters pairs; --pairs gives ranked"):
+        check_filters([parse_filter("rip:max_gap=1")], "ranked")
+    pair_with_origin = pair("a", "c", "r")
+    pair_with_origin.meta.update(prompt_index=7, chosen_index=1, rejected_index=4)
+    with pytest.raises(ValueError, match="the record of prompt 7, samples 1 and 4 has no"):
+        apply_filters([pair_with_origin], [parse_filter("rip:max_gap=1")])
+    with pytest.raises(ValueError, match="record 1 has no score_chosen"):
         apply_filters([pair("a", "c", "r")], [parse_filter("rip:max_gap=1")])
     with pytest.raises(ValueError, match="record 1 is unpaired"):
         apply_filters([UnpairedRecord("a", "c", True)], [parse_filter("rip:max_gap=1")])

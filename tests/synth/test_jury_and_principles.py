@@ -70,7 +70,7 @@ def test_synth_with_a_jury_writes_strength_and_the_filter_drops_split_verdicts(t
     manifest = json.loads((tmp_path / "out.manifest.json").read_text())
     assert manifest["counts"]["filters"][0]["dropped"] == {"weak_preference": 2}
     assert manifest["counts"]["generated_this_run"] == 0
-    with pytest.raises(ValueError, match="pair 1 has no strength"):
+    with pytest.raises(ValueError, match="record 1 has no strength"):
         apply_filters([__import__("prefalign.data.records", fromlist=["PairRecord"])
                        .PairRecord("p", "a", "b")], [parse_filter("strength")])
 
@@ -122,3 +122,25 @@ def test_principles_go_into_the_rubric_and_per_principle_ratings_are_votes(tmp_p
     with pytest.raises(ValueError, match="no principle in it"):
         (tmp_path / "empty.txt").write_text("# nothing\n")
         read_principles(str(tmp_path / "empty.txt"))
+
+
+def test_a_jurys_members_are_read_with_the_spec_and_principle_switches_are_booleans(tmp_path):
+    from prefalign.scoring import parse_scorer_spec
+    from prefalign.scoring.judge import _build_pointwise
+
+    with pytest.raises(ValueError, match="unknown scorer kind 'rmm'"):
+        parse_scorer_spec("jury:rm:/a|rmm:/b?x=1")  # before any model would load
+    path = tmp_path / "p.txt"
+    path.write_text("Be brief\n")
+    import prefalign.generation as generation
+
+    made = {}
+    monkey = generation.make_generator
+    try:
+        generation.make_generator = lambda spec: made.setdefault("g", Rater())
+        judge = _build_pointwise("x", {"principles": str(path), "per_principle": "false"}, None)
+        assert judge.per_principle is False  # "false" was read as true
+        with pytest.raises(ValueError, match="per_principle must be true or false"):
+            _build_pointwise("x", {"per_principle": "maybe"}, None)
+    finally:
+        generation.make_generator = monkey

@@ -97,3 +97,10 @@ def test_iterate_scores_each_round_with_its_own_policy(tmp_path, write_prompts, 
                                   output=str(tmp_path / "bad"), scorer="selfjudge:@policy",
                                   eval_scorer="implicitt:@policy,@ref"))
     assert not (tmp_path / "bad" / "round-1").exists()
+
+
+def test_a_reference_inside_a_path_is_left_alone():
+    assert resolve_model_refs("rm:/models/x@ref-2/rm", policy="/p", ref="/r") == \
+        "rm:/models/x@ref-2/rm"
+    assert resolve_model_refs("pairjudge:hf:@policy?rubric=x", policy="/p", ref=None) == \
+        "pairjudge:hf:/p?rubric=x"

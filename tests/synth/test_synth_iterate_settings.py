@@ -43,3 +43,22 @@ def test_finished_rounds_are_not_reused_after_model_or_objective_changed(tmp_pat
     assert (out / "round-1" / "metrics.jsonl").stat().st_mtime_ns == stamp
     assert json.loads((out / "round-2" / "round.json").read_text())["fingerprint"]["policy"] == \
         str(out / "round-1" / "model")
+
+
+def test_an_unfinished_round_resumes_only_from_the_same_start(tmp_path, write_prompts,
+                                                              tiny_model_dir):
+    """A half-done round's synth log names its policy by path: after an earlier round was
+    retrained at that path, resuming would mix samples of two policies."""
+    import json as _json
+
+    from synth_helpers import arithmetic_rows
+
+    prompts = write_prompts(arithmetic_rows(2))
+    out = tmp_path / "run"
+    (out / "round-1").mkdir(parents=True)
+    (out / "round-1" / "round.start.json").write_text(_json.dumps(
+        {"round": 1, "fingerprint": {"round": 1, "policy": "another", "policy_files": "x"}}))
+    with pytest.raises(ValueError, match="round-1 was made with other settings"):
+        run_iterate(IterateConfig(model=str(tiny_model_dir("llama")), prompts=str(prompts),
+                                  scorer="verifier:synth_helpers:digit_share", rounds=1,
+                                  output=str(out), progress=False))

@@ -53,3 +53,23 @@ def test_equal_weights_change_nothing_and_a_missing_column_is_refused(tiny_model
     zero = _write(tmp_path / "z.jsonl", [{**r, "w": 0} for r in ROWS])
     with pytest.raises(ValueError, match="every example weighs 0"):
         _train(model, zero, tmp_path / "e", tmp_path, pair_weight="w")
+
+
+def test_a_weight_may_be_a_column_the_loader_reads_into_the_record(tiny_model_dir, tmp_path):
+    """margin is a record field, not an extra column: it was refused as missing."""
+    model = tiny_model_dir("llama")
+    data = _write(tmp_path / "m.jsonl", [{**r, "margin": 1.0} for r in ROWS])
+    result = _train(model, data, tmp_path / "a", tmp_path, pair_weight="margin")
+    assert result.steps == 1
+
+
+def test_the_logged_loss_is_the_weighted_one(tiny_model_dir, tmp_path):
+    model = tiny_model_dir("llama")
+    weighted = _write(tmp_path / "w.jsonl", [{**r, "w": w}
+                                             for r, w in zip(ROWS, [3.0, 0.0, 1.0, 0.0])])
+    subset = _write(tmp_path / "s.jsonl", [ROWS[0], ROWS[0], ROWS[0], ROWS[2]])
+    _train(model, weighted, tmp_path / "a", tmp_path, pair_weight="w")
+    _train(model, subset, tmp_path / "b", tmp_path)
+    first = [json.loads((tmp_path / x / "metrics.jsonl").read_text().splitlines()[0])["loss"]
+             for x in ("a", "b")]
+    assert first[0] == pytest.approx(first[1], abs=1e-6)  # 3:1 weights = the row three times

@@ -112,7 +112,8 @@ def weights_identity(model) -> str:
     h = hashlib.sha256()
     for name, p in model.state_dict().items():
         h.update(name.encode())
-        h.update(p.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        # reshape(-1): a 0-dim buffer cannot be viewed as bytes as it is
+        h.update(p.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:32]
 
 

@@ -85,6 +85,8 @@ def audit_file(data: Any, *, eval_data: Any = None, model: str | None = None,
     for reason, problems in sorted(by_reason.items()):
         finding(f"refused:{reason}", f"rows the loader refuses ({reason}); training stops at "
                 "the first (or skips them with --on-error skip)", problems)
+        # the loader keeps the first 1000 messages; the count is every refused row
+        findings[-1]["count"] = report.skipped[reason]
 
     pairs = [(i, r) for i, r in enumerate(records) if isinstance(r, PairRecord)]
     finding("whitespace_only", "pairs whose responses differ only in whitespace",
@@ -124,19 +126,28 @@ def audit_file(data: Any, *, eval_data: Any = None, model: str | None = None,
     statistics_: dict[str, Any] = {"rows": report.rows, "loaded": report.loaded,
                                    "refused": report.n_skipped, "kinds": dict(kinds)}
 
-    tokenizer = None
+    tokenizer = tokens = None
     if model is not None:
         from transformers import AutoTokenizer
 
+        from prefalign.scoring.pair_signals import tokenized
+
         tokenizer = AutoTokenizer.from_pretrained(model)
-    lengths = _pair_lengths([r for _, r in pairs], tokenizer)
+        tokens = tokenized(records, tokenizer)  # None: no exact prompt/response boundary
+        finding("untokenizable", "rows the model's tokenizer cannot split exactly into prompt "
+                "and response (training refuses them)",
+                [_where(r, i) for i, (r, ex) in enumerate(zip(records, tokens)) if ex is None])
+    lengths = [(len(tokens[i].responses[0]), len(tokens[i].responses[1]))
+               if tokens[i] is not None else None for i, _ in pairs] if tokens is not None \
+        else [(_text_length(r.chosen), _text_length(r.rejected)) for _, r in pairs]
     unit = "tokens" if tokenizer is not None else "characters"
-    gaps = [c - w for c, w in lengths]
     margins = [(r.margin if r.margin is not None else
                 (r.score_chosen - r.score_rejected
                  if r.score_chosen is not None and r.score_rejected is not None else None))
                for _, r in pairs]
-    with_margin = [(m, g) for m, g in zip(margins, gaps) if m is not None]
+    gaps = [c - w for c, w in (x for x in lengths if x is not None)]
+    with_margin = [(m, x[0] - x[1]) for m, x in zip(margins, lengths)
+                   if m is not None and x is not None]
     statistics_["length_bias"] = {
         "unit": unit, "pairs": len(pairs),
         "chosen_longer": (sum(g > 0 for g in gaps) / len(gaps)) if gaps else None,
@@ -151,27 +162,31 @@ def audit_file(data: Any, *, eval_data: Any = None, model: str | None = None,
     if max_length is not None:
         finding("truncated", f"rows longer than --max-length {max_length} tokens (prompt + "
                 "the longest response): training cuts or drops them",
-                _too_long(records, tokenizer, max_length))
+                [f"{_where(r, i)} ({n} tokens)" for i, (r, ex) in enumerate(zip(records, tokens))
+                 if ex is not None and (n := len(ex.prompt_ids) + max(map(len, ex.responses)))
+                 > max_length])
 
     signals: dict[str, list[float]] = {}
     if ref_model is not None and pairs:
         from prefalign.scoring.pair_signals import pair_logps
 
         ref, _ = pair_logps([r for _, r in pairs], ref_model, device=device)
-        ratios = [w - l for w, l in ref]
-        signals["reference_logratio"] = ratios
+        ratios = [None if x is None else x[0] - x[1] for x in ref]
+        signals["reference_logratio"] = [x for x in ratios if x is not None]
         finding("suspected_label_noise", "pairs the reference ranks strongly against their label "
                 f"(log π_ref(chosen) − log π_ref(rejected) < −{noise_threshold:g})",
                 [f"{_where(r, i)} ({ratio:.2f})" for (i, r), ratio in zip(pairs, ratios)
-                 if ratio < -noise_threshold])
+                 if ratio is not None and ratio < -noise_threshold])
         if model is not None:
             policy, _ = pair_logps([r for _, r in pairs], model, device=device)
-            signals["implicit_margin"] = [beta * ((pw - rw) - (pl - rl))
-                                          for (pw, pl), (rw, rl) in zip(policy, ref)]
+            signals["implicit_margin"] = [beta * ((p[0] - q[0]) - (p[1] - q[1]))
+                                          for p, q in zip(policy, ref)
+                                          if p is not None and q is not None]
     if model is not None and pairs:
         from prefalign.scoring.pair_signals import pair_ches
 
-        signals["ches"] = pair_ches([r for _, r in pairs], model, device=device)
+        signals["ches"] = [v for v in pair_ches([r for _, r in pairs], model, device=device)
+                           if v is not None]
     for name, values in signals.items():
         statistics_[name] = _stats(values)
 
@@ -195,30 +210,6 @@ def _default_output(data) -> Path:
         path = Path(data)
         return path.with_name(path.name.split(".")[0] + ".audit")
     return Path("audit")
-
-
-def _pair_lengths(pairs: list[PairRecord], tokenizer) -> list[tuple[int, int]]:
-    if tokenizer is None:
-        return [(_text_length(r.chosen), _text_length(r.rejected)) for r in pairs]
-    from prefalign.data.tokenization import tokenize_record
-
-    out = []
-    for i, r in enumerate(pairs):
-        ex, _ = tokenize_record(r, tokenizer, index=i)
-        out.append((len(ex.responses[0]), len(ex.responses[1])))
-    return out
-
-
-def _too_long(records, tokenizer, max_length: int) -> list[str]:
-    from prefalign.data.tokenization import tokenize_record
-
-    rows = []
-    for i, r in enumerate(records):
-        ex, _ = tokenize_record(r, tokenizer, index=i)
-        total = len(ex.prompt_ids) + max(len(x) for x in ex.responses)
-        if total > max_length:
-            rows.append(f"{_where(r, i)} ({total} tokens)")
-    return rows
 
 
 def _plots(out: Path, gaps, unit, scores, margins, signals) -> list[dict[str, str]]:

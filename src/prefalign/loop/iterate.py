@@ -7,6 +7,7 @@ Layout::
     OUT/round-k/data.jsonl (+ .manifest.json, .progress.jsonl)   synth from round k-1's policy
     OUT/round-k/model/  metrics.jsonl  config.json                 `prefalign train` output
     OUT/round-k/eval.json                 the new policy on the held-out prompts
+    OUT/round-k/round.start.json          written first: what the round started from
     OUT/round-k/round.json                written last: the round is finished
 
 A rerun skips finished rounds (those with ``round.json``) and resumes an unfinished one: its synth
@@ -35,13 +36,13 @@ from typing import Any
 
 from prefalign.core import identity
 from prefalign.core.files import atomic_write_json
-from prefalign.scoring.model_refs import resolve_model_refs
+from prefalign.scoring.model_refs import names_models, resolve_model_refs
 from prefalign.generation import make_generator
 from prefalign.generation.types import SamplingConfig, check_sampling
 from prefalign.core.settings import values_of
 from prefalign.generation.settings import BackendSettings, SamplingSettings
 from prefalign.synth import SynthConfig, SynthSettings
-from prefalign.synth.job import run_synth, score_chunk
+from prefalign.synth.job import run_synth, score_chunk, scorer_files
 
 from .config import IterateConfig, round_backends
 from prefalign.synth.prompts import read_prompts
@@ -150,6 +151,12 @@ def round_fingerprint(cfg: IterateConfig, k: int, policy: Path) -> dict[str, Any
                "policy_files": identity.model_identity(str(policy)),
                "eval_prompts": shown(cfg.eval_prompts),
                "eval_prompts_files": identity.data_identity(cfg.eval_prompts), "scorer": scorer}
+    specs = [x for x in (cfg.scorer, cfg.eval_scorer) if x]
+    if any(names_models(x) and "@ref" in x for x in specs):  # @ref's model, by content
+        entries["ref_files"] = identity.model_identity(reference_of(cfg))
+    files = {path: sha for x in specs for path, sha in scorer_files(x).items()}
+    if files:  # a judge's principles, by content
+        entries["scorer_files"] = files
     names = ["top_p", "top_k", "max_new_tokens", "seed", "batch_size", "prompt_field", "eval_n",
              "eval_temperature", "pass_threshold"]
     if k > 0:  # round 0 only evaluates the starting policy
@@ -228,7 +235,10 @@ def check_iterate_settings(cfg: IterateConfig) -> None:
             from prefalign.scoring import parse_scorer_spec
 
             parse_scorer_spec(round_scorer_spec(spec, cfg, cfg.model, flag))
-    cfg.filter_specs()  # every --filter known, with valid options
+    from prefalign.synth.filters import check_filters
+    from prefalign.synth.pairs import output_kind
+
+    check_filters(cfg.filter_specs(), output_kind(cfg.pairs))  # known, valid, given pairs
     check_sampling(cfg.temperature, cfg.top_p, cfg.top_k, cfg.max_new_tokens)
     check_sampling(cfg.eval_temperature, cfg.top_p, cfg.top_k, cfg.max_new_tokens,
                    flags={"temperature": "--eval-temperature"})
@@ -264,6 +274,13 @@ def run_iterate(cfg: IterateConfig) -> IterateResult:
             rounds.append({key: v for key, v in info.items() if key != "fingerprint"})
             continue
         rdir.mkdir(parents=True, exist_ok=True)
+        # an unfinished round resumes only from the same start (its synth log knows the policy
+        # by path: a retrained earlier round at the same path would mix samples)
+        started = rdir / "round.start.json"
+        if started.exists():
+            _check_round(rdir, json.loads(started.read_text()), fp, out)
+        else:
+            atomic_write_json(started, {"round": k, "fingerprint": fp})
         shared = values_of(cfg, SynthSettings, SamplingSettings, BackendSettings)
         synth = run_synth(SynthConfig(**{  # the loop's synth settings, round k's policy and seed
             **shared, "model": str(policy), "output": str(rdir / "data.jsonl"),

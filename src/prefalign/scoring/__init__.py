@@ -65,10 +65,29 @@ def parse_scorer_spec(spec: str) -> list[tuple[float, str, str, dict]]:
                 f"with KIND one of {', '.join(registry.kinds())}, e.g. "
                 "0.7*verifier:mypkg.checks:exact_sum+0.3*rm:/models/rm")
         weight, kind, args = match.groups()
-        args, options = ((args.strip(), {}) if registry.get(kind).nested
-                         else _split_options(args.strip()))
+        if registry.get(kind).nested:  # members are whole specs: read them now, too
+            args, options = args.strip(), {}
+            for member in args.split("|"):
+                parse_scorer_spec(member)
+        else:
+            args, options = _split_options(args.strip())
         terms.append((float(weight) if weight else 1.0, kind, args, options))
     return terms
+
+
+FILE_OPTIONS = ("principles",)  # options that name a file whose contents decide the scores
+
+
+def files_named(spec: str) -> list[str]:
+    """The files a spec's options name (a judge's principles), its nested members' included:
+    what a run's fingerprint identifies by content."""
+    out = []
+    for _, kind, args, options in parse_scorer_spec(spec):
+        out += [str(options[o]) for o in FILE_OPTIONS if o in options]
+        if registry.get(kind).nested:
+            for member in args.split("|"):
+                out += files_named(member)
+    return out
 
 
 def build_scorer(spec: str, *, device: str | None = None) -> Scorer:
@@ -81,4 +100,5 @@ def build_scorer(spec: str, *, device: str | None = None) -> Scorer:
 
 
 __all__ = ["Score", "Scorer", "WeightedSum", "Group", "build_scorer", "parse_scorer_spec",
+           "files_named",
            "scorer_kind", "registry"]

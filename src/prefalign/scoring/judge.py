@@ -184,7 +184,15 @@ _JUDGE_OPTIONS = {"rubric": "the judge's instructions (a built-in rubric)",
 
 
 def _judge_options(options: dict) -> dict:
+    from prefalign.core.settings import coerce
+
     options = dict(options)
+    if "per_principle" in options:
+        try:
+            options["per_principle"] = coerce(str(options["per_principle"]), bool)
+        except TypeError:
+            raise ValueError(f"scorer judge: per_principle must be true or false, got "
+                             f"{options['per_principle']!r}") from None
     path = options.pop("principles", None)
     if path:
         options.update(principles=read_principles(str(path)), principles_file=str(path))

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 
-_REF = re.compile(r"@(policy|ref)\b")
+# a whole reference: what follows it ends an argument (a path like /m/x@ref-2 is left alone)
+_REF = re.compile(r"@(policy|ref)(?=$|[,|&?+#\s])")
 
 
 def names_models(spec: str) -> bool:

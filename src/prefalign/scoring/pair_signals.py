@@ -12,15 +12,37 @@ from prefalign.data.tokenization import tokenize_record
 from .models import LogProbModel, default_device
 
 
+def tokenized(records, tokenizer) -> list:
+    """Each pair tokenized as training does, or None for one that cannot be (a `DataError`
+    naming it, e.g. no exact prompt/response boundary): the callers count those."""
+    from prefalign.data.errors import DataError
+
+    out = []
+    for i, record in enumerate(records):
+        try:
+            out.append(tokenize_record(record, tokenizer, index=i)[0])
+        except DataError:
+            out.append(None)
+    return out
+
+
 def pair_logps(records, model_path: str, *, device: str | None = None
-               ) -> tuple[list[tuple[float, float]], list[tuple[int, int]]]:
+               ) -> tuple[list[tuple[float, float] | None], list[tuple[int, int] | None]]:
     """Per pair: (log π(chosen), log π(rejected)) under the model at ``model_path``, and the
-    two responses' token counts."""
+    two responses' token counts; None for a pair that cannot be tokenized."""
     model = LogProbModel(model_path, device=device)
-    examples = [tokenize_record(r, model.tokenizer, index=i)[0] for i, r in enumerate(records)]
-    values = model.logps(examples)
-    lengths = [(len(ex.responses[0]), len(ex.responses[1])) for ex in examples]
-    return [(v[0], v[1]) for v in values], lengths
+    examples = tokenized(records, model.tokenizer)
+    values = iter(model.logps([ex for ex in examples if ex is not None]))
+    logps, lengths = [], []
+    for ex in examples:
+        if ex is None:
+            logps.append(None)
+            lengths.append(None)
+            continue
+        v = next(values)
+        logps.append((v[0], v[1]))
+        lengths.append((len(ex.responses[0]), len(ex.responses[1])))
+    return logps, lengths
 
 
 def ches_score(chosen: torch.Tensor, rejected: torch.Tensor) -> float:
@@ -39,8 +61,9 @@ def mean_hidden(model, prompt_ids: list[int], response_ids: list[int], device) -
     return hidden[start:start + len(response_ids)].float().mean(0).cpu()
 
 
-def pair_ches(records, model_path: str, *, device: str | None = None) -> list[float]:
-    """Each pair's CHES under the model at ``model_path`` (a plain forward per response)."""
+def pair_ches(records, model_path: str, *, device: str | None = None) -> list[float | None]:
+    """Each pair's CHES under the model at ``model_path`` (a plain forward per response); None
+    for a pair that cannot be tokenized."""
     from transformers import AutoTokenizer
 
     from prefalign.engine.loading import check_model, load_causal_lm
@@ -50,8 +73,8 @@ def pair_ches(records, model_path: str, *, device: str | None = None) -> list[fl
     model = load_causal_lm(model_path, dtype=torch.float32,
                            attn_implementation=check_model(model_path)).to(device).eval()
     scores = []
-    for i, record in enumerate(records):
-        ex, _ = tokenize_record(record, tokenizer, index=i)
-        scores.append(ches_score(mean_hidden(model, ex.prompt_ids, ex.responses[0], device),
-                                 mean_hidden(model, ex.prompt_ids, ex.responses[1], device)))
+    for ex in tokenized(records, tokenizer):
+        scores.append(None if ex is None else ches_score(
+            mean_hidden(model, ex.prompt_ids, ex.responses[0], device),
+            mean_hidden(model, ex.prompt_ids, ex.responses[1], device)))
     return scores

@@ -42,7 +42,7 @@ from prefalign.scoring.base import NON_FINITE, Score, is_finite_score
 
 from prefalign.core.durable_log import DurableLog
 from .config import SynthConfig
-from .filters import FilterSpec, apply_filters
+from .filters import FilterSpec, apply_filters, check_filters
 from .pairs import PairOptions, build_records, output_kind
 from .prompts import read_prompts
 
@@ -133,6 +133,14 @@ NOT_RESULT_FIELDS = {
 }
 
 
+def scorer_files(spec: str) -> dict[str, str]:
+    """Each file the scorer spec names (a judge's principles) -> its content hash."""
+    from prefalign.scoring import files_named
+
+    return {path: (identity.file_sha256(path) if Path(path).is_file() else f"missing:{path}")
+            for path in files_named(spec)} if spec else {}
+
+
 def fingerprint(cfg: SynthConfig, prompts: list[PromptItem]) -> dict[str, Any]:
     """The settings that decide the samples and scores (LOG_FIELDS); a log written with others
     is refused. ``split`` and ``dtype`` enter only when set (older logs still resume); prompts
@@ -144,6 +152,9 @@ def fingerprint(cfg: SynthConfig, prompts: list[PromptItem]) -> dict[str, Any]:
         source["rows_sha256"] = identity.json_sha256([dataclasses.asdict(p) for p in prompts])
     entries = {"model": model, "prompts": source, "n_prompts": len(prompts),
                "sampling": cfg.sampling().to_dict(), "scorer": scorer}
+    files = scorer_files(cfg.scorer) if cfg.scorer_obj is None else {}
+    if files:  # a judge's principles decide its scores: by content, not path
+        entries["scorer_files"] = files
     # bf16 and fp32 weights sample differently; both enter only when set
     return identity.fingerprint(entries, cfg, ("backend", "base_url", "n", "seed", "prompt_field"),
                                 added={"split": None, "dtype": "auto", "pool": []})
@@ -223,7 +234,8 @@ def check_settings(cfg: SynthConfig) -> None:
                              "(the sum of its counts); leave --n out or make them agree")
         cfg.n = total
     cfg.sampling()  # SamplingConfig checks temperature, top_p, top_k, max_new_tokens
-    cfg.filter_specs()  # every --filter: a known name with known, valid options
+    # every --filter: a known name with known, valid options, and pairs for those judging them
+    check_filters(cfg.filter_specs(), output_kind(cfg.pairs))
     if cfg.scorer_obj is None and cfg.scorer:  # @policy is --model; synth has no @ref
         resolve_model_refs(cfg.scorer, policy=cfg.model or None, ref=None)
 

@@ -171,7 +171,8 @@ def loss_weights(records, examples, column: str) -> list[float]:
     out = []
     for ex in examples:
         record = records[ex.index]
-        value = record.meta.get(column)
+        # a column the loader reads into the record (margin, score_chosen, ...) or any other
+        value = getattr(record, column) if column in record.FIELDS else record.meta.get(column)
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or not math.isfinite(value) or value < 0:
             where = record.where or f"record {ex.index + 1}"

@@ -60,8 +60,21 @@ class MetricSums:
         total, count = self.sums.get(name, [0.0, 0.0])
         self.sums[name] = [total + float(values[finite].sum()), count + float(finite.sum())]
 
-    def add_loss(self, loss: StepLoss) -> None:
-        self.add("loss", loss.losses)
+    def add_weighted(self, name: str, values: torch.Tensor, weights: torch.Tensor) -> None:
+        """A weighted mean's sums: Σ w·v and Σ w (rows with weight 0 left out)."""
+        values, weights = values.detach().float(), weights.detach().float()
+        keep = (weights > 0) & ~torch.isnan(values)
+        total, count = self.sums.get(name, [0.0, 0.0])
+        self.sums[name] = [total + float((values[keep] * weights[keep]).sum()),
+                           count + float(weights[keep].sum())]
+
+    def add_loss(self, loss: StepLoss, weights: torch.Tensor | None = None) -> None:
+        """The loss (its weighted mean with ``weights``: the loss being optimised) and the
+        per-example metrics (unweighted)."""
+        if weights is None:
+            self.add("loss", loss.losses)
+        else:
+            self.add_weighted("loss", loss.losses, weights)
         for name, values in loss.metrics.items():
             self.add(name, values)
 

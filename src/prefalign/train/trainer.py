@@ -289,10 +289,11 @@ class Trainer:
                 out = self.forward(self.policy, self.examples, indices, self.reference,
                                    state=state, reduce=self._sum_over_processes,
                                    step_mean_length=step_mean_length)
-                losses = out.loss.losses
-                if self.weights is not None:
-                    losses = losses * torch.tensor([self.weights[i] for i in indices],
-                                                   device=losses.device, dtype=losses.dtype)
+                losses, weights = out.loss.losses, None
+                if self.weights is not None:  # a row of weight 0 is left out, whatever its loss
+                    weights = torch.tensor([self.weights[i] for i in indices],
+                                           device=losses.device, dtype=losses.dtype)
+                    losses = torch.where(weights > 0, losses * weights, torch.zeros_like(losses))
                 loss = losses.sum() * scale
                 if self.checks.aux_coef > 0:
                     # the mean over this process's micro-batches; DDP averages the processes
@@ -300,8 +301,10 @@ class Trainer:
                     sums.add("aux_loss", out.policy.aux_loss.detach()[None])
                 acc.backward(loss)
             tokens += out.batch.num_tokens
-            bad_losses += int((~torch.isfinite(out.loss.losses.detach())).sum())
-            sums.add_loss(out.loss)
+            counted = out.loss.losses.detach() if weights is None else \
+                out.loss.losses.detach()[weights > 0]
+            bad_losses += int((~torch.isfinite(counted)).sum())
+            sums.add_loss(out.loss, weights)
         for _ in range(most_micro - len(micro)):
             state.observe(None, self._sum_over_processes)
         clip = cfg.max_grad_norm if cfg.max_grad_norm and cfg.max_grad_norm > 0 else None

@@ -39,6 +39,8 @@ class PairFilter:
     options: tuple[Option, ...]
     apply: Callable = field(repr=False)  # apply(records, options, dropped) -> kept records
     module: str = ""
+    pairs_only: bool = False  # it judges pairs: refused for another --pairs output
+    check: Callable | None = field(default=None, repr=False)  # check(options): before any work
 
 
 _REGISTRY = Registry("pair filter", tuple(f"{__name__}.{m}" for m in BUILTIN_MODULES),
@@ -47,13 +49,16 @@ _REGISTRY = Registry("pair filter", tuple(f"{__name__}.{m}" for m in BUILTIN_MOD
 
 
 def pair_filter(name: str, *, summary: str, paper: str = "",
-                options: list[Option] | tuple[Option, ...] = ()) -> Callable:
-    """Register the decorated ``apply(records, options, dropped) -> records`` as ``name``."""
+                options: list[Option] | tuple[Option, ...] = (), pairs_only: bool = False,
+                check: Callable | None = None) -> Callable:
+    """Register the decorated ``apply(records, options, dropped) -> records`` as ``name``;
+    ``pairs_only``: it filters pairs only; ``check(options)``: checks across its options,
+    run when the spec is read (before any work), raising ValueError."""
     _REGISTRY.check_name(name)
 
     def register(apply: Callable) -> Callable:
         _REGISTRY.add(name, PairFilter(name, summary, paper, tuple(options), apply,
-                                       apply.__module__), apply.__module__)
+                                       apply.__module__, pairs_only, check), apply.__module__)
         return apply
 
     return register
@@ -81,7 +86,29 @@ def parse_filter(spec: str) -> FilterSpec:
     """``NAME``, ``NAME:VALUE`` or ``NAME:KEY=VALUE,...`` as a checked `FilterSpec`."""
     name, rest = split_spec(spec)
     entry = get(name)
-    return FilterSpec(entry.name, parse_options(f"filter {entry.name}", entry.options, rest))
+    options = parse_options(f"filter {entry.name}", entry.options, rest)
+    if entry.check is not None:
+        entry.check(options)
+    return FilterSpec(entry.name, options)
+
+
+def check_filters(specs: list[FilterSpec], output: str) -> None:
+    """Before any work: every filter that judges pairs gets pairs (``output``: the records'
+    kind of ``--pairs``)."""
+    for spec in specs:
+        if get(spec.name).pairs_only and output != "pairwise":
+            raise ValueError(f"filter {spec.name} filters pairs; --pairs gives {output} "
+                             "records")
+
+
+def describe_record(record, position: int) -> str:
+    """Where a record came from, for a filter's message: its prompt and samples."""
+    meta = record.meta
+    if "prompt_index" in meta:
+        samples = (f", samples {meta['chosen_index']} and {meta['rejected_index']}"
+                   if "chosen_index" in meta else "")
+        return f"the record of prompt {meta['prompt_index']}{samples}"
+    return f"record {position + 1}"
 
 
 def require_pairs(records, name: str) -> None:
@@ -90,8 +117,8 @@ def require_pairs(records, name: str) -> None:
 
     for i, record in enumerate(records):
         if not isinstance(record, PairRecord):
-            raise ValueError(f"filter {name}: record {i + 1} is {record.kind}; it filters pairs "
-                             "(--pairs with pairwise output)")
+            raise ValueError(f"filter {name}: {describe_record(record, i)} is {record.kind}; it "
+                             "filters pairs (--pairs with pairwise output)")
 
 
 def apply_filters(records: list, specs: list[FilterSpec]) -> tuple[list, list[dict[str, Any]]]:

@@ -35,17 +35,20 @@ from . import pair_filter, require_pairs
                rule=(lambda v: 0 <= v < 1, "in [0, 1)")),
         Option("device", str | None, None, "where the model runs (default: cuda when "
                                            "available, else cpu)"),
-    ])
+    ], pairs_only=True)
 def ches(records, options, dropped: Counter) -> list:
     require_pairs(records, "ches")
     if not records:
         return []
     scores = pair_ches(records, options["model"], device=options["device"])
-    count = math.floor(options["fraction"] * len(records))
-    most_similar = set(sorted(range(len(records)), key=lambda i: -scores[i])[:count])
+    usable = [i for i, v in enumerate(scores) if v is not None]
+    count = math.floor(options["fraction"] * len(usable))
+    most_similar = set(sorted(usable, key=lambda i: -scores[i])[:count])
     kept = []
     for i, record in enumerate(records):
-        if i in most_similar:
+        if scores[i] is None:
+            dropped["untokenizable"] += 1  # no exact prompt/response boundary
+        elif i in most_similar:
             dropped["similar_hidden_embeddings"] += 1
         else:
             record.meta["ches"] = scores[i]

@@ -42,23 +42,27 @@ def implicit_margins(policy: list[tuple[float, float]], reference: list[tuple[fl
                rule=(lambda v: v in ("smallest", "largest"), "smallest or largest")),
         Option("device", str | None, None, "where the models run (default: cuda when "
                                            "available, else cpu)"),
-    ])
+    ], pairs_only=True)
 def margin(records, options, dropped: Counter) -> list:
     require_pairs(records, "margin")
     if not records:
         return []
     policy, _ = pair_logps(records, options["model"], device=options["device"])
     reference, _ = pair_logps(records, options["ref_model"], device=options["device"])
-    margins = implicit_margins(policy, reference, options["beta"])
-    order = sorted(range(len(records)), key=lambda i: margins[i])  # stable: record order
+    usable = [i for i in range(len(records)) if policy[i] is not None and reference[i] is not None]
+    margins = dict(zip(usable, implicit_margins([policy[i] for i in usable],
+                                                [reference[i] for i in usable], options["beta"])))
+    order = sorted(usable, key=lambda i: margins[i])  # stable: record order
     if options["keep"] == "largest":
-        order = sorted(range(len(records)), key=lambda i: -margins[i])
-    count = math.ceil(options["fraction"] * len(records))
+        order = sorted(usable, key=lambda i: -margins[i])
+    count = math.ceil(options["fraction"] * len(usable))
     chosen = set(order[:count])
     reason = "larger_margin" if options["keep"] == "smallest" else "smaller_margin"
     kept = []
     for i, record in enumerate(records):
-        if i in chosen:
+        if i not in margins:
+            dropped["untokenizable"] += 1  # no exact prompt/response boundary
+        elif i in chosen:
             record.meta["implicit_margin"] = margins[i]
             kept.append(record)
         else:

@@ -31,14 +31,18 @@ from . import pair_filter, require_pairs
         Option("per_token", bool, False, "compare per-token mean log-probs"),
         Option("device", str | None, None, "where the model runs (default: cuda when "
                                            "available, else cpu)"),
-    ])
+    ], pairs_only=True)
 def ref_guided(records, options, dropped: Counter) -> list:
     require_pairs(records, "ref-guided")
     if not records:
         return []
     logps, lengths = pair_logps(records, options["ref_model"], device=options["device"])
     kept = []
-    for record, (w, l), (nw, nl) in zip(records, logps, lengths):
+    for record, pair, sizes in zip(records, logps, lengths):
+        if pair is None:
+            dropped["untokenizable"] += 1  # no exact prompt/response boundary
+            continue
+        (w, l), (nw, nl) = pair, sizes
         ratio = (w / max(nw, 1) - l / max(nl, 1)) if options["per_token"] else w - l
         if ratio >= options["threshold"]:
             record.meta["reference_logratio"] = ratio

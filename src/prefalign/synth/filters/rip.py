@@ -15,9 +15,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from prefalign.data.records import PairRecord
-
-from . import Option, pair_filter
+from . import Option, describe_record, pair_filter, require_pairs
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -33,6 +31,15 @@ _UNIT = (lambda v: v is None or 0 <= v <= 1, "in [0, 1], or null")
 _FINITE = (lambda v: v is None or math.isfinite(v), "a finite number, or null")
 
 
+def check(options) -> None:
+    for value, quant in (("min_rejected", "rejected_quantile"), ("max_gap", "gap_quantile")):
+        if options[value] is not None and options[quant] is not None:
+            raise ValueError(f"filter rip: give {value} or {quant}, not both")
+    if all(v is None for v in options.values()):
+        raise ValueError("filter rip: give a threshold, e.g. rip:rejected_quantile=0.25,"
+                         "gap_quantile=0.75")
+
+
 @pair_filter("rip", summary="pairs whose rejected score is below a floor or whose score gap is "
              "above a ceiling (values or data-set quantiles)",
              paper="R.I.P.: Better Models by Survival of the Fittest Prompts (Yu et al. 2025)",
@@ -45,21 +52,14 @@ _FINITE = (lambda v: v is None or math.isfinite(v), "a finite number, or null")
                         "value", rule=_FINITE),
                  Option("max_gap", float | None, None, "ceiling on the gap, as a value",
                         rule=_FINITE),
-             ])
+             ], pairs_only=True, check=check)
 def rip(records, options, dropped: Counter) -> list:
-    for value, quant in (("min_rejected", "rejected_quantile"), ("max_gap", "gap_quantile")):
-        if options[value] is not None and options[quant] is not None:
-            raise ValueError(f"filter rip: give {value} or {quant}, not both")
-    if all(v is None for v in options.values()):
-        raise ValueError("filter rip: give a threshold, e.g. rip:rejected_quantile=0.25,"
-                         "gap_quantile=0.75")
+    check(options)
+    require_pairs(records, "rip")
     for i, record in enumerate(records):
-        if not isinstance(record, PairRecord):
-            raise ValueError(f"filter rip: record {i + 1} is {record.kind}; R.I.P. filters pairs "
-                             "(--pairs with pairwise output)")
         if record.score_chosen is None or record.score_rejected is None:
-            raise ValueError(f"filter rip: pair {i + 1} has no score_chosen/score_rejected; "
-                             "R.I.P. needs each response's score")
+            raise ValueError(f"filter rip: {describe_record(record, i)} has no score_chosen/"
+                             "score_rejected; R.I.P. needs each response's score")
     if not records:
         return []
     rejected = [float(r.score_rejected) for r in records]
