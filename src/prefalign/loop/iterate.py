@@ -128,7 +128,7 @@ class RoundMismatchError(ValueError):
 # ROUND_FIELDS are in round_fingerprint (the starting model through each round's policy, by
 # content; the prompts by content), NOT_RESULT_FIELDS do not change a round, with the reason.
 ROUND_FIELDS = ("model", "prompts", "eval_prompts", "scorer", "eval_scorer", "scorer_obj", "n",
-                "pairs",
+                "pairs", "revise",
                 "min_gap", "length_penalty", "filters", "temperature", "top_p", "top_k", "max_new_tokens",
                 "seed", "batch_size", "prompt_field", "backend", "dtype", "objective",
                 "train_args", "eval_n", "eval_temperature", "pass_threshold")
@@ -165,8 +165,8 @@ def round_fingerprint(cfg: IterateConfig, k: int, policy: Path) -> dict[str, Any
                   "train_args"]
     # the back end decides the samples; left out at its defaults so older runs still resume
     added = {"backend": "hf", "dtype": "auto", "eval_scorer": ""}
-    if k > 0:  # filters were added later: at none, older rounds still match
-        added["filters"] = []
+    if k > 0:  # filters and revisions were added later: at none, older rounds still match
+        added.update(filters=[], revise="")
     return identity.fingerprint(entries, cfg, names, added=added)
 
 

@@ -41,6 +41,10 @@ class SynthSettings(Settings):
     chunk_size: int = setting(32, help="prompts per durable chunk (a rerun resumes after the "
                               "last finished one)")
     batch_size: int = setting(16, help="rows (prompt x sample) per generate call, hf back end")
+    revise: str = setting("", help="a model that critiques and rewrites each prompt's "
+                          "lowest-scored response, the revision against the original becoming a "
+                          "pair: a generator spec (hf:PATH, vllm:PATH, openai:URL#MODEL, "
+                          "hf:@policy; default: none)")
 
     FLAGS = {"filters": "--filter"}
     REPEATED = frozenset({"filters"})
@@ -74,8 +78,10 @@ class SynthConfig(SynthSettings, SamplingSettings, BackendSettings, ServedSettin
                              "use)", repr=False)
     scorer_obj: Any = setting(None, help="a Scorer object used instead of --scorer (library "
                               "use)", repr=False)
+    reviser_obj: Any = setting(None, help="a Generator object used instead of --revise "
+                               "(library use)", repr=False)
 
-    LIBRARY_ONLY = frozenset({"generator", "scorer_obj"})
+    LIBRARY_ONLY = frozenset({"generator", "scorer_obj", "reviser_obj"})
     REQUIRED = ("prompts", "scorer")
     REPEATED = SynthSettings.REPEATED | {"pool"}
 

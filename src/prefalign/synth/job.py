@@ -44,6 +44,7 @@ from prefalign.core.durable_log import DurableLog
 from .config import SynthConfig
 from .filters import FilterSpec, apply_filters, check_filters
 from .pairs import PairOptions, build_records, output_kind
+from .revise import revise_chunk, revision_pair
 from .prompts import read_prompts
 
 MAX_REASONS = 20  # distinct failure reasons kept in the counts (the rest summed)
@@ -86,6 +87,16 @@ def check_not_prompts(prompts: Any, paths) -> None:
                              "would overwrite the prompts: choose another --output")
 
 
+def make_reviser(cfg: SynthConfig):
+    """The --revise generator (its object if set), ``@policy`` being --model; None without."""
+    if cfg.reviser_obj is not None:
+        return cfg.reviser_obj
+    if not cfg.revise:
+        return None
+    spec = resolve_model_refs(cfg.revise, policy=cfg.model or None, ref=None, where="--revise")
+    return make_generator(spec, batch_size=cfg.batch_size, **cfg.generator_options())
+
+
 def make_backend(cfg: SynthConfig):
     """The generator ``cfg`` names (its ``generator`` object if set), from the one factory."""
     if cfg.generator is not None:
@@ -115,7 +126,7 @@ def _source_id(source: Any) -> Any:
 # LOG_FIELDS decide the samples and scores (in the log's fingerprint; a log written with others
 # is refused), OUTPUT_FIELDS only how the output is built from the log (changing them rebuilds
 # it), NOT_RESULT_FIELDS neither, with the reason.
-LOG_FIELDS = ("model", "pool", "prompts", "split", "limit", "prompt_field", "n", "temperature",
+LOG_FIELDS = ("model", "pool", "revise", "reviser_obj", "prompts", "split", "limit", "prompt_field", "n", "temperature",
               "top_p",
               "top_k", "max_new_tokens", "seed", "backend", "base_url", "dtype", "scorer",
               "generator", "scorer_obj")
@@ -156,8 +167,10 @@ def fingerprint(cfg: SynthConfig, prompts: list[PromptItem]) -> dict[str, Any]:
     if files:  # a judge's principles decide its scores: by content, not path
         entries["scorer_files"] = files
     # bf16 and fp32 weights sample differently; both enter only when set
+    if cfg.reviser_obj is not None:
+        entries["reviser"] = cfg.reviser_obj.describe()
     return identity.fingerprint(entries, cfg, ("backend", "base_url", "n", "seed", "prompt_field"),
-                                added={"split": None, "dtype": "auto", "pool": []})
+                                added={"split": None, "dtype": "auto", "pool": [], "revise": ""})
 
 
 class _PromptIds:
@@ -177,7 +190,7 @@ class _PromptIds:
 
 
 def _entry(item: PromptItem, completions: list[Completion], scores,
-           prompt_ids: _PromptIds | None = None) -> dict[str, Any]:
+           prompt_ids: _PromptIds | None = None, revision=None) -> dict[str, Any]:
     entry = {"index": item.index, "completions": [c.to_dict() for c in completions],
              "scores": [s.value if s is not None else None for s in scores],
              "reasons": [s.reason if s is not None else "empty_response" for s in scores]}
@@ -186,6 +199,8 @@ def _entry(item: PromptItem, completions: list[Completion], scores,
                           for s in scores]
     if prompt_ids is not None:
         entry.update(prompt_ids.fields(item, completions))
+    if revision is not None:
+        entry["revision"] = revision
     return entry
 
 
@@ -316,11 +331,16 @@ def _run_synth(cfg: SynthConfig, opts: PairOptions, out_path: Path, log_path: Pa
         bar = tqdm(total=len(prompts), initial=resumed, unit="prompt", desc="synth",
                    disable=not cfg.progress)
         sampling_since = time.time()  # the rate leaves out loading the model and scorer
+        reviser = make_reviser(cfg)
         for chunk in todo:
             completions = generator.generate(chunk, cfg.n, cfg.sampling(), cfg.seed)
             scores = score_chunk(scorer, chunk, completions)
-            log.append(_entry(item, comps, sc, prompt_ids) for item, comps, sc in
-                       zip(chunk, completions, scores) if item.index not in done)
+            revisions = (revise_chunk(reviser, lambda i, c: score_chunk(scorer, i, c), chunk,
+                                      completions, scores, max_new_tokens=cfg.max_new_tokens,
+                                      seed=cfg.seed)
+                         if reviser is not None else [None] * len(chunk))
+            log.append(_entry(item, comps, sc, prompt_ids, rev) for item, comps, sc, rev in
+                       zip(chunk, completions, scores, revisions) if item.index not in done)
             new = [item for item in chunk if item.index not in done]
             done.update(item.index for item in new)
             generated_now += cfg.n * len(new)
@@ -349,6 +369,7 @@ def _run_synth(cfg: SynthConfig, opts: PairOptions, out_path: Path, log_path: Pa
         "seed_rule": "sample j of prompt i uses sha256(f'{seed}:{i}:{j}')[:8] >> 1",
         "prompts": fp["prompts"],
         "pairs": dataclasses.asdict(opts), "filters": [f.to_dict() for f in cfg.filter_specs()],
+        "revise": cfg.revise or None,
         "counts": counts,
         "scorer_stats_this_run": dict(scorer_stats), "scorer_details_this_run": scorer_desc,
     }
@@ -395,6 +416,10 @@ def build_from_log(entries: list[dict], prompts: list[PromptItem], opts: PairOpt
                                 [c.get("num_tokens") for c in comps], dropped, sampled,
                                 votes=e.get("votes"), sources=[c.get("model") for c in comps])
         records.extend(recs)
+        revised = revision_pair(item, e, opts.min_gap, dropped)
+        if revised is not None:
+            records.append(revised)
+            counts["revision_pairs"] = counts.get("revision_pairs", 0) + 1
     if filters:
         counts["records_before_filters"] = len(records)
         records, counts["filters"] = apply_filters(records, list(filters))
