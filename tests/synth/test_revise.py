@@ -73,3 +73,15 @@ def test_revisions_become_pairs_and_are_logged(tmp_path, monkeypatch):
     again = Reviser()
     run_synth(SynthConfig(**{**cfg, "reviser_obj": again}))
     assert again.asked == []
+
+
+def test_a_reviser_naming_a_policy_synth_lacks_is_refused_before_any_work(tmp_path):
+    import pytest
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"prompt": "q"}) + "\n")
+    with pytest.raises(ValueError, match="--revise 'hf:@policy'"):
+        run_synth(SynthConfig(pool=["1*/nowhere"], prompts=str(prompts),
+                              scorer="verifier:helpers_jury:length", revise="hf:@policy",
+                              output=str(tmp_path / "o.jsonl"), progress=False))
+    assert not (tmp_path / "o.jsonl.progress.jsonl").exists()

@@ -128,10 +128,10 @@ class RoundMismatchError(ValueError):
 # ROUND_FIELDS are in round_fingerprint (the starting model through each round's policy, by
 # content; the prompts by content), NOT_RESULT_FIELDS do not change a round, with the reason.
 ROUND_FIELDS = ("model", "prompts", "eval_prompts", "scorer", "eval_scorer", "scorer_obj", "n",
-                "pairs", "revise",
-                "min_gap", "length_penalty", "filters", "temperature", "top_p", "top_k", "max_new_tokens",
-                "seed", "batch_size", "prompt_field", "backend", "dtype", "objective",
-                "train_args", "eval_n", "eval_temperature", "pass_threshold")
+                "pairs", "revise", "min_gap", "length_penalty", "filters", "temperature",
+                "top_p", "top_k", "max_new_tokens", "seed", "batch_size", "prompt_field",
+                "backend", "dtype", "objective", "train_args", "eval_n", "eval_temperature",
+                "pass_threshold")
 NOT_RESULT_FIELDS = {
     "output": "where the loop goes", "rounds": "how many rounds (raising it continues a loop)",
     "chunk_size": "how often synth's log is written", "device": "where the models run",

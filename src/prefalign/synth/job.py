@@ -126,10 +126,9 @@ def _source_id(source: Any) -> Any:
 # LOG_FIELDS decide the samples and scores (in the log's fingerprint; a log written with others
 # is refused), OUTPUT_FIELDS only how the output is built from the log (changing them rebuilds
 # it), NOT_RESULT_FIELDS neither, with the reason.
-LOG_FIELDS = ("model", "pool", "revise", "reviser_obj", "prompts", "split", "limit", "prompt_field", "n", "temperature",
-              "top_p",
-              "top_k", "max_new_tokens", "seed", "backend", "base_url", "dtype", "scorer",
-              "generator", "scorer_obj")
+LOG_FIELDS = ("model", "pool", "revise", "reviser_obj", "prompts", "split", "limit",
+              "prompt_field", "n", "temperature", "top_p", "top_k", "max_new_tokens", "seed",
+              "backend", "base_url", "dtype", "scorer", "generator", "scorer_obj")
 OUTPUT_FIELDS = ("pairs", "min_gap", "length_penalty", "label_threshold",
                  "keep_whitespace_variants", "filters")
 NOT_RESULT_FIELDS = {
@@ -166,9 +165,9 @@ def fingerprint(cfg: SynthConfig, prompts: list[PromptItem]) -> dict[str, Any]:
     files = scorer_files(cfg.scorer) if cfg.scorer_obj is None else {}
     if files:  # a judge's principles decide its scores: by content, not path
         entries["scorer_files"] = files
-    # bf16 and fp32 weights sample differently; both enter only when set
     if cfg.reviser_obj is not None:
         entries["reviser"] = cfg.reviser_obj.describe()
+    # bf16 and fp32 weights sample differently; both enter only when set
     return identity.fingerprint(entries, cfg, ("backend", "base_url", "n", "seed", "prompt_field"),
                                 added={"split": None, "dtype": "auto", "pool": [], "revise": ""})
 
@@ -253,6 +252,8 @@ def check_settings(cfg: SynthConfig) -> None:
     check_filters(cfg.filter_specs(), output_kind(cfg.pairs))
     if cfg.scorer_obj is None and cfg.scorer:  # @policy is --model; synth has no @ref
         resolve_model_refs(cfg.scorer, policy=cfg.model or None, ref=None)
+    if cfg.revise and cfg.reviser_obj is None:
+        resolve_model_refs(cfg.revise, policy=cfg.model or None, ref=None, where="--revise")
 
 
 def check_prompt_lengths(generator, prompts, max_new_tokens: int, source) -> None:
