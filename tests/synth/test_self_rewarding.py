@@ -61,8 +61,16 @@ def test_selfjudge_reads_the_answer_from_the_log_probs_in_both_orders(tiny_model
                 for j, rj in enumerate(responses) if j != i]
         expected.append(sum(wins) / len(wins))
     scorer = build_scorer(f"selfjudge:{path}", device="cpu")
-    got = [s.value for s in scorer.score([(item, responses)])[0]]
+    row = scorer.score([(item, responses)])[0]
+    got = [s.value for s in row]
     assert got == pytest.approx(expected, abs=1e-5)
+    # each response's p(i ≻ j): what a pair's strength is
+    for i, ri in enumerate(responses):
+        for j, rj in enumerate(responses):
+            if i != j:
+                assert row[i].beats[j] == pytest.approx(
+                    (p_first(ri, rj) + 1 - p_first(rj, ri)) / 2, abs=1e-5)
+                assert row[i].beats[j] + row[j].beats[i] == pytest.approx(1.0)
     assert sum(got) == pytest.approx(len(responses) / 2, abs=1e-6)  # p(i≻j) + p(j≻i) = 1
     assert scorer.stats["comparisons"] == 6
     with pytest.raises(ValueError, match="template needs {b}"):
@@ -104,3 +112,31 @@ def test_a_reference_inside_a_path_is_left_alone():
         "rm:/models/x@ref-2/rm"
     assert resolve_model_refs("pairjudge:hf:@policy?rubric=x", policy="/p", ref=None) == \
         "pairjudge:hf:/p?rubric=x"
+
+
+def test_a_self_judged_pair_carries_the_judges_probability_as_strength(tmp_path, tiny_model_dir):
+    from prefalign.generation.types import Completion
+    from prefalign.synth import SynthConfig, run_synth
+
+    class Canned:
+        name = "canned"
+
+        def describe(self):
+            return {"backend": self.name}
+
+        def generate(self, prompts, n, sampling, seed=0):
+            return [[Completion(t, seed) for t in ("4", "", "5")] for _ in prompts]
+
+    path = str(tiny_model_dir("llama"))
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"prompt": "2+2="}) + "\n")
+    result = run_synth(SynthConfig(model="m", prompts=str(prompts), n=3, generator=Canned(),
+                                   scorer=f"selfjudge:{path}", device="cpu",
+                                   output=str(tmp_path / "o.jsonl"), progress=False))
+    (pair,) = result.records
+    row = build_scorer(f"selfjudge:{path}", device="cpu").score([(PromptItem(0, "2+2="),
+                                                                  ["4", "5"])])[0]
+    # the empty sample 1 is not shown to the judge: samples 0 and 2 are its positions 0 and 1
+    chosen = 0 if pair.chosen == "4" else 1
+    assert pair.meta["strength"] == pytest.approx(row[chosen].beats[1 - chosen], abs=1e-6)
+    assert pair.meta["strength"] > 0.5

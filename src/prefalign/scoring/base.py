@@ -25,6 +25,9 @@ class Score:
     # several verdicts behind the value (a jury's members, a judge's principles), in the
     # scorer's order: pairs get each side's and their agreement (the preference strength)
     votes: tuple[float, ...] | None = None
+    # a pairwise scorer's p(this response ≻ response j), j over the group's responses in order
+    # (its own entry unused): a pair's strength is its chosen's ``beats`` at its rejected
+    beats: tuple[float, ...] | None = None
 
     def __post_init__(self):
         # NaN or +-inf is not a score: it cannot be ranked (NaN compares false with everything,

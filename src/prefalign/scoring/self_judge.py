@@ -7,7 +7,8 @@ read from its log-probabilities, not sampled: p(A) = σ(log p("A") − log p("B"
 log-prob that of the whole assistant turn ``A`` (or ``B``) with its end token, through the
 engine's packed forward. Both orders are asked to cancel position bias:
 p(i ≻ j) = (p(A | i first) + p(B | j first)) / 2. A response's score is its mean p(i ≻ j) over
-the prompt's other responses (1 for a prompt's only response). With ``@policy``
+the prompt's other responses (1 for a prompt's only response), and each pair built from them gets
+p(chosen ≻ rejected) as its ``strength``. With ``@policy``
 (`prefalign.scoring.model_refs`) each iterate round judges with its own policy.
 """
 
@@ -62,14 +63,18 @@ class SelfJudge(Scorer):
                 asks.append((item, responses[i], responses[j]))
                 where.append((g, i, j))
         p_first = self._first_wins(asks) if asks else []
-        wins = [[[] for _ in responses] for _, responses in groups]
-        for (g, i, j), p in zip(where, p_first):
-            wins[g][i].append(p)  # i shown first: p(i better)
-            wins[g][j].append(1.0 - p)  # j shown second: p(B) = p(j better)
+        # p[g][i][j] = p(i ≻ j) = (p(A | i first) + p(B | j first)) / 2
+        prob = [[[0.5] * len(responses) for _ in responses] for _, responses in groups]
+        first = {(g, i, j): p for (g, i, j), p in zip(where, p_first)}
+        for (g, i, j), p in first.items():
+            prob[g][i][j] = (p + 1.0 - first[(g, j, i)]) / 2
         self.stats["comparisons"] += len(asks)
-        # each unordered pair appears twice (both orders), so the mean over a response's list is
-        # the mean over its opponents of (p(A | i first) + p(B | i second)) / 2
-        return [[Score(sum(w) / len(w) if w else 1.0) for w in row] for row in wins]
+        out = []
+        for row in prob:
+            n = len(row)
+            out.append([Score(sum(p for j, p in enumerate(r) if j != i) / (n - 1) if n > 1
+                              else 1.0, beats=tuple(r)) for i, r in enumerate(row)])
+        return out
 
     def describe(self) -> dict:
         return {"scorer": self.name, "model": self.lm.path, "template": self.template}

@@ -196,6 +196,9 @@ def _entry(item: PromptItem, completions: list[Completion], scores,
     if any(s is not None and s.votes is not None for s in scores):
         entry["votes"] = [list(s.votes) if s is not None and s.votes is not None else None
                           for s in scores]
+    if any(s is not None and s.beats is not None for s in scores):
+        entry["beats"] = [list(s.beats) if s is not None and s.beats is not None else None
+                          for s in scores]
     if prompt_ids is not None:
         entry.update(prompt_ids.fields(item, completions))
     if revision is not None:
@@ -216,7 +219,12 @@ def score_chunk(scorer, items: list[PromptItem], completions: list[list[Completi
         full = [None] * len(comps)
         for j, s in zip(idx, row):
             if s is not None and s.value is not None and not is_finite_score(s.value):
-                s = Score(s.value, s.reason, s.votes)  # built otherwise: its value is None
+                s = Score(s.value, s.reason, s.votes, s.beats)  # built otherwise: value None
+            if s is not None and s.beats is not None:  # group positions -> sample indices
+                beats = [None] * len(comps)
+                for position, p in zip(idx, s.beats):
+                    beats[position] = p
+                s = Score(s.value, s.reason, s.votes, tuple(beats))
             full[j] = s
         out.append(full)
     return out
@@ -415,7 +423,8 @@ def build_from_log(entries: list[dict], prompts: list[PromptItem], opts: PairOpt
                                  [c.get("response_ids") for c in comps])
         recs, _ = build_records(item, [c["text"] for c in comps], e["scores"], opts,
                                 [c.get("num_tokens") for c in comps], dropped, sampled,
-                                votes=e.get("votes"), sources=[c.get("model") for c in comps])
+                                votes=e.get("votes"), sources=[c.get("model") for c in comps],
+                                beats=e.get("beats"))
         records.extend(recs)
         revised = revision_pair(item, e, opts.min_gap, dropped)
         if revised is not None:

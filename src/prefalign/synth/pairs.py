@@ -141,16 +141,32 @@ def build_records(item: PromptItem, texts: Sequence[str], scores: Sequence[float
                   opts: PairOptions, lengths: Sequence[int | None] | None = None,
                   dropped: Counter | None = None, sampled: SampledIds | None = None, *,
                   votes: Sequence[Sequence[float] | None] | None = None,
-                  sources: Sequence[str | None] | None = None) -> tuple[list, Counter]:
+                  sources: Sequence[str | None] | None = None,
+                  beats: Sequence[Sequence[float | None] | None] | None = None
+                  ) -> tuple[list, Counter]:
     """Records for one prompt from its responses ``texts`` and their ``scores``; ``sampled``
     holds the prompt's ids and every response's sampled ids, for the records to carry;
     ``votes`` each response's verdicts behind its score (a jury's), for each pair's
-    ``chosen_votes``, ``rejected_votes`` and ``strength``; ``sources`` the pool member that
+    ``chosen_votes``, ``rejected_votes`` and ``strength``; ``beats`` a pairwise scorer's
+    p(response ≻ each sample), for each pair's ``strength``; ``sources`` the pool member that
     sampled each response, for the records' ``chosen_model``/``rejected_model`` (``model``,
     ``models``)."""
     records, dropped = _build_records(item, texts, scores, opts, lengths, dropped, sources)
     records = _with_votes(_with_sampled_ids(records, sampled), votes)
-    return _with_sources(records, sources), dropped
+    return _with_beats(_with_sources(records, sources), beats), dropped
+
+
+def _with_beats(records: list, beats) -> list:
+    """A pairwise scorer's p(chosen ≻ rejected) as each pair's ``strength``."""
+    if not beats:
+        return records
+    for record in records:
+        if isinstance(record, PairRecord):
+            row = beats[record.meta["chosen_index"]]
+            p = None if row is None else row[record.meta["rejected_index"]]
+            if p is not None:
+                record.meta["strength"] = p
+    return records
 
 
 def _with_sources(records: list, sources) -> list:
