@@ -4,6 +4,46 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from prefalign.generation.types import Completion
+
+
+class CannedGenerator:
+    """A Generator with responses chosen per (prompt, sample): ``table[prompt index][j]``, so
+    every count a test checks is known."""
+
+    name = "canned"
+
+    def __init__(self, table):
+        self.table, self.calls = table, 0
+
+    def describe(self):
+        return {"backend": self.name}
+
+    def generate(self, prompts, n, sampling, seed=0):
+        self.calls += 1
+        return [[Completion(self.table[p.index][j], seed=j) for j in range(n)] for p in prompts]
+
+
+class ScriptedJudge:
+    """A Generator whose answer is a function of the question (its user turn): judges,
+    revisers; every question is kept in ``questions``."""
+
+    name = "scripted"
+
+    def __init__(self, answer):
+        self.answer, self.questions = answer, []
+
+    def describe(self):
+        return {"backend": self.name}
+
+    def generate(self, prompts, n, sampling, seed=0):
+        out = []
+        for p in prompts:
+            q = p.prompt[-1]["content"]
+            self.questions.append(q)
+            out.append([Completion(self.answer(q), seed)])
+        return out
+
 
 def arithmetic_rows(count, chat=True):
     rows = []

@@ -5,12 +5,13 @@ import json
 
 import pytest
 
-from prefalign.generation.types import Completion, PromptItem
+from prefalign.generation.types import PromptItem
 from prefalign.scoring import build_scorer
 from prefalign.scoring.judge import PointwiseJudge, read_principles
 from prefalign.synth import SynthConfig, run_synth
 from prefalign.synth.filters import apply_filters, parse_filter
 from prefalign.synth.pairs import PairOptions, agreement, build_records
+from synth_helpers import CannedGenerator, ScriptedJudge
 
 JURY = ("jury:verifier:helpers_jury:length|verifier:helpers_jury:vowels|"
         "verifier:helpers_jury:is_yes")
@@ -41,26 +42,13 @@ def test_a_pair_gets_its_jurys_agreement_as_strength():
     assert pair.meta["strength"] == pytest.approx((1 + 1 + 0.5) / 3)
 
 
-class Canned:
-    name = "canned"
-
-    def __init__(self, table):
-        self.table = table
-
-    def describe(self):
-        return {"backend": self.name}
-
-    def generate(self, prompts, n, sampling, seed=0):
-        return [[Completion(self.table[p.index][j], seed) for j in range(n)] for p in prompts]
-
-
 def test_synth_with_a_jury_writes_strength_and_the_filter_drops_split_verdicts(tmp_path,
                                                                              monkeypatch):
     monkeypatch.syspath_prepend(str(__import__("pathlib").Path(__file__).parent))
     prompts = tmp_path / "p.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": f"q{i}"}) + "\n" for i in range(2)))
     table = [["yes", "aaaa", "b"], ["eeee", "zz", "y"]]
-    cfg = dict(model="m", prompts=str(prompts), scorer=JURY, n=3, generator=Canned(table),
+    cfg = dict(model="m", prompts=str(prompts), scorer=JURY, n=3, generator=CannedGenerator(table),
                output=str(tmp_path / "out.jsonl"), progress=False)
     run_synth(SynthConfig(**cfg))
     rows = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
@@ -75,32 +63,15 @@ def test_synth_with_a_jury_writes_strength_and_the_filter_drops_split_verdicts(t
                        .PairRecord("p", "a", "b")], [parse_filter("strength")])
 
 
-class Rater:
+def rate(q):
     """A judge that rates by principle: 9 under 'be brief' when the response is short, 2
     otherwise; 8 under 'be polite' when it says please."""
-
-    name = "rater"
-
-    def __init__(self):
-        self.questions = []
-
-    def describe(self):
-        return {"backend": self.name}
-
-    def generate(self, prompts, n, sampling, seed=0):
-        out = []
-        for p in prompts:
-            q = p.prompt[-1]["content"]
-            self.questions.append(q)
-            response = q.split("[Response]\n")[1].split("\n\n")[0]
-            if "1. Be brief" in q and "2." not in q:
-                rating = 9 if len(response) < 6 else 2
-            elif "1. Be polite" in q and "2." not in q:
-                rating = 8 if "please" in response else 3
-            else:
-                rating = 5
-            out.append([Completion(f"Rating: {rating}", seed)])
-        return out
+    response = q.split("[Response]\n")[1].split("\n\n")[0]
+    if "1. Be brief" in q and "2." not in q:
+        return f"Rating: {9 if len(response) < 6 else 2}"
+    if "1. Be polite" in q and "2." not in q:
+        return f"Rating: {8 if 'please' in response else 3}"
+    return "Rating: 5"
 
 
 def test_principles_go_into_the_rubric_and_per_principle_ratings_are_votes(tmp_path):
@@ -108,17 +79,17 @@ def test_principles_go_into_the_rubric_and_per_principle_ratings_are_votes(tmp_p
     path.write_text("# our principles\nBe brief\n\nBe polite\n")
     principles = read_principles(str(path))
     assert principles == ["Be brief", "Be polite"]
-    gen = Rater()
+    gen = ScriptedJudge(rate)
     judge = PointwiseJudge(gen, principles=principles, principles_file=str(path))
     judge.score([(PromptItem(0, "q"), ["ok"])])
     assert "Judge by these principles:\n1. Be brief\n2. Be polite" in gen.questions[0]
     assert judge.describe()["principles"] == principles
-    per = PointwiseJudge(Rater(), principles=principles, per_principle=True)
+    per = PointwiseJudge(ScriptedJudge(rate), principles=principles, per_principle=True)
     row = per.score([(PromptItem(0, "q"), ["ok", "please do it now"])])[0]
     assert [s.votes for s in row] == [(9, 3), (2, 8)]
     assert [s.value for s in row] == [6.0, 5.0]
     with pytest.raises(ValueError, match="per_principle needs principles"):
-        PointwiseJudge(Rater(), per_principle=True)
+        PointwiseJudge(ScriptedJudge(rate), per_principle=True)
     with pytest.raises(ValueError, match="no principle in it"):
         (tmp_path / "empty.txt").write_text("# nothing\n")
         read_principles(str(tmp_path / "empty.txt"))
@@ -137,7 +108,7 @@ def test_a_jurys_members_are_read_with_the_spec_and_principle_switches_are_boole
     made = {}
     monkey = generation.make_generator
     try:
-        generation.make_generator = lambda spec: made.setdefault("g", Rater())
+        generation.make_generator = lambda spec: made.setdefault("g", ScriptedJudge(rate))
         judge = _build_pointwise("x", {"principles": str(path), "per_principle": "false"}, None)
         assert judge.per_principle is False  # "false" was read as true
         with pytest.raises(ValueError, match="per_principle must be true or false"):

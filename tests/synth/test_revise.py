@@ -3,46 +3,17 @@ against the original is a pair when it scores higher; all of it logged and resum
 
 import json
 
-from prefalign.generation.types import Completion
 from prefalign.synth import SynthConfig, run_synth
+from synth_helpers import CannedGenerator, ScriptedJudge
 
 
-class Canned:
-    name = "canned"
-
-    def __init__(self, table):
-        self.table = table
-
-    def describe(self):
-        return {"backend": self.name}
-
-    def generate(self, prompts, n, sampling, seed=0):
-        return [[Completion(self.table[p.index][j], seed) for j in range(n)] for p in prompts]
-
-
-class Reviser:
+def revise(q):
     """Critiques with a fixed line; revises by doubling the response (the length verifier then
     scores it higher), except for the response "keep", which it returns as it is."""
-
-    name = "reviser"
-
-    def __init__(self):
-        self.asked = []
-
-    def describe(self):
-        return {"backend": self.name}
-
-    def generate(self, prompts, n, sampling, seed=0):
-        out = []
-        for p in prompts:
-            q = p.prompt[-1]["content"]
-            self.asked.append(q)
-            if "[Critique]" not in q:
-                out.append([Completion("too short", seed)])
-            else:
-                response = q.split("[Response]\n")[1].split("\n\n")[0]
-                out.append([Completion(response if response == "keep" else response * 2, seed)])
-        return out
+    if "[Critique]" not in q:
+        return "too short"
+    response = q.split("[Response]\n")[1].split("\n\n")[0]
+    return response if response == "keep" else response * 2
 
 
 def test_revisions_become_pairs_and_are_logged(tmp_path, monkeypatch):
@@ -52,9 +23,9 @@ def test_revisions_become_pairs_and_are_logged(tmp_path, monkeypatch):
     prompts = tmp_path / "p.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": f"q{i}"}) + "\n" for i in range(2)))
     table = [["abc", "a"], ["keep", "longer one"]]
-    reviser = Reviser()
+    reviser = ScriptedJudge(revise)
     cfg = dict(model="m", prompts=str(prompts), scorer="verifier:helpers_jury:length", n=2,
-               generator=Canned(table), reviser_obj=reviser, output=str(tmp_path / "o.jsonl"),
+               generator=CannedGenerator(table), reviser_obj=reviser, output=str(tmp_path / "o.jsonl"),
                progress=False)
     result = run_synth(SynthConfig(**cfg))
     # prompt 0: "a" (the lowest) revised to "aa" (2 > 1): a pair; prompt 1: "keep" stays
@@ -64,15 +35,15 @@ def test_revisions_become_pairs_and_are_logged(tmp_path, monkeypatch):
     assert result.counts["revision_pairs"] == 1
     assert result.counts["dropped"]["revision_not_better"] == 1
     assert len(result.records) == 3  # the two west-of-n pairs and the revision
-    assert any("[Critique]\ntoo short" in q for q in reviser.asked)
+    assert any("[Critique]\ntoo short" in q for q in reviser.questions)
     log = [json.loads(x) for x in (tmp_path / "o.jsonl.progress.jsonl").read_text()
            .splitlines()][1:]
     assert log[0]["revision"] == {"of": 1, "critique": "too short", "text": "aa", "score": 2.0,
                                   "reason": None}
     # a rerun resumes from the log: nothing is asked again
-    again = Reviser()
+    again = ScriptedJudge(revise)
     run_synth(SynthConfig(**{**cfg, "reviser_obj": again}))
-    assert again.asked == []
+    assert again.questions == []
 
 
 def test_a_reviser_naming_a_policy_synth_lacks_is_refused_before_any_work(tmp_path):

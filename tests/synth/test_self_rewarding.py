@@ -15,7 +15,7 @@ from prefalign.loop import IterateConfig, run_iterate
 from prefalign.scoring import build_scorer
 from prefalign.scoring.model_refs import resolve_model_refs
 from prefalign.scoring.self_judge import TEMPLATE
-from synth_helpers import arithmetic_rows
+from synth_helpers import CannedGenerator, arithmetic_rows
 
 
 def test_model_references_are_replaced_or_refused():
@@ -115,22 +115,12 @@ def test_a_reference_inside_a_path_is_left_alone():
 
 
 def test_a_self_judged_pair_carries_the_judges_probability_as_strength(tmp_path, tiny_model_dir):
-    from prefalign.generation.types import Completion
     from prefalign.synth import SynthConfig, run_synth
-
-    class Canned:
-        name = "canned"
-
-        def describe(self):
-            return {"backend": self.name}
-
-        def generate(self, prompts, n, sampling, seed=0):
-            return [[Completion(t, seed) for t in ("4", "", "5")] for _ in prompts]
 
     path = str(tiny_model_dir("llama"))
     prompts = tmp_path / "p.jsonl"
     prompts.write_text(json.dumps({"prompt": "2+2="}) + "\n")
-    result = run_synth(SynthConfig(model="m", prompts=str(prompts), n=3, generator=Canned(),
+    result = run_synth(SynthConfig(model="m", prompts=str(prompts), n=3, generator=CannedGenerator([["4", "", "5"]]),
                                    scorer=f"selfjudge:{path}", device="cpu",
                                    output=str(tmp_path / "o.jsonl"), progress=False))
     (pair,) = result.records

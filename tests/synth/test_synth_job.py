@@ -10,29 +10,12 @@ import time
 import pytest
 import torch
 
-from synth_helpers import Server, arithmetic_rows
+from synth_helpers import CannedGenerator, Server, arithmetic_rows
 from prefalign.data import DataError, load_records
 from prefalign.synth import SynthConfig, read_prompts, run_synth
 from prefalign.core.durable_log import DurableLog
-from prefalign.generation.types import Completion
 
 VERIFIER = "verifier:prefalign.synth.checks:answer_closeness"
-
-
-class CannedGenerator:
-    """Responses chosen per (prompt, sample) so every count in the manifest is known."""
-
-    name = "canned"
-
-    def __init__(self, table):
-        self.table, self.calls = table, 0
-
-    def describe(self):
-        return {"backend": self.name}
-
-    def generate(self, prompts, n, sampling, seed=0):
-        self.calls += 1
-        return [[Completion(self.table[p.index][j], seed=j) for j in range(n)] for p in prompts]
 
 
 def test_manifest_counts_generated_scored_paired_and_dropped(tmp_path, write_prompts):

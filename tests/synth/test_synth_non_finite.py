@@ -5,24 +5,11 @@ import math
 
 import pytest
 
-from synth_helpers import arithmetic_rows
-from prefalign.generation.types import Completion, PromptItem
+from synth_helpers import CannedGenerator, arithmetic_rows
+from prefalign.generation.types import PromptItem
 from prefalign.scoring.base import Score
 from prefalign.synth import SynthConfig, run_synth
 from prefalign.synth.pairs import PairOptions, build_records
-
-
-class Canned:
-    name = "canned"
-
-    def __init__(self, table):
-        self.table = table
-
-    def describe(self):
-        return {"backend": self.name}
-
-    def generate(self, prompts, n, sampling, seed=0):
-        return [[Completion(self.table[p.index][j], seed=j) for j in range(n)] for p in prompts]
 
 
 SCORES = {"a": float("nan"), "b": float("inf"), "c": float("-inf"), "d": 1.0, "e": 0.0}
@@ -40,7 +27,7 @@ def test_verifier_returning_non_finite_gives_no_self_pairs(tmp_path, write_promp
     out = tmp_path / "s.jsonl"
     result = run_synth(SynthConfig(prompts=str(prompts), output=str(out),
                                    scorer="verifier:myscore_nf:bad", n=2,
-                                   generator=Canned([["x", "y"], ["z", "w"]]), progress=False))
+                                   generator=CannedGenerator([["x", "y"], ["z", "w"]]), progress=False))
     c = result.counts
     assert result.records == [] and c["records"] == 0
     assert c["scored"] == 0 and c["unscored"] == 4 and c["non_finite"] == 4
@@ -52,7 +39,7 @@ def test_verifier_returning_non_finite_gives_no_self_pairs(tmp_path, write_promp
     out2 = tmp_path / "m.jsonl"
     result = run_synth(SynthConfig(prompts=str(prompts), output=str(out2),
                                    scorer="verifier:myscore_nf:mixed", n=4,
-                                   generator=Canned([["a", "b", "d", "e"]] * 2), progress=False))
+                                   generator=CannedGenerator([["a", "b", "d", "e"]] * 2), progress=False))
     assert result.counts["non_finite"] == 4 and result.counts["scored"] == 4
     for line in out2.read_text().splitlines():
         rec = json.loads(line)  # strict JSON: no NaN/Infinity
@@ -88,7 +75,7 @@ def test_output_that_is_the_prompts_file_is_refused_before_any_work(tmp_path, wr
     prompts = write_prompts(arithmetic_rows(2, chat=False))
     before = prompts.read_bytes()
 
-    class Boom(Canned):
+    class Boom(CannedGenerator):
         def generate(self, *a, **k):
             raise AssertionError("generated")
 

@@ -8,7 +8,8 @@ import torch
 from prefalign.scoring import WeightedSum, build_scorer, parse_scorer_spec
 from prefalign.scoring.judge import PairwiseJudge, PointwiseJudge, parse_rating
 from prefalign.scoring.verifier import UnitTestVerifier
-from prefalign.generation.types import Completion, PromptItem
+from prefalign.generation.types import PromptItem
+from synth_helpers import ScriptedJudge
 
 
 def values(rows):
@@ -123,26 +124,6 @@ def test_weighted_sum_and_spec_grammar():
         parse_scorer_spec("magic:xyz")
     with pytest.raises(ValueError, match="cannot read the term"):
         parse_scorer_spec("not a spec")
-
-
-class ScriptedJudge:
-    """A Generator whose answers are a function of the question (the judge is any Generator)."""
-
-    name = "scripted"
-
-    def __init__(self, answer):
-        self.answer, self.questions = answer, []
-
-    def describe(self):
-        return {"backend": self.name}
-
-    def generate(self, prompts, n, sampling, seed=0):
-        out = []
-        for p in prompts:
-            q = p.prompt[-1]["content"]
-            self.questions.append(q)
-            out.append([Completion(self.answer(q), seed)])
-        return out
 
 
 def test_pointwise_judge_parses_ratings_and_counts_failures_without_guessing():

@@ -16,6 +16,7 @@ Objectives that read a pair's margin (ODPO) get it from the ``margin`` column, e
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import replace
 
 from prefalign.data import load_records, tokenize_records
@@ -163,43 +164,50 @@ def prepare_examples(source, cfg, spec, tokenizer, *, levels: bool = False,
     return examples, report
 
 
-def loss_weights(records, examples, column: str) -> list[float]:
-    """Each example's weight from its record's ``column`` (a finite number >= 0), or one line
-    naming the first row without one."""
-    import math
-
+def example_column(records, examples, column: str, read, why: str) -> list:
+    """Each example's value of its record's ``column`` (a field the loader reads into the
+    record, such as margin, or any other column), through ``read`` (the value, or None when it
+    is not acceptable); the first row without an acceptable one is one line naming it and
+    ``why`` (the flag and what it accepts)."""
     out = []
     for ex in examples:
         record = records[ex.index]
-        # a column the loader reads into the record (margin, score_chosen, ...) or any other
-        value = getattr(record, column) if column in record.FIELDS else record.meta.get(column)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value) or value < 0:
+        raw = getattr(record, column) if column in record.FIELDS else record.meta.get(column)
+        value = None if isinstance(raw, bool) else read(raw)
+        if value is None:
             where = record.where or f"record {ex.index + 1}"
-            raise ValueError(f"{where}: --pair-weight {column} needs a {column} column (a "
-                             f"finite number >= 0) in every row, got {value!r}")
-        out.append(float(value))
+            raise ValueError(f"{where}: {why}, got {raw!r}")
+        out.append(value)
+    return out
+
+
+def _weight(value):
+    ok = isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+    return float(value) if ok else None
+
+
+def _level(value):
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and value >= 0 else None
+
+
+def loss_weights(records, examples, column: str) -> list[float]:
+    """Each example's weight from its record's ``column`` (a finite number >= 0)."""
+    out = example_column(records, examples, column, _weight,
+                         f"--pair-weight {column} needs a {column} column (a finite number "
+                         ">= 0) in every row")
     if not any(out):
         raise ValueError(f"--pair-weight {column}: every example weighs 0; nothing would train")
     return out
 
 
 def curriculum_levels(records, examples, source) -> tuple[int, ...]:
-    """Each example's level from its record's ``curriculum`` column (a whole number >= 0), or
-    one line naming the first row without one."""
-    out = []
-    for ex in examples:
-        record = records[ex.index]
-        level = record.meta.get("curriculum")
-        if isinstance(level, float) and level.is_integer():
-            level = int(level)
-        if not isinstance(level, int) or isinstance(level, bool) or level < 0:
-            where = record.where or f"record {ex.index + 1}"
-            raise ValueError(f"{where}: --order curriculum needs a curriculum column (a whole "
-                             f"number >= 0) in every row, got {level!r}; prefalign synth "
-                             "--pairs curriculum writes it")
-        out.append(level)
-    return tuple(out)
+    """Each example's level from its record's ``curriculum`` column (a whole number >= 0)."""
+    return tuple(example_column(records, examples, "curriculum", _level,
+                                "--order curriculum needs a curriculum column (a whole number "
+                                ">= 0) in every row; prefalign synth --pairs curriculum writes "
+                                "it"))
 
 
 def data_summary(reports) -> str:
