@@ -68,8 +68,10 @@ def test_the_logged_loss_is_the_weighted_one(tiny_model_dir, tmp_path):
     weighted = _write(tmp_path / "w.jsonl", [{**r, "w": w}
                                              for r, w in zip(ROWS, [3.0, 0.0, 1.0, 0.0])])
     subset = _write(tmp_path / "s.jsonl", [ROWS[0], ROWS[0], ROWS[0], ROWS[2]])
-    _train(model, weighted, tmp_path / "a", tmp_path, pair_weight="w")
-    _train(model, subset, tmp_path / "b", tmp_path)
+    # another reference, so the step-1 losses differ from pair to pair (not all log 2)
+    ref = str(tiny_model_dir("llama", seed=1))
+    _train(model, weighted, tmp_path / "a", tmp_path, pair_weight="w", ref_model=ref)
+    _train(model, subset, tmp_path / "b", tmp_path, ref_model=ref)
     first = [json.loads((tmp_path / x / "metrics.jsonl").read_text().splitlines()[0])["loss"]
              for x in ("a", "b")]
     assert first[0] == pytest.approx(first[1], abs=1e-6)  # 3:1 weights = the row three times
