@@ -115,3 +115,13 @@ def test_a_jurys_members_are_read_with_the_spec_and_principle_switches_are_boole
             _build_pointwise("x", {"per_principle": "maybe"}, None)
     finally:
         generation.make_generator = monkey
+
+
+def test_a_missing_principles_file_is_refused_before_any_work(tmp_path):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"prompt": "q"}) + "\n")
+    with pytest.raises(ValueError, match="nope.txt: no such file"):
+        run_synth(SynthConfig(model=str(tmp_path / "no-model"), prompts=str(prompts),
+                              scorer=f"judge:hf:/m?principles={tmp_path / 'nope.txt'}",
+                              output=str(tmp_path / "o.jsonl"), progress=False))
+    assert not (tmp_path / "o.jsonl.progress.jsonl").exists()

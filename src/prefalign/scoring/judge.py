@@ -207,7 +207,8 @@ def _judge_options(options: dict) -> dict:
 def _build_pointwise(args: str, options: dict, device: str | None) -> Scorer:
     from prefalign.generation import make_generator
 
-    return PointwiseJudge(make_generator(args), **_judge_options(options))
+    options = _judge_options(options)  # the principles read before any model loads
+    return PointwiseJudge(make_generator(args), **options)
 
 
 @scorer_kind("pairjudge", args="generator spec", options=_JUDGE_OPTIONS,
@@ -217,4 +218,5 @@ def _build_pointwise(args: str, options: dict, device: str | None) -> Scorer:
 def _build_pairwise(args: str, options: dict, device: str | None) -> Scorer:
     from prefalign.generation import make_generator
 
-    return PairwiseJudge(make_generator(args), **_judge_options(options))
+    options = _judge_options(options)  # the principles read before any model loads
+    return PairwiseJudge(make_generator(args), **options)

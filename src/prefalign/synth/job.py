@@ -260,6 +260,11 @@ def check_settings(cfg: SynthConfig) -> None:
     check_filters(cfg.filter_specs(), output_kind(cfg.pairs))
     if cfg.scorer_obj is None and cfg.scorer:  # @policy is --model; synth has no @ref
         resolve_model_refs(cfg.scorer, policy=cfg.model or None, ref=None)
+        from prefalign.scoring import files_named
+
+        for path in files_named(cfg.scorer):  # a judge's principles, before any model loads
+            if not Path(path).is_file():
+                raise ValueError(f"--scorer {cfg.scorer!r}: {path}: no such file")
     if cfg.revise and cfg.reviser_obj is None:
         resolve_model_refs(cfg.revise, policy=cfg.model or None, ref=None, where="--revise")
 
