@@ -237,8 +237,10 @@ def check_iterate_settings(cfg: IterateConfig) -> None:
             parse_scorer_spec(round_scorer_spec(spec, cfg, cfg.model, flag))
     from prefalign.synth.filters import check_filters
     from prefalign.synth.pairs import output_kind
+    from prefalign.synth.strategies import check_needs
 
     check_filters(cfg.filter_specs(), output_kind(cfg.pairs))  # known, valid, given pairs
+    check_needs(cfg.pairs, cfg.scorer)
     check_sampling(cfg.temperature, cfg.top_p, cfg.top_k, cfg.max_new_tokens)
     check_sampling(cfg.eval_temperature, cfg.top_p, cfg.top_k, cfg.max_new_tokens,
                    flags={"temperature": "--eval-temperature"})

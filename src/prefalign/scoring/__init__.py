@@ -90,6 +90,19 @@ def files_named(spec: str) -> list[str]:
     return out
 
 
+def notes_made(spec: str) -> set[str]:
+    """The `Score.notes` keys a spec's kinds make (its nested members' included), for the pair
+    strategies that need them."""
+    out: set[str] = set()
+    for _, kind, args, _ in parse_scorer_spec(spec):
+        entry = registry.get(kind)
+        out.update(entry.notes)
+        if entry.nested:
+            for member in args.split("|"):
+                out |= notes_made(member)
+    return out
+
+
 def build_scorer(spec: str, *, device: str | None = None) -> Scorer:
     """A scorer from a spec string (see the module docstring); one term with weight 1 is itself."""
     terms = parse_scorer_spec(spec)
@@ -100,5 +113,5 @@ def build_scorer(spec: str, *, device: str | None = None) -> Scorer:
 
 
 __all__ = ["Score", "Scorer", "WeightedSum", "Group", "build_scorer", "parse_scorer_spec",
-           "files_named",
+           "files_named", "notes_made",
            "scorer_kind", "registry"]

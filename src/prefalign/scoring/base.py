@@ -28,6 +28,9 @@ class Score:
     # a pairwise scorer's p(this response ≻ response j), j over the group's responses in order
     # (its own entry unused): a pair's strength is its chosen's ``beats`` at its rejected
     beats: tuple[float, ...] | None = None
+    # what the scorer made for the response's whole prompt, for the log (a self-test scorer's
+    # tests): the same dict in every Score of a group; strategies that need it read it there
+    notes: dict | None = None
 
     def __post_init__(self):
         # NaN or +-inf is not a score: it cannot be ranked (NaN compares false with everything,
@@ -80,7 +83,8 @@ class Scorer:
 
 class WeightedSum(Scorer):
     """``sum_i w_i * s_i``; a response that any part could not score is not scored either (its
-    reasons are joined); failure reasons of every part are kept."""
+    reasons are joined); failure reasons of every part are kept, so are the parts' notes and the
+    votes of the one part that gives them (two parts' votes do not mix)."""
 
     name = "sum"
 
@@ -101,7 +105,11 @@ class WeightedSum(Scorer):
                     value = None
                 else:
                     value = sum(w * sc.value for (w, _), sc in zip(self.parts, scores))
-                row.append(Score(value, "; ".join(reasons) or None))
+                notes = {k: v for sc in scores if sc.notes for k, v in sc.notes.items()}
+                voters = [sc.votes for sc in scores if sc.votes is not None]
+                row.append(Score(value, "; ".join(reasons) or None,
+                                 votes=voters[0] if len(voters) == 1 else None,
+                                 notes=notes or None))
             out.append(row)
         for _, scorer in self.parts:
             self.stats.update({f"{scorer.name}/{k}": v for k, v in scorer.stats.items()})

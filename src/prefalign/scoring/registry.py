@@ -21,7 +21,8 @@ from typing import Callable
 
 from prefalign.core.registry import Registry
 
-BUILTIN_MODULES = ("verifier", "reward_model", "judge", "likelihood", "self_judge", "jury")
+BUILTIN_MODULES = ("verifier", "reward_model", "judge", "likelihood", "self_judge", "jury",
+                   "self_tests")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class ScorerKind:
     options: dict[str, str] = field(default_factory=dict)  # option -> what it is (its default)
     module: str = ""
     nested: bool = False  # ARGS holds whole scorer specs (a jury's): ``?`` stays in them
+    notes: tuple[str, ...] = ()  # what it makes per prompt for the log (`Score.notes` keys)
 
     def check_options(self, options: dict) -> None:
         unknown = sorted(set(options) - set(self.options))
@@ -50,14 +52,17 @@ _REGISTRY = Registry("scorer kind", tuple(f"prefalign.scoring.{m}" for m in BUIL
 
 
 def scorer_kind(name: str, *, args: str, summary: str,
-                options: dict[str, str] | None = None, nested: bool = False) -> Callable:
+                options: dict[str, str] | None = None, nested: bool = False,
+                notes: tuple[str, ...] = ()) -> Callable:
     """Register the decorated ``build(args, options, device) -> Scorer`` as kind ``name``;
-    ``nested``: its ARGS are scorer specs, options and all (it takes no options itself)."""
+    ``nested``: its ARGS are scorer specs, options and all (it takes no options itself);
+    ``notes``: the `Score.notes` keys it writes (what pair strategies may need)."""
     _REGISTRY.check_name(name)
 
     def register(build: Callable) -> Callable:
         _REGISTRY.add(name, ScorerKind(name, args, summary, build, dict(options or {}),
-                                       build.__module__, nested), build.__module__)
+                                       build.__module__, nested, tuple(notes)),
+                      build.__module__)
         return build
 
     return register

@@ -300,7 +300,8 @@ class UnitTestVerifier(Scorer):
                         else "only Python's socket functions are disabled in them")
         self.network_namespace = self.isolation != "none"
 
-    def _run(self, code: str, tests: str) -> Score:
+    def run(self, code: str, tests: str) -> Score:
+        """One isolated run of ``code`` then ``tests``: 1.0 when it exits 0, else 0.0 and why."""
         result = run_isolated(_PRELUDE + "\n" + code + "\n\n" + tests + "\n",
                               isolation=self.isolation, timeout=self.timeout,
                               memory_mb=self.memory_mb, max_processes=self.max_processes,
@@ -332,7 +333,7 @@ class UnitTestVerifier(Scorer):
                                  "column with test code (a string) in every prompt row")
             jobs.extend((extract_code(text), tests) for text in responses)
         with ThreadPoolExecutor(self.workers) as pool:
-            flat = list(pool.map(lambda job: self._run(*job), jobs))
+            flat = list(pool.map(lambda job: self.run(*job), jobs))
         return per_group(flat, groups)
 
     def describe(self) -> dict:

@@ -38,12 +38,13 @@ from prefalign.generation import make_generator
 from prefalign.generation import registry as generation_registry
 from prefalign.generation.types import Completion, PromptItem
 from prefalign.core.locks import exclusive_lock
-from prefalign.scoring.base import NON_FINITE, Score, is_finite_score
+from prefalign.scoring.base import NON_FINITE, is_finite_score
 
 from prefalign.core.durable_log import DurableLog
 from .config import SynthConfig
 from .filters import FilterSpec, apply_filters, check_filters
 from .pairs import PairOptions, build_records, output_kind
+from .strategies import check_needs
 from .revise import revise_chunk, revision_pair
 from .prompts import read_prompts
 
@@ -199,6 +200,9 @@ def _entry(item: PromptItem, completions: list[Completion], scores,
     if any(s is not None and s.beats is not None for s in scores):
         entry["beats"] = [list(s.beats) if s is not None and s.beats is not None else None
                           for s in scores]
+    notes = next((s.notes for s in scores if s is not None and s.notes), None)
+    if notes:  # one per prompt (a self-test scorer's tests)
+        entry["notes"] = notes
     if prompt_ids is not None:
         entry.update(prompt_ids.fields(item, completions))
     if revision is not None:
@@ -219,12 +223,12 @@ def score_chunk(scorer, items: list[PromptItem], completions: list[list[Completi
         full = [None] * len(comps)
         for j, s in zip(idx, row):
             if s is not None and s.value is not None and not is_finite_score(s.value):
-                s = Score(s.value, s.reason, s.votes, s.beats)  # built otherwise: value None
+                s = dataclasses.replace(s)  # built again: a non-finite value becomes None
             if s is not None and s.beats is not None:  # group positions -> sample indices
                 beats = [None] * len(comps)
                 for position, p in zip(idx, s.beats):
                     beats[position] = p
-                s = Score(s.value, s.reason, s.votes, tuple(beats))
+                s = dataclasses.replace(s, beats=tuple(beats))
             full[j] = s
         out.append(full)
     return out
@@ -258,6 +262,8 @@ def check_settings(cfg: SynthConfig) -> None:
     cfg.sampling()  # SamplingConfig checks temperature, top_p, top_k, max_new_tokens
     # every --filter: a known name with known, valid options, and pairs for those judging them
     check_filters(cfg.filter_specs(), output_kind(cfg.pairs))
+    if cfg.scorer_obj is None:
+        check_needs(cfg.pairs, cfg.scorer)  # e.g. dstc's matrix needs selftests:
     if cfg.scorer_obj is None and cfg.scorer:  # @policy is --model; synth has no @ref
         resolve_model_refs(cfg.scorer, policy=cfg.model or None, ref=None)
         from prefalign.scoring import files_named
@@ -429,7 +435,7 @@ def build_from_log(entries: list[dict], prompts: list[PromptItem], opts: PairOpt
         recs, _ = build_records(item, [c["text"] for c in comps], e["scores"], opts,
                                 [c.get("num_tokens") for c in comps], dropped, sampled,
                                 votes=e.get("votes"), sources=[c.get("model") for c in comps],
-                                beats=e.get("beats"))
+                                beats=e.get("beats"), notes=e.get("notes"))
         records.extend(recs)
         revised = revision_pair(item, e, opts.min_gap, dropped)
         if revised is not None:

@@ -56,17 +56,19 @@ class PairOptions:
 
 class Kept(NamedTuple):
     """A response a strategy may pair: its sample index, text, score (after the length
-    penalty) and, for a pool's samples, the member that sampled it."""
+    penalty), for a pool's samples the member that sampled it, and the verdicts behind its
+    score when the scorer gave them (a jury's votes, a self-test scorer's pass row)."""
 
     index: int
     text: str
     score: float
     source: str | None = None
+    votes: tuple | None = None
 
 
 def _kept(texts: Sequence[str], scores: Sequence[float | None], lengths: Sequence[int | None],
           lam: float, dropped: Counter, keep_whitespace_variants: bool = False,
-          sources: Sequence[str | None] | None = None) -> list[Kept]:
+          sources: Sequence[str | None] | None = None, votes=None) -> list[Kept]:
     seen, seen_keys, kept = set(), set(), []
     for i, (text, score) in enumerate(zip(texts, scores)):
         if not text.strip():
@@ -87,7 +89,8 @@ def _kept(texts: Sequence[str], scores: Sequence[float | None], lengths: Sequenc
             if not math.isfinite(value):  # a huge length penalty or score overflowed
                 dropped["non_finite"] += 1
                 continue
-            kept.append(Kept(i, text, value, sources[i] if sources else None))
+            kept.append(Kept(i, text, value, sources[i] if sources else None,
+                             tuple(votes[i]) if votes and votes[i] is not None else None))
     return kept
 
 
@@ -142,16 +145,18 @@ def build_records(item: PromptItem, texts: Sequence[str], scores: Sequence[float
                   dropped: Counter | None = None, sampled: SampledIds | None = None, *,
                   votes: Sequence[Sequence[float] | None] | None = None,
                   sources: Sequence[str | None] | None = None,
-                  beats: Sequence[Sequence[float | None] | None] | None = None
-                  ) -> tuple[list, Counter]:
+                  beats: Sequence[Sequence[float | None] | None] | None = None,
+                  notes: dict | None = None) -> tuple[list, Counter]:
     """Records for one prompt from its responses ``texts`` and their ``scores``; ``sampled``
     holds the prompt's ids and every response's sampled ids, for the records to carry;
     ``votes`` each response's verdicts behind its score (a jury's), for each pair's
     ``chosen_votes``, ``rejected_votes`` and ``strength``; ``beats`` a pairwise scorer's
     p(response ≻ each sample), for each pair's ``strength``; ``sources`` the pool member that
     sampled each response, for the records' ``chosen_model``/``rejected_model`` (``model``,
-    ``models``)."""
-    records, dropped = _build_records(item, texts, scores, opts, lengths, dropped, sources)
+    ``models``); ``notes`` what the scorer made for the prompt (its self-written tests), for the
+    strategies that need it."""
+    records, dropped = _build_records(item, texts, scores, opts, lengths, dropped, sources,
+                                      votes, notes)
     records = _with_votes(_with_sampled_ids(records, sampled), votes)
     return _with_beats(_with_sources(records, sources), beats), dropped
 
@@ -205,15 +210,19 @@ def _with_votes(records: list, votes) -> list:
 
 def _build_records(item: PromptItem, texts: Sequence[str], scores: Sequence[float | None],
                    opts: PairOptions, lengths: Sequence[int | None] | None = None,
-                   dropped: Counter | None = None, sources=None) -> tuple[list, Counter]:
+                   dropped: Counter | None = None, sources=None, votes=None,
+                   notes=None) -> tuple[list, Counter]:
     dropped = Counter() if dropped is None else dropped
     lengths = list(lengths) if lengths is not None else [None] * len(texts)
     kept = _kept(texts, scores, lengths, opts.length_penalty, dropped,
-                 opts.keep_whitespace_variants, sources)
+                 opts.keep_whitespace_variants, sources, votes)
     if len(kept) < 2:
         dropped["too_few_responses"] += 1
         return [], dropped
-    return get_strategy(opts.strategy_name).build(item, kept, opts, dropped), dropped
+    strategy = get_strategy(opts.strategy_name)
+    if strategy.needs:  # what the scorer made for the prompt (e.g. its tests)
+        return strategy.build(item, kept, opts, dropped, notes=notes or {}), dropped
+    return strategy.build(item, kept, opts, dropped), dropped
 
 
 def make_pair(item: PromptItem, chosen, rejected, opts, dropped: Counter):

@@ -11,7 +11,10 @@ named tuples (sample index, text, score, source), at least two) and returns its 
 counts ties and gaps below ``--min-gap``). ``output`` is the records' kind (pairwise, ranked,
 unpaired). A strategy may declare ``options`` (`prefalign.core.registry.Option`): ``--pairs
 NAME:VALUE`` or ``NAME:KEY=VALUE,...`` sets them, checked before any work, and the builder
-reads them typed from ``opts.strategy_options``. ``--pairs``' accepted values and help, the manifest's ``kind`` and the table
+reads them typed from ``opts.strategy_options``. A strategy that reads what a scorer made for
+the whole prompt declares it (``needs=("self_tests",)``: the notes the scorer kinds declare,
+`prefalign.scoring.registry`); it is then called with ``notes=`` (the prompt's notes) and synth
+refuses it, before any work, with a scorer that makes none of them. ``--pairs``' accepted values and help, the manifest's ``kind`` and the table
 in docs/synth.md (``scripts/registry_docs.py``) come from here. The built-ins are in
 ``synth/pairs.py``; a project's own register when its module is imported
 (``prefalign --plugin MODULE``).
@@ -36,17 +39,20 @@ class PairStrategy:
     module: str = ""
     options: tuple[Option, ...] = ()
     paper: str = ""
+    needs: tuple[str, ...] = ()  # notes it reads (`Score.notes` keys), from scorer kinds that make them
 
 
 _REGISTRY = Registry("pair strategy", ("prefalign.synth.pairs", "prefalign.synth.rso",
                                       "prefalign.synth.curriculum", "prefalign.synth.aepo",
-                                      "prefalign.synth.strong_weak"), pattern=r"^[a-z][a-z0-9-]*$",
+                                      "prefalign.synth.strong_weak", "prefalign.synth.dstc"),
+                     pattern=r"^[a-z][a-z0-9-]*$",
                      pattern_words="lower-case letters, digits and -",
                      hint=" (or register one: docs/extending.md)")
 
 
 def pair_strategy(name: str, *, output: str, summary: str, paper: str = "",
-                  options: list[Option] | tuple[Option, ...] = ()) -> Callable:
+                  options: list[Option] | tuple[Option, ...] = (),
+                  needs: tuple[str, ...] = ()) -> Callable:
     """Register the decorated ``build(item, kept, opts, dropped) -> records`` as ``name``."""
     _REGISTRY.check_name(name)
     if output not in OUTPUTS:
@@ -54,7 +60,8 @@ def pair_strategy(name: str, *, output: str, summary: str, paper: str = "",
 
     def register(build: Callable) -> Callable:
         _REGISTRY.add(name, PairStrategy(name, output, summary, build, build.__module__,
-                                         tuple(options), paper), build.__module__)
+                                         tuple(options), paper, tuple(needs)),
+                      build.__module__)
         return build
 
     return register
@@ -74,3 +81,19 @@ def pair_strategies() -> dict[str, PairStrategy]:
 
 def get(name: str) -> PairStrategy:
     return _REGISTRY.get(name)
+
+
+def check_needs(strategy: str, scorer_spec: str | None) -> None:
+    """Refuse a strategy whose notes (``needs``) the scorer spec makes none of, before any work
+    (a scorer given as an object is trusted)."""
+    entry = parse_strategy(strategy)[0]
+    if not entry.needs or not scorer_spec:
+        return
+    from prefalign.scoring import notes_made, registry
+
+    missing = set(entry.needs) - notes_made(scorer_spec)
+    if missing:
+        makers = [k.name for k in registry.kinds().values() if missing & set(k.notes)]
+        raise ValueError(f"--pairs {entry.name} needs a scorer that makes "
+                         f"{', '.join(sorted(missing))} ({' or '.join(makers) or 'none known'}:), "
+                         f"not --scorer {scorer_spec!r}")
