@@ -65,3 +65,36 @@ def test_synth_samples_from_a_pool_through_the_cli(tmp_path, write_prompts, tiny
     assert "the pool samples 3 responses per prompt" in capsys.readouterr().err
     assert main(common + ["--model", str(big)]) == 2
     assert "give --model or --pool, not both" in capsys.readouterr().err
+
+
+def test_iterate_samples_each_round_from_a_pool_with_its_policy(tmp_path, write_prompts,
+                                                                tiny_model_dir):
+    from prefalign.loop import IterateConfig, run_iterate
+
+    start, other = tiny_model_dir("llama"), tiny_model_dir("llama", seed=1)
+    prompts = write_prompts(arithmetic_rows(3))
+    out = tmp_path / "run"
+    cfg = dict(model=str(start), prompts=str(prompts), output=str(out), rounds=2,
+               scorer="verifier:synth_helpers:digit_share", max_new_tokens=6, temperature=1.0,
+               seed=1, progress=False, pool=["policy=2*@policy", f"other=1*{other}"],
+               train_args={"max_steps": 1, "batch_size": 2, "lr": 5e-2})
+    result = run_iterate(IterateConfig(**cfg))
+    for k, policy in ((1, start), (2, out / "round-1" / "model")):
+        manifest = json.loads((out / f"round-{k}" / "data.manifest.json").read_text())
+        members = manifest["backend"]["members"]
+        assert [(m["name"], m["count"], m["model"]) for m in members] == [
+            ("policy", 2, str(policy)), ("other", 1, str(other))]  # round k: round k-1's policy
+        assert manifest["counts"]["samples_per_model"] == {"policy": 6, "other": 3}
+    assert result.rounds[0]["trained"]
+    # a rerun with another pool is a round made with other settings
+    with pytest.raises(ValueError, match="pool"):
+        run_iterate(IterateConfig(**{**cfg, "pool": ["policy=3*@policy", f"other=1*{other}"]}))
+    # a pool without the round's policy, or an --n that is not its sum, is refused first
+    with pytest.raises(ValueError, match="no member samples from the round's policy"):
+        run_iterate(IterateConfig(**{**cfg, "output": str(tmp_path / "b"),
+                                     "pool": [f"other=1*{other}"]}))
+    bad = IterateConfig(**{**cfg, "output": str(tmp_path / "c"), "n": 5})
+    bad.origins = {"n": "--n"}
+    with pytest.raises(ValueError, match="the pool samples 3 responses"):
+        run_iterate(bad)
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c" / "round-1").exists()

@@ -27,6 +27,10 @@ class IterateConfig(SynthSettings, SamplingSettings, BackendSettings):
                          "(train_args' ref_model, else this model)")
     eval_prompts: Any = setting(None, help="held-out prompts for the per-round eval (default: "
                                 "none, eval skipped)")
+    pool: list[str] = setting(
+        help="sample each round from several models: [NAME=][COUNT*]SPEC, one member naming "
+             "the round's policy @policy (e.g. policy=4*@policy, or vllm:@policy), the others "
+             "fixed models; --n is then their sum (default: the policy alone)", factory=list)
     output: str = setting("runs/iterate", help="run folder: OUT/round-k/...")
     rounds: int = setting(2, help="number of rounds")
     # the generation back end, for synth and eval alike; each round loads the newest policy
@@ -54,6 +58,7 @@ class IterateConfig(SynthSettings, SamplingSettings, BackendSettings):
                               "use)", repr=False)
 
     NO_FLAG = frozenset({"train_args"})
+    REPEATED = SynthSettings.REPEATED | {"pool"}
     LIBRARY_ONLY = frozenset({"scorer_obj"})
     REQUIRED = ("model", "prompts", "scorer")
 

@@ -66,6 +66,26 @@ def round_scorer_spec(spec: str, cfg: IterateConfig, policy: str | Path,
     return resolve_model_refs(spec, policy=str(policy), ref=reference_of(cfg), where=where)
 
 
+def round_pool(cfg: IterateConfig, policy: str | Path) -> list[str]:
+    """The ``--pool`` members of a round, ``@policy`` its policy and ``@ref`` the reference."""
+    return [round_scorer_spec(member, cfg, policy, "--pool") for member in cfg.pool]
+
+
+def check_pool(cfg: IterateConfig) -> None:
+    """A pool samples from each round's policy in one member at least, and --n, when given,
+    is the members' sum."""
+    from prefalign.generation.pool import parse_pool
+
+    members = parse_pool(round_pool(cfg, cfg.model))
+    if not any(names_models(m) and "@policy" in m for m in cfg.pool):
+        raise ValueError("iterate --pool: no member samples from the round's policy; name it "
+                         "@policy in one (e.g. policy=4*@policy)")
+    total = sum(m.count for m in members)
+    if "n" in cfg.origins and cfg.n != total:
+        raise ValueError(f"--n {cfg.n}: the pool samples {total} responses per prompt (the sum "
+                         "of its counts); leave --n out or make them agree")
+
+
 def _eval_scorer(cfg: IterateConfig, policy: str | Path):
     if cfg.scorer_obj is not None and not cfg.eval_scorer:
         return cfg.scorer_obj
@@ -128,7 +148,7 @@ class RoundMismatchError(ValueError):
 # ROUND_FIELDS are in round_fingerprint (the starting model through each round's policy, by
 # content; the prompts by content), NOT_RESULT_FIELDS do not change a round, with the reason.
 ROUND_FIELDS = ("model", "prompts", "eval_prompts", "scorer", "eval_scorer", "scorer_obj", "n",
-                "pairs", "revise", "min_gap", "length_penalty", "filters", "temperature",
+                "pairs", "revise", "pool", "min_gap", "length_penalty", "filters", "temperature",
                 "top_p", "top_k", "max_new_tokens", "seed", "batch_size", "prompt_field",
                 "backend", "dtype", "objective", "train_args", "eval_n", "eval_temperature",
                 "pass_threshold")
@@ -163,6 +183,8 @@ def round_fingerprint(cfg: IterateConfig, k: int, policy: Path) -> dict[str, Any
         entries.update(prompts=shown(cfg.prompts), prompts_files=identity.data_identity(cfg.prompts))
         names += ["n", "pairs", "min_gap", "length_penalty", "temperature", "objective",
                   "train_args"]
+        if cfg.pool:  # each member's spec; the policy's by the round's policy above
+            entries["pool"] = list(cfg.pool)
     # the back end decides the samples; left out at its defaults so older runs still resume
     added = {"backend": "hf", "dtype": "auto", "eval_scorer": ""}
     if k > 0:  # filters and revisions were added later: at none, older rounds still match
@@ -230,6 +252,8 @@ def check_iterate_settings(cfg: IterateConfig) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{flag} {value!r}: must be an integer >= 1")
     check_train_args(cfg)
+    if cfg.pool:
+        check_pool(cfg)
     for spec, flag in ((cfg.scorer, "--scorer"), (cfg.eval_scorer, "--eval-scorer")):
         if spec:  # @policy and @ref are known here; the scorer kinds and options too
             from prefalign.scoring import parse_scorer_spec
@@ -285,8 +309,10 @@ def run_iterate(cfg: IterateConfig) -> IterateResult:
             atomic_write_json(started, {"round": k, "fingerprint": fp})
         shared = values_of(cfg, SynthSettings, SamplingSettings, BackendSettings)
         synth = run_synth(SynthConfig(**{  # the loop's synth settings, round k's policy and seed
-            **shared, "model": str(policy), "output": str(rdir / "data.jsonl"),
+            **shared, "model": "" if cfg.pool else str(policy), "pool": round_pool(cfg, policy),
+            "output": str(rdir / "data.jsonl"),
             "scorer": round_scorer_spec(cfg.scorer, cfg, policy), "scorer_obj": cfg.scorer_obj,
+            "revise": round_scorer_spec(cfg.revise, cfg, policy, "--revise"),
             "seed": cfg.seed + k, "progress": cfg.progress}))
         trained = bool(synth.records)
         steps = 0
