@@ -56,3 +56,26 @@ def test_a_reviser_naming_a_policy_synth_lacks_is_refused_before_any_work(tmp_pa
                               scorer="verifier:helpers_jury:length", revise="hf:@policy",
                               output=str(tmp_path / "o.jsonl"), progress=False))
     assert not (tmp_path / "o.jsonl.progress.jsonl").exists()
+
+
+def test_another_model_writes_the_critique_the_reviser_revises_by(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import pytest
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"prompt": "q0"}) + "\n")
+    reviser, critic = ScriptedJudge(revise), ScriptedJudge(lambda q: "the critic: too short")
+    cfg = dict(model="m", prompts=str(prompts), scorer="verifier:helpers_jury:length", n=2,
+               generator=CannedGenerator([["abc", "a"]]), reviser_obj=reviser,
+               critic_obj=critic, output=str(tmp_path / "o.jsonl"), progress=False)
+    result = run_synth(SynthConfig(**cfg))
+    [revision] = [r for r in result.records if r.meta.get("revision")]
+    assert revision.meta["critique"] == "the critic: too short"
+    assert len(critic.questions) == 1 and "[Critique]" not in critic.questions[0]
+    # the reviser was asked only to revise, by the critic's critique
+    assert [("[Critique]\nthe critic: too short" in q) for q in reviser.questions] == [True]
+    with pytest.raises(ValueError, match="give --revise too"):
+        run_synth(SynthConfig(**{**cfg, "reviser_obj": None, "critic": "hf:/m",
+                                 "critic_obj": None, "output": str(tmp_path / "b.jsonl")}))

@@ -148,7 +148,8 @@ class RoundMismatchError(ValueError):
 # ROUND_FIELDS are in round_fingerprint (the starting model through each round's policy, by
 # content; the prompts by content), NOT_RESULT_FIELDS do not change a round, with the reason.
 ROUND_FIELDS = ("model", "prompts", "eval_prompts", "scorer", "eval_scorer", "scorer_obj", "n",
-                "pairs", "revise", "pool", "min_gap", "length_penalty", "filters", "temperature",
+                "pairs", "revise", "critic", "pool", "min_gap", "length_penalty", "filters",
+                "temperature",
                 "top_p", "top_k", "max_new_tokens", "seed", "batch_size", "prompt_field",
                 "backend", "dtype", "objective", "train_args", "eval_n", "eval_temperature",
                 "pass_threshold")
@@ -188,7 +189,7 @@ def round_fingerprint(cfg: IterateConfig, k: int, policy: Path) -> dict[str, Any
     # the back end decides the samples; left out at its defaults so older runs still resume
     added = {"backend": "hf", "dtype": "auto", "eval_scorer": ""}
     if k > 0:  # filters and revisions were added later: at none, older rounds still match
-        added.update(filters=[], revise="")
+        added.update(filters=[], revise="", critic="")
     return identity.fingerprint(entries, cfg, names, added=added)
 
 
@@ -254,6 +255,8 @@ def check_iterate_settings(cfg: IterateConfig) -> None:
     check_train_args(cfg)
     if cfg.pool:
         check_pool(cfg)
+    if cfg.critic and not cfg.revise:
+        raise ValueError("--critic writes the critiques --revise revises by; give --revise too")
     for spec, flag in ((cfg.scorer, "--scorer"), (cfg.eval_scorer, "--eval-scorer")):
         if spec:  # @policy and @ref are known here; the scorer kinds and options too
             from prefalign.scoring import parse_scorer_spec
@@ -313,6 +316,7 @@ def run_iterate(cfg: IterateConfig) -> IterateResult:
             "output": str(rdir / "data.jsonl"),
             "scorer": round_scorer_spec(cfg.scorer, cfg, policy), "scorer_obj": cfg.scorer_obj,
             "revise": round_scorer_spec(cfg.revise, cfg, policy, "--revise"),
+            "critic": round_scorer_spec(cfg.critic, cfg, policy, "--critic"),
             "seed": cfg.seed + k, "progress": cfg.progress}))
         trained = bool(synth.records)
         steps = 0

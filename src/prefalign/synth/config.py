@@ -45,6 +45,9 @@ class SynthSettings(Settings):
                           "lowest-scored response, the revision against the original becoming a "
                           "pair: a generator spec (hf:PATH, vllm:PATH, openai:URL#MODEL, "
                           "hf:@policy; default: none)")
+    critic: str = setting("", help="with --revise: another model that writes the critique the "
+                          "reviser revises by (a judge's critique): a generator spec as for "
+                          "--revise (default: the reviser critiques itself)")
 
     FLAGS = {"filters": "--filter"}
     REPEATED = frozenset({"filters"})
@@ -80,8 +83,10 @@ class SynthConfig(SynthSettings, SamplingSettings, BackendSettings, ServedSettin
                               "use)", repr=False)
     reviser_obj: Any = setting(None, help="a Generator object used instead of --revise "
                                "(library use)", repr=False)
+    critic_obj: Any = setting(None, help="a Generator object used instead of --critic "
+                              "(library use)", repr=False)
 
-    LIBRARY_ONLY = frozenset({"generator", "scorer_obj", "reviser_obj"})
+    LIBRARY_ONLY = frozenset({"generator", "scorer_obj", "reviser_obj", "critic_obj"})
     REQUIRED = ("prompts", "scorer")
     REPEATED = SynthSettings.REPEATED | {"pool"}
 

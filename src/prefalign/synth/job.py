@@ -98,6 +98,16 @@ def make_reviser(cfg: SynthConfig):
     return make_generator(spec, batch_size=cfg.batch_size, **cfg.generator_options())
 
 
+def make_critic(cfg: SynthConfig, reviser):
+    """The --critic generator (its object if set); without one the reviser critiques."""
+    if cfg.critic_obj is not None:
+        return cfg.critic_obj
+    if not cfg.critic:
+        return reviser
+    spec = resolve_model_refs(cfg.critic, policy=cfg.model or None, ref=None, where="--critic")
+    return make_generator(spec, batch_size=cfg.batch_size, **cfg.generator_options())
+
+
 def make_backend(cfg: SynthConfig):
     """The generator ``cfg`` names (its ``generator`` object if set), from the one factory."""
     if cfg.generator is not None:
@@ -127,7 +137,7 @@ def _source_id(source: Any) -> Any:
 # LOG_FIELDS decide the samples and scores (in the log's fingerprint; a log written with others
 # is refused), OUTPUT_FIELDS only how the output is built from the log (changing them rebuilds
 # it), NOT_RESULT_FIELDS neither, with the reason.
-LOG_FIELDS = ("model", "pool", "revise", "reviser_obj", "prompts", "split", "limit",
+LOG_FIELDS = ("model", "pool", "revise", "reviser_obj", "critic", "critic_obj", "prompts", "split", "limit",
               "prompt_field", "n", "temperature", "top_p", "top_k", "max_new_tokens", "seed",
               "backend", "base_url", "dtype", "scorer", "generator", "scorer_obj")
 OUTPUT_FIELDS = ("pairs", "min_gap", "length_penalty", "label_threshold",
@@ -168,9 +178,12 @@ def fingerprint(cfg: SynthConfig, prompts: list[PromptItem]) -> dict[str, Any]:
         entries["scorer_files"] = files
     if cfg.reviser_obj is not None:
         entries["reviser"] = cfg.reviser_obj.describe()
+    if cfg.critic_obj is not None:
+        entries["critic"] = cfg.critic_obj.describe()
     # bf16 and fp32 weights sample differently; both enter only when set
     return identity.fingerprint(entries, cfg, ("backend", "base_url", "n", "seed", "prompt_field"),
-                                added={"split": None, "dtype": "auto", "pool": [], "revise": ""})
+                                added={"split": None, "dtype": "auto", "pool": [], "revise": "",
+                                       "critic": ""})
 
 
 class _PromptIds:
@@ -273,6 +286,10 @@ def check_settings(cfg: SynthConfig) -> None:
                 raise ValueError(f"--scorer {cfg.scorer!r}: {path}: no such file")
     if cfg.revise and cfg.reviser_obj is None:
         resolve_model_refs(cfg.revise, policy=cfg.model or None, ref=None, where="--revise")
+    if (cfg.critic or cfg.critic_obj is not None) and not (cfg.revise or cfg.reviser_obj):
+        raise ValueError("--critic writes the critiques --revise revises by; give --revise too")
+    if cfg.critic and cfg.critic_obj is None:
+        resolve_model_refs(cfg.critic, policy=cfg.model or None, ref=None, where="--critic")
 
 
 def check_prompt_lengths(generator, prompts, max_new_tokens: int, source) -> None:
@@ -352,11 +369,13 @@ def _run_synth(cfg: SynthConfig, opts: PairOptions, out_path: Path, log_path: Pa
                    disable=not cfg.progress)
         sampling_since = time.time()  # the rate leaves out loading the model and scorer
         reviser = make_reviser(cfg)
+        critic = make_critic(cfg, reviser) if reviser is not None else None
         for chunk in todo:
             completions = generator.generate(chunk, cfg.n, cfg.sampling(), cfg.seed)
             scores = score_chunk(scorer, chunk, completions)
             revisions = (revise_chunk(reviser, lambda i, c: score_chunk(scorer, i, c), chunk,
                                       completions, scores, max_new_tokens=cfg.max_new_tokens,
+                                      critic=critic,
                                       seed=cfg.seed)
                          if reviser is not None else [None] * len(chunk))
             log.append(_entry(item, comps, sc, prompt_ids, rev) for item, comps, sc, rev in
@@ -389,7 +408,7 @@ def _run_synth(cfg: SynthConfig, opts: PairOptions, out_path: Path, log_path: Pa
         "seed_rule": "sample j of prompt i uses sha256(f'{seed}:{i}:{j}')[:8] >> 1",
         "prompts": fp["prompts"],
         "pairs": dataclasses.asdict(opts), "filters": [f.to_dict() for f in cfg.filter_specs()],
-        "revise": cfg.revise or None,
+        "revise": cfg.revise or None, "critic": cfg.critic or None,
         "counts": counts,
         "scorer_stats_this_run": dict(scorer_stats), "scorer_details_this_run": scorer_desc,
     }

@@ -3,8 +3,9 @@ the original becomes a pair (SynPO's self-refiner, Dong et al. 2024; BMC's impro
 
 Per prompt, the lowest-scored response (the first of equal minima) is revised by the reviser
 (a generator spec: a model folder, ``hf:PATH``, ``vllm:PATH``, ``openai:URL#MODEL``, or
-``hf:@policy``: the policy itself, each iterate round its own): first it writes a critique of the
-response (``CRITIQUE``), then a revision given that critique (``REVISE``), both greedy, at most
+``hf:@policy``: the policy itself, each iterate round its own): first a critique of the response
+is written (``CRITIQUE``; by the reviser, or by ``--critic``, another model: a judge's critique),
+then the reviser writes a revision given that critique (``REVISE``), both greedy, at most
 ``--max-new-tokens`` each. The revision is scored by the job's scorer. Critique, revision and
 score go into the durable log with the prompt's samples, so a rerun resumes without asking again.
 When the output is built, a revision that scores above its original by more than ``--min-gap``
@@ -36,16 +37,18 @@ def _ask(reviser, texts: list[str], max_new_tokens: int, seed: int) -> list[str]
 
 
 def revise_chunk(reviser, score, items: list[PromptItem], completions: list[list[Completion]],
-                 scores, *, max_new_tokens: int, seed: int) -> list[dict[str, Any] | None]:
+                 scores, *, max_new_tokens: int, seed: int, critic=None
+                 ) -> list[dict[str, Any] | None]:
     """Per prompt: the revision of its lowest-scored response (critique, text, score, reason)
-    or None (no scored response); ``score(items, completions)`` scores as the job does."""
+    or None (no scored response); ``score(items, completions)`` scores as the job does; the
+    ``critic`` (default: the reviser) writes the critiques."""
     picked = []
     for comps, row in zip(completions, scores):
         scored = [(s.value, j) for j, s in enumerate(row) if s is not None and s.value is not None]
         picked.append(min(scored)[1] if scored else None)
     asks = [(item, comps[j].text, j) for item, comps, j in zip(items, completions, picked)
             if j is not None]
-    critiques = _ask(reviser, [CRITIQUE.format(question=item.text(), response=text)
+    critiques = _ask(critic or reviser, [CRITIQUE.format(question=item.text(), response=text)
                                for item, text, _ in asks], max_new_tokens, seed)
     revisions = _ask(reviser, [REVISE.format(question=item.text(), response=text, critique=c)
                                for (item, text, _), c in zip(asks, critiques)],
