@@ -71,7 +71,7 @@ def _inputs_for(entry, B=3, T=4, K=3):
 
     extra = {}
     for name in entry.inputs:
-        if name == "margin":
+        if name in ("margin", "strength"):
             extra[name] = torch.rand(B, generator=g, dtype=torch.float64)
         elif name.endswith("_seq_kl"):
             extra[name] = torch.rand(B, generator=g, dtype=torch.float64)

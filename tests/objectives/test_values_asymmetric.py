@@ -66,6 +66,8 @@ PAIRWISE = {
         (1 - sig(beta * p.d / discopop_tau)) * -logsig(beta * p.d) + sig(beta * p.d / discopop_tau) * math.exp(-beta * p.d)),
     "sigmoid_norm": lambda p, beta: -logsig(beta * (p.sw / p.lw - p.sl / p.ll)),
     "cdpo": lambda p, beta, label_smoothing: _smoothed(beta * p.d, label_smoothing),
+    "soft_sigmoid": lambda p, beta, strength: -(strength * logsig(beta * p.d)
+                                                + (1 - strength) * logsig(-beta * p.d)),
     "odpo": lambda p, beta, offset_scale, offset_fn, margin: -logsig(
         beta * p.h - offset_scale * {"log1p": math.log1p, "log": math.log, "identity": lambda m: m}[offset_fn](margin)),
     "dpop": lambda p, beta, dpop_lambda: -logsig(beta * (p.h - dpop_lambda * max(0.0, p.rw - p.pw))),
@@ -99,6 +101,7 @@ SETTINGS = {
     "discopop": [{"beta": 0.1, "discopop_tau": 0.05}, {"beta": 0.7, "discopop_tau": 0.3}],
     "sigmoid_norm": [{"beta": 0.1}, {"beta": 2.5}],
     "cdpo": [{"beta": 0.1, "label_smoothing": 0.1}, {"beta": 0.6, "label_smoothing": 0.3}],
+    "soft_sigmoid": [{"beta": 0.1}, {"beta": 0.8}],
     "odpo": [{"beta": 0.1, "offset_scale": 1.0, "offset_fn": "log1p"},
              {"beta": 0.6, "offset_scale": 0.4, "offset_fn": "identity"},
              {"beta": 0.3, "offset_scale": 0.8, "offset_fn": "log"}],
@@ -116,8 +119,9 @@ SETTINGS = {
     "ld_dpo": [{"beta": 0.1}, {"beta": 0.7}],
 }
 MARGINS = [0.4, 2.0, 1.3, 0.05]
+STRENGTHS = [0.9, 0.55, 1.0, 0.2]
 KL_W, KL_L = [0.3, 0.05, 0.9, 0.2], [0.1, 0.6, 0.4, 1.5]
-HAND_ONLY = {"margin", "kl_w", "kl_l"}  # per-pair inputs of the hand formulas
+HAND_ONLY = {"margin", "strength", "kl_w", "kl_l"}  # per-pair inputs of the hand formulas
 
 
 def tensors(rows):
@@ -130,6 +134,8 @@ def extra_inputs(name, n):
     kw = {}
     if name == "odpo":
         kw["margin"] = torch.tensor(MARGINS[:n], dtype=torch.float64)
+    if name == "soft_sigmoid":
+        kw["strength"] = torch.tensor(STRENGTHS[:n], dtype=torch.float64)
     if name in ("tdpo1", "tdpo2"):
         kw.update(chosen_seq_kl=torch.tensor(KL_W[:n], dtype=torch.float64),
                   rejected_seq_kl=torch.tensor(KL_L[:n], dtype=torch.float64))
@@ -139,6 +145,8 @@ def extra_inputs(name, n):
 def per_pair_inputs(name, i):
     if name == "odpo":
         return {"margin": MARGINS[i]}
+    if name == "soft_sigmoid":
+        return {"strength": STRENGTHS[i]}
     if name in ("tdpo1", "tdpo2"):
         return {"kl_w": KL_W[i], "kl_l": KL_L[i]}
     return {}
@@ -193,7 +201,8 @@ F_DIV_OBJECTIVES = [o.name for o in available() if "f_divergence_type" in o.defa
 
 def test_the_f_divergence_objectives_are_the_expected_ones():
     assert set(F_DIV_OBJECTIVES) == {"sigmoid", "hinge", "ipo", "robust", "exo_pair", "nca_pair", "bco_pair",
-                                     "sppo_hard", "apo_down", "discopop", "sigmoid_norm", "cdpo", "rpo"}
+                                     "sppo_hard", "apo_down", "discopop", "sigmoid_norm", "cdpo", "rpo",
+                                     "soft_sigmoid"}
 
 
 @pytest.mark.parametrize("div", DIVERGENCES)

@@ -21,7 +21,7 @@ EXTRA = {"exo_pair": {"label_smoothing": 1e-3}}
 def data_for(name, shape, files):
     if name == "npo":  # negatives only (a forget set)
         return files["negatives"]
-    if "margin" in objectives.get(name).inputs:  # ODPO: the margin comes from the scores
+    if {"margin", "strength"} & objectives.get(name).inputs:  # ODPO's margin; soft labels
         return files["scored"]
     return {"pairwise": files["pair"], "unpaired": files["unpaired"], "listwise": files["ranked"],
             "sft": files["sft"]}[shape]
@@ -34,7 +34,8 @@ def files(pair_file, unpaired_file, ranked_file, sft_file, tmp_path):
                                  if '"label": false' in line))
     scored = tmp_path / "scored.jsonl"
     rows = [json.loads(line) for line in pair_file.read_text().splitlines()]
-    scored.write_text("".join(json.dumps({**r, "score_chosen": 1.0 + i % 3, "score_rejected": 0.5})
+    scored.write_text("".join(json.dumps({**r, "score_chosen": 1.0 + i % 3, "score_rejected": 0.5,
+                                          "strength": 0.5 + 0.1 * (i % 5)})
                               + "\n" for i, r in enumerate(rows)))
     return {"pair": pair_file, "unpaired": unpaired_file, "ranked": ranked_file, "sft": sft_file,
             "negatives": negatives, "scored": scored}

@@ -50,6 +50,7 @@ class TokenizedExample:
     label: bool | None = None       # unpaired
     scores: list[float] | None = None   # ranked (and pairwise: [score_chosen, score_rejected] if given)
     margin: float | None = None     # pairwise
+    strength: float | None = None   # pairwise: p(chosen ≻ rejected), for soft-label objectives
     index: int = 0                  # position of the source record, for caching and reporting
 
 

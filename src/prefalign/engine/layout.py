@@ -46,6 +46,7 @@ class PackedBatch:
     # The examples' metadata, carried to the loss with the batch (the forward ignores them):
     # None when no example has it; NaN marks a missing value.
     margins: torch.Tensor | None = None  # [E] float64: a pair's margin
+    strengths: torch.Tensor | None = None  # [E] float64: a pair's p(chosen ≻ rejected)
     labels: torch.Tensor | None = None  # [E] bool: an unpaired example's label (None = True)
     scores: torch.Tensor | None = None  # [E, K] float64: the responses' scores
     # [R, L] long: per token, the length of the sequence it is part of (its prompt copy: the
@@ -198,13 +199,16 @@ def pack(examples: Sequence, *, pad_token_id: int = 0, row_capacity: int | None 
 
 
 def _metadata(examples: Sequence, num_responses: int) -> dict[str, torch.Tensor]:
-    """Margins, labels and scores of ``examples`` (attributes ``margin``, ``label``, ``scores``
+    """Margins, strengths, labels and scores of ``examples`` (attributes ``margin``,
+    ``strength``, ``label``, ``scores``
     where they have them) as tensors; a field none of them has is left out."""
     nan = float("nan")
     out = {}
-    margins = [getattr(ex, "margin", None) for ex in examples]
-    if any(m is not None for m in margins):
-        out["margins"] = torch.tensor([nan if m is None else float(m) for m in margins], dtype=torch.float64)
+    for attribute, name in (("margin", "margins"), ("strength", "strengths")):
+        values = [getattr(ex, attribute, None) for ex in examples]
+        if any(v is not None for v in values):
+            out[name] = torch.tensor([nan if v is None else float(v) for v in values],
+                                     dtype=torch.float64)
     labels = [getattr(ex, "label", None) for ex in examples]
     if any(lab is not None for lab in labels):
         out["labels"] = torch.tensor([True if lab is None else bool(lab) for lab in labels])
@@ -232,5 +236,6 @@ def to_stream(batch: PackedBatch) -> PackedBatch:
         source_index=new_index[batch.source_index], target_ids=batch.target_ids,
         sequence_index=batch.sequence_index, num_examples=batch.num_examples,
         num_responses=batch.num_responses, response_lengths=batch.response_lengths,
-        prompt_lengths=batch.prompt_lengths, margins=batch.margins, labels=batch.labels,
+        prompt_lengths=batch.prompt_lengths, margins=batch.margins,
+        strengths=batch.strengths, labels=batch.labels,
         scores=batch.scores)

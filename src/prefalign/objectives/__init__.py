@@ -27,6 +27,7 @@ Extra inputs, by keyword (B = batch, T = padded response length, K = list size):
 keyword                    shape           used by
 =========================  ==============  ===========================================================
 margin                     [B], >= 0       odpo (preference strength, e.g. score_w − score_l)
+strength                   [B], in [0, 1]  soft_sigmoid (p(chosen ≻ rejected): a judge's, a jury's)
 gap_mean, gap_std          scalar          beta_dpo, optional (running mean/std of h = ρ_w − ρ_l)
 delta                      scalar          bco, bco_pair (optional; the running mean reward; see the entries)
 chosen_seq_kl,             [B]             tdpo1 / tdpo2: Σ_t KL(π_ref(·|x,y_<t) ‖ π(·|x,y_<t)) per
@@ -60,7 +61,7 @@ from .registry import Hyperparameter, Objective, available, get, table_text
 from .state import ObjectiveState, RunningMoments, RunningStat
 # the built-in objectives register themselves when their modules load: here, once, so the
 # registry never imports the modules that import it
-from . import listwise, pairwise, reference_free, tdpo, unpaired  # noqa: E402,F401
+from . import listwise, pairwise, reference_free, soft_labels, tdpo, unpaired  # noqa: E402,F401
 from .token_level import ld_sequence_logps, ld_token_weights, log_sum_sq_probs, sequence_kl, wpo_log_weights, wpo_weights
 from .unpaired import kto_reference_point
 

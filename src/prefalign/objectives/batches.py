@@ -51,7 +51,8 @@ class PairwiseBatch:
     """B (chosen, rejected) pairs: Tensor[B] each unless noted.
 
     * ``policy_*_logps`` / ``ref_*_logps``: summed response log-probs; ``*_lengths``: tokens.
-    * ``margin``: the pair's preference strength (ODPO).
+    * ``margin``: the pair's preference strength (ODPO), in the scores' units.
+    * ``strength``: p(chosen ≻ rejected) ∈ [0, 1] (soft-label objectives).
     * ``chosen_seq_kl`` / ``rejected_seq_kl``: Σ_t KL(π_ref ‖ π) per response (TDPO).
     * ``*_token_logps``, ``*_token_mask``, ``ref_*_token_logps``, ``*_token_log_sumsq``:
       per-token views [B, T] (LD-DPO, WPO).
@@ -68,6 +69,7 @@ class PairwiseBatch:
     chosen_lengths: Tensor | None = None
     rejected_lengths: Tensor | None = None
     margin: Tensor | None = None
+    strength: Tensor | None = None
     chosen_seq_kl: Tensor | None = None
     rejected_seq_kl: Tensor | None = None
     chosen_token_logps: Tensor | None = None
@@ -185,6 +187,8 @@ FIELD_DOCS = {
     "chosen_lengths": ("[B]", "response tokens of the chosen responses (compute() takes them from the masks when absent)"),
     "rejected_lengths": ("[B]", "response tokens of the rejected responses"),
     "margin": ("[B], ≥ 0", "a pair's preference strength (the `margin` column, else `score_chosen − score_rejected`)"),
+    "strength": ("[B], in [0, 1]", "a pair's p(chosen ≻ rejected) (the `strength` column: a judge's "
+                 "probability, a jury's agreement)"),
     "chosen_seq_kl": ("[B]", "Σ_t KL(π_ref(·\\|x,y<t) ‖ π_θ(·\\|x,y<t)) over the chosen response, with gradient "
                       "through π_θ (the engine's `kl_reference`, or `sequence_kl(policy_logits, ref_logits, mask)`)"),
     "rejected_seq_kl": ("[B]", "the same over the rejected response"),

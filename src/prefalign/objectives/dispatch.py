@@ -19,7 +19,7 @@ from .state import ObjectiveState, Reduce
 from .token_level import TOKEN_INPUTS
 
 SCALAR_INPUTS = frozenset({"kl", "delta", "gap_mean", "gap_std", "step_mean_length"})
-PER_EXAMPLE_INPUTS = frozenset({"margin", "chosen_seq_kl", "rejected_seq_kl"})
+PER_EXAMPLE_INPUTS = frozenset({"margin", "strength", "chosen_seq_kl", "rejected_seq_kl"})
 _REF_FREE = "simpo, cpo, orpo, asft"
 
 

@@ -11,6 +11,8 @@ completion of another prompt) as a second response under the same prompt, so its
 from the same prefix-shared forward and the reference cache covers it.
 Objectives that read a pair's margin (ODPO) get it from the ``margin`` column, else from
 ``score_chosen − score_rejected``; a pair with neither is refused, naming its row.
+Objectives that read a pair's strength (soft labels) get it from the ``strength`` column (what
+synth writes), a number in [0, 1]; a pair without one is refused, naming its row.
 """
 
 from __future__ import annotations
@@ -160,6 +162,9 @@ def prepare_examples(source, cfg, spec, tokenizer, *, levels: bool = False,
         report["levels"] = curriculum_levels(records, examples, source)
     if weights:
         report["weights"] = loss_weights(records, examples, weights)
+    if "strength" in spec.reads():
+        examples = [replace(ex, strength=p) for ex, p in zip(examples, strengths(
+            records, examples, spec.name))]
     examples = [replace(ex, index=i) for i, ex in enumerate(examples)]
     return examples, report
 
@@ -200,6 +205,19 @@ def loss_weights(records, examples, column: str) -> list[float]:
     if not any(out):
         raise ValueError(f"--pair-weight {column}: every example weighs 0; nothing would train")
     return out
+
+
+def _probability(value):
+    ok = isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= 1
+    return float(value) if ok else None
+
+
+def strengths(records, examples, objective: str) -> list[float]:
+    """Each pair's p(chosen ≻ rejected) from its record's ``strength`` column."""
+    return example_column(records, examples, "strength", _probability,
+                          f"objective {objective!r} needs each pair's strength column "
+                          "(p(chosen ≻ rejected), a number in [0, 1]; prefalign synth writes it "
+                          "with a pairwise judge, a jury or self-tests)")
 
 
 def curriculum_levels(records, examples, source) -> tuple[int, ...]:

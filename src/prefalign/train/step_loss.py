@@ -69,6 +69,8 @@ def build_batch(spec: Objective, hyperparameters: dict[str, Any], packed: Packed
         fields: dict[str, Any] = {}
         if "margin" in reads:
             fields["margin"] = _margins(spec, packed, logps)
+        if "strength" in reads:
+            fields["strength"] = _strengths(spec, packed, logps)
         if TOKEN_KL_INPUTS & reads:
             if policy.kl is None:
                 raise ValueError(f"objective {spec.name!r} needs the per-token KL against the "
@@ -104,6 +106,15 @@ def _margins(spec: Objective, packed: PackedBatch, like: torch.Tensor) -> torch.
         raise ValueError(f"objective {spec.name!r} needs every pair's margin (a margin column, or "
                          "score_chosen and score_rejected)")
     return margins.to(like.device, like.dtype)
+
+
+def _strengths(spec: Objective, packed: PackedBatch, like: torch.Tensor) -> torch.Tensor:
+    strengths = packed.strengths
+    if strengths is None or bool(torch.isnan(strengths).any()):
+        # prepare_examples reads them (or refuses the data); only a batch packed elsewhere
+        raise ValueError(f"objective {spec.name!r} needs every pair's strength (a strength "
+                         "column)")
+    return strengths.to(like.device, like.dtype)
 
 
 def _token_views(reads, policy: SequenceLogps, reference: SequenceLogps | None) -> dict[str, torch.Tensor]:
