@@ -2,25 +2,10 @@
 batch."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-
-def run_cli(args, nproc, env_extra=None):
-    # CPU processes even on a GPU machine (two ranks on one GPU would ask for cuda:1)
-    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false",
-               CUDA_VISIBLE_DEVICES="")
-    env.update(env_extra or {})
-    if nproc == 1:
-        cmd = [sys.executable, "-m", "prefalign.cli", "train", *args]
-    else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={nproc}", "-m", "prefalign.cli", "train", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+from launch_helpers import run_cli
 
 
 @pytest.mark.slow

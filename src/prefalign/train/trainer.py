@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,6 +33,7 @@ from prefalign.train.batches import BatchPlan, by_tokens
 from prefalign.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from prefalign.train.config import TrainConfig
 from prefalign.train.data_prep import data_summary, prepare_examples
+from prefalign.train.distributed import describe, local, make_accelerator
 from prefalign.train.forward_step import ForwardStep, MetricSums
 from prefalign.train.model_setup import load_causal_lm
 from prefalign.train.phases import PhaseTimes
@@ -82,23 +82,12 @@ def progress_fields(metrics: dict[str, Any]) -> dict[str, str]:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig):
-        from accelerate import Accelerator
-        from accelerate.state import AcceleratorState
-
         # every setting checked against its meaning (and coerced) before anything loads; a
         # config the CLI has just checked is not checked again
         self.cfg = cfg = cfg.checked()
-        # Several processes without a GPU (torchrun on CPU): accelerate only uses gloo when told.
-        multi_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-        # accelerate keeps its settings (mixed precision) in a process-wide singleton; a second
-        # run in the same process (a notebook, iterate, the demo) may want other settings. The
-        # process group (PartialState) is kept.
-        AcceleratorState._reset_state(reset_partial_state=False)
-        self.accelerator = Accelerator(
-            cpu=multi_cpu,
-            gradient_accumulation_steps=1,  # accumulation is done (and scaled) here explicitly
-            mixed_precision="bf16" if cfg.bf16 else "no",
-            log_with=cfg.report_to or None, project_dir=str(cfg.output_dir))
+        # how it was launched (DDP, FSDP2 on GPUs or CPU processes, ZeRO), and what differs
+        self.accelerator, self.fallbacks = make_accelerator(
+            bf16=cfg.bf16, report_to=cfg.report_to, project_dir=str(cfg.output_dir))
         self.checks = checks = preflight(cfg, processes=self.accelerator.num_processes,
                                          device_type=self.accelerator.device.type)
         self.spec, self.hparams = checks.spec, checks.hparams
@@ -310,6 +299,8 @@ class Trainer:
         clip = cfg.max_grad_norm if cfg.max_grad_norm and cfg.max_grad_norm > 0 else None
         # with clipping off, the norm is still computed (max_norm inf scales by 1) to catch NaN
         norm = acc.clip_grad_norm_(self.policy.parameters(), clip or float("inf"))
+        if hasattr(norm, "full_tensor"):  # FSDP2: a DTensor, the same on every process
+            norm = norm.full_tensor()
         grad_norm = norm if clip else None
         lr = self.scheduler.get_last_lr()[0]
         bad_loss = acc.reduce(torch.tensor([float(bad_losses)], device=acc.device), reduction="sum")
@@ -334,7 +325,7 @@ class Trainer:
         return metrics
 
     def _weights_not_finite(self) -> bool:
-        params = [p.detach() for p in self.policy.parameters() if p.requires_grad]
+        params = [local(p.detach()) for p in self.policy.parameters() if p.requires_grad]
         if not params:
             return False
         peaks = torch._foreach_norm(params, float("inf"))  # NaN propagates through the max
@@ -429,8 +420,9 @@ class Trainer:
         if cfg.report_to:
             acc.end_training()
         if self.main:  # this run's phases (a resumed run counts only its own part)
-            self.folder.write_json("timings.json", {**self.phases.rounded(),
-                                                    "compiled_graphs": self.phases.compiles()})
+            self.folder.write_json("timings.json", {
+                **self.phases.rounded(), "compiled_graphs": self.phases.compiles(),
+                "distributed": describe(acc, self.fallbacks)})
             self.folder.finish(self.step)
         acc.wait_for_everyone()
         reused = bool(getattr(self.reference, "reused", False))
