@@ -78,7 +78,7 @@ def test_a_sharded_checkpoint_resumes_exactly(tiny_model_dir, pair_file, tmp_pat
     run_cli(common + ["--output", str(whole)], 2, config=FSDP_CONFIG)
     assert [p.name for p in (whole / "checkpoints").iterdir()] == ["step-2"]
     shards = sorted(p.name for p in (whole / "checkpoints" / "step-2" / "pytorch_model_fsdp_0")
-                    .iterdir())
+                    .glob("*.distcp"))
     assert shards == ["__0_0.distcp", "__1_0.distcp"]  # one shard per process
     shutil.copytree(whole, cut)
     record = json.loads((cut / "run.json").read_text())
