@@ -1,9 +1,10 @@
 """Two CPU processes (gloo, through torchrun) give the losses of one process at the same global
-batch."""
+batch, and split the reference pass between them."""
 
 import json
 
 import pytest
+import torch
 
 from launch_helpers import run_cli
 
@@ -39,3 +40,24 @@ def test_sft_token_mean_over_two_processes_is_the_steps(tiny_model_dir, tmp_path
     read = lambda d: [json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
     for a, b in zip(read("one"), read("two")):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_the_reference_pass_is_split_over_the_processes(tiny_model_dir, pair_file, tmp_path):
+    """Two processes each compute half the reference log-probs and write one cache file: the
+    same file name (key) and values as one process's, marked as computed by two."""
+    from safetensors import safe_open
+
+    model = str(tiny_model_dir("llama"))
+    common = ["--model", model, "--data", str(pair_file), "--objective", "sigmoid",
+              "--max-steps", "1", "--batch-size", "2", "--no-progress"]
+    run_cli(common + ["--output", str(tmp_path / "one"), "--cache-dir", str(tmp_path / "c1")], 1)
+    run_cli(common + ["--output", str(tmp_path / "two"), "--cache-dir", str(tmp_path / "c2")], 2)
+    [one] = (tmp_path / "c1").glob("ref-logps-*.safetensors")
+    [two] = (tmp_path / "c2").glob("ref-logps-*.safetensors")
+    assert one.name == two.name
+    with safe_open(str(one), "pt") as a, safe_open(str(two), "pt") as b:
+        assert (a.metadata()["processes"], b.metadata()["processes"]) == ("1", "2")
+        for name in ("logps", "token_logps"):
+            x, y = a.get_tensor(name), b.get_tensor(name)
+            assert x.shape == y.shape and torch.allclose(x, y, atol=1e-5), name

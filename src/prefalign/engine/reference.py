@@ -6,7 +6,9 @@ training (the reference model is then freed) and stores the [examples, K] summed
 safetensors file keyed by the reference model, the tokenized data and the engine settings, so a
 second run with the same inputs loads it instead of recomputing. The tokenized data enters the
 key as the token ids themselves, so any change of tokenizer, chat template, truncation or data
-gives a new key.
+gives a new key. With several processes (``Shards``) each computes the examples ``rank, rank +
+N, ...`` and all of them receive every result; the main process writes the one file, the same
+(key and values, within float tolerance) as a single process writes.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import contextlib
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -62,6 +65,32 @@ def compute_all_logps(model: PackedLogProbModel, examples: Sequence, *, pad_toke
     return out.logps.float()
 
 
+@dataclass(frozen=True)
+class Shards:
+    """How the processes of a run split the reference pass: this one's ``rank``, their number
+    ``world``, and ``all_gather(obj) -> [each rank's obj]`` (e.g. torch.distributed's
+    ``all_gather_object``)."""
+
+    rank: int
+    world: int
+    all_gather: Callable[[Any], list]
+
+
+def _sharded_logps(model, examples: Sequence, shards: Shards, **options):
+    """Every example's (summed, per-token) log-probs, each process computing its share."""
+    mine = list(range(shards.rank, len(examples), shards.world))
+    logps, tokens = compute_all_logps(model, [examples[i] for i in mine], with_tokens=True,
+                                      **options)
+    sizes = [sum(len(r) for r in examples[i].responses) for i in mine]
+    parts = shards.all_gather((mine, logps, list(torch.split(tokens, sizes))))
+    rows: list = [None] * len(examples)
+    per_example: list = [None] * len(examples)
+    for indices, part_logps, part_tokens in parts:
+        for i, row, toks in zip(indices, part_logps, part_tokens):
+            rows[i], per_example[i] = row, toks
+    return torch.stack(rows), torch.cat(per_example)
+
+
 class CachedReference:
     """Reference log-probs computed once and cached on disk; looked up by example position.
 
@@ -82,9 +111,10 @@ class CachedReference:
     @classmethod
     def build(cls, load_model, model_id, examples: Sequence, *, cache_dir: str | os.PathLike,
               pad_token_id: int, settings: dict, max_tokens: int = 8192,
-              progress: bool = True) -> "CachedReference":
+              progress: bool = True, shards: Shards | None = None) -> "CachedReference":
         """Load ``cache_dir/<key>.safetensors`` or compute it with ``load_model()`` (called only
-        on a cache miss, so a cached run never loads the reference model)."""
+        on a cache miss, so a cached run never loads the reference model); ``shards``: split
+        the pass over the run's processes (every one of them calls this)."""
         from safetensors.torch import load_file, save_file
 
         key_src = json.dumps({"format": CACHE_FORMAT, "model": model_fingerprint(model_id),
@@ -94,18 +124,25 @@ class CachedReference:
         path = Path(cache_dir) / f"ref-logps-{key}.safetensors"
         sizes = torch.tensor([sum(len(r) for r in ex.responses) for ex in examples])
         offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(sizes, 0)])
-        if path.exists():
+        found = path.exists()
+        if shards is not None:  # the main process decides, so every process does the same
+            found = shards.all_gather(found)[0]
+        if found:
             log.info("reference log-probs: reusing %s", path)
             stored = load_file(path)
             return cls(stored["logps"], stored["token_logps"], offsets, path, reused=True)
         model = load_model()
-        logps, token_logps = compute_all_logps(model, examples, pad_token_id=pad_token_id,
-                                               max_tokens=max_tokens, progress=progress,
-                                               with_tokens=True)
+        options = dict(pad_token_id=pad_token_id, max_tokens=max_tokens, progress=progress)
+        if shards is None or shards.world == 1:
+            logps, token_logps = compute_all_logps(model, examples, with_tokens=True, **options)
+        else:
+            logps, token_logps = _sharded_logps(model, examples, shards, **options)
         del model
-        with atomic_path(path) as tmp:
-            save_file({"logps": logps.contiguous(), "token_logps": token_logps.contiguous()},
-                      str(tmp), metadata={"key": key_src})
+        if shards is None or shards.rank == 0:
+            with atomic_path(path) as tmp:
+                save_file({"logps": logps.contiguous(), "token_logps": token_logps.contiguous()},
+                          str(tmp), metadata={"key": key_src,
+                                              "processes": str(shards.world if shards else 1)})
         return cls(logps, token_logps, offsets, path, reused=False)
 
     def __call__(self, batch, indices: Sequence[int]) -> SequenceLogps:

@@ -26,7 +26,8 @@ import torch
 
 from prefalign import objectives
 from prefalign.engine.forward import PackedLogProbModel
-from prefalign.engine.reference import AdapterDisabledReference, CachedReference, FrozenReference
+from prefalign.engine.reference import (AdapterDisabledReference, CachedReference, FrozenReference,
+                                        Shards)
 from prefalign.core.files import writing
 from prefalign.train import run_state
 from prefalign.train.batches import BatchPlan, by_tokens
@@ -201,12 +202,14 @@ class Trainer:
             return FrozenReference(load())
         cache_dir = cfg.cache_dir or (cfg.output_dir.parent / ".prefalign-cache")
         settings = {"dtype": cfg.dtype, "attn": self.checks.attn_implementation, "split": split}
-        # Every process computes (or loads) the same cache; the main process writes it first.
-        with self.accelerator.main_process_first():
-            return CachedReference.build(load, ref_path, examples, cache_dir=cache_dir,
-                                         pad_token_id=self.pad_id, settings=settings,
-                                         max_tokens=cfg.ref_batch_tokens,
-                                         progress=cfg.progress and self.main)
+        # several processes split the pass and all receive the whole cache; the main one writes it
+        acc = self.accelerator
+        shards = Shards(acc.process_index, acc.num_processes, _all_gather) \
+            if acc.num_processes > 1 else None
+        return CachedReference.build(load, ref_path, examples, cache_dir=cache_dir,
+                                     pad_token_id=self.pad_id, settings=settings,
+                                     max_tokens=cfg.ref_batch_tokens,
+                                     progress=cfg.progress and self.main, shards=shards)
 
     # ---- checkpoints -------------------------------------------------------------------------
     def _save_checkpoint(self) -> None:
@@ -449,6 +452,13 @@ class Trainer:
                 state = {k.removeprefix("model."): v for k, v in state.items()}
             self.folder.save_model(model, self.tokenizer, state)
         acc.wait_for_everyone()
+
+
+def _all_gather(obj) -> list:
+    """Each process's ``obj``, in rank order (torch.distributed's object all-gather)."""
+    out: list = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(out, obj)
+    return out
 
 
 class _null:
