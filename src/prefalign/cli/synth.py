@@ -11,8 +11,18 @@ from .schema import add_settings, settings_from
 def _cmd_synth(args: argparse.Namespace) -> int:
     from prefalign.synth import SynthConfig, run_synth
 
-    result = run_synth(settings_from(SynthConfig, args))
+    from prefalign.synth.shards import from_launcher
+
+    cfg = settings_from(SynthConfig, args)
+    if not cfg.shard and not cfg.merge:  # under torchrun / accelerate launch: one share each
+        cfg.shard = from_launcher()
+    result = run_synth(cfg)
     c = result.counts
+    if c.get("merged") is False:
+        print(f"worker {c['shard']}: {c['prompts']} prompts (resumed {c['resumed_prompts']}) "
+              "in its log; the output is written by the last worker to finish, or by "
+              "--merge")
+        return 0
     print(f"prompts {c['prompts']} (resumed {c['resumed_prompts']}), generated {c['generated']}, "
           f"scored {c['scored']}, unscored {c['unscored']} (non-finite {c['non_finite']}), "
           f"empty {c['empty']}, records {c['records']}, dropped {c['dropped']}")

@@ -75,6 +75,11 @@ class SynthConfig(SynthSettings, SamplingSettings, BackendSettings, ServedSettin
     split: str | None = setting(None, help="split of a saved DatasetDict folder (default: its "
                                 "only split)")
     limit: int | None = setting(None, help="use the first LIMIT prompts (default: all)")
+    shard: str = setting("", help="I/N: be worker I (from 0) of N, sampling chunks I, I+N, ... "
+                         "into its own log; the last to finish writes the output (default: "
+                         "RANK/WORLD_SIZE under torchrun or accelerate launch, else one worker)")
+    merge: bool = setting(False, help="build the output from the N workers' logs (--shard), "
+                          "checking each holds its share; the same output every time")
     progress: bool = setting(True, help="show progress bars")
     # objects that replace the specs (library use and tests)
     generator: Any = setting(None, help="a Generator object used instead of --backend (library "

@@ -19,6 +19,7 @@ and the tokenizer's fingerprint; the records carry them (``sampled_token_ids``, 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 from collections import Counter
@@ -37,18 +38,22 @@ from prefalign.data.writers import save_records
 from prefalign.generation import make_generator
 from prefalign.generation import registry as generation_registry
 from prefalign.generation.types import Completion, PromptItem
-from prefalign.core.locks import exclusive_lock
+from prefalign.core.locks import LockHeldError, exclusive_lock
 from prefalign.scoring.base import NON_FINITE, is_finite_score
 
 from prefalign.core.durable_log import DurableLog
 from .config import SynthConfig
 from .filters import FilterSpec, apply_filters, check_filters
 from .pairs import PairOptions, build_records, output_kind
+from .shards import NotFinished, header_differences, merged_entries, parse_shard
 from .strategies import check_needs
 from .revise import revise_chunk, revision_pair
 from .prompts import read_prompts
 
 MAX_REASONS = 20  # distinct failure reasons kept in the counts (the rest summed)
+
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -144,6 +149,9 @@ OUTPUT_FIELDS = ("pairs", "min_gap", "length_penalty", "label_threshold",
                  "keep_whitespace_variants", "filters")
 NOT_RESULT_FIELDS = {
     "output": "where the result goes",
+    "shard": "which chunks this worker samples (its log's header holds it; the merge checks "
+             "every worker's)",
+    "merge": "joins the workers' logs into the output, as one worker builds it from its log",
     "device": "where the model runs (the same model and seeds)",
     "batch_size": "how prompts are batched (per-sample seeds)",
     "chunk_size": "how often the log is written",
@@ -312,108 +320,189 @@ def check_prompt_lengths(generator, prompts, max_new_tokens: int, source) -> Non
 
 def run_synth(cfg: SynthConfig) -> SynthResult:
     """Run (or resume) a synth job; see the module docstring. The output is locked for the
-    run (``OUTPUT.lock``): a second job on it is refused, naming the first one's PID."""
+    run (``OUTPUT.lock``): a second job on it is refused, naming the first one's PID. With
+    ``shard`` this is one worker of several, with ``merge`` the step that joins them
+    (`prefalign.synth.shards`)."""
     check_settings(cfg)
+    shard = parse_shard(cfg.shard)
+    out_path, log_path, manifest_path = cfg.paths()
+    check_output(out_path)
+    check_not_prompts(cfg.prompts, (out_path, log_path, manifest_path))
+    opts = cfg.pair_options()
+    if cfg.merge:
+        if shard is not None:
+            raise ValueError("give --shard (a worker) or --merge (joining them), not both")
+        with exclusive_lock(out_path.with_name(out_path.name + ".lock"),
+                            what=f"synth output {out_path}"):
+            return merge_shards(cfg, opts, out_path, manifest_path)
     if cfg.generator is None and not cfg.model and not cfg.pool:
         raise ValueError("synth needs a model (--model) or a pool of them (--pool)")
     if cfg.scorer_obj is None and not cfg.scorer:
         raise ValueError("synth needs a scorer (--scorer), e.g. verifier:mypkg.checks:exact_sum")
-    opts = cfg.pair_options()
-    out_path, log_path, manifest_path = cfg.paths()
-    check_output(out_path)
-    check_not_prompts(cfg.prompts, (out_path, log_path, manifest_path))
     if cfg.generator is None:
         generation_registry.get(cfg.backend)  # an unknown one named, with the closest
-    # one writer per output: a second job on it would redo all the work beside the first
-    with exclusive_lock(out_path.with_name(out_path.name + ".lock"),
-                        what=f"synth output {out_path}"):
-        return _run_synth(cfg, opts, out_path, log_path, manifest_path)
+    # one writer per output (or per worker's share): a second job would redo the first's work
+    lock, what = ((out_path.with_name(out_path.name + ".lock"), f"synth output {out_path}")
+                  if shard is None else
+                  (shard.lock_path(out_path), f"synth worker {shard.index}/{shard.count} of "
+                                              f"{out_path}"))
+    with exclusive_lock(lock, what=what):
+        prompts = read_prompts(cfg.prompts, field=cfg.prompt_field, split=cfg.split,
+                               limit=cfg.limit)
+        if not prompts:
+            raise ValueError(f"{cfg.prompts}: no prompts")
+        fp = fingerprint(cfg, prompts)
+        if shard is None:
+            log = _open_log(log_path, {"header": fp})
+            run = _sample(cfg, list(_chunks(prompts, cfg.chunk_size)), log)
+            return write_output(cfg, opts, prompts, log.entries[1:], fp, run,
+                                out_path, manifest_path, logs=[log_path],
+                                discarded=log.discarded)
+        log = _open_log(shard.log_path(out_path), shard.header(fp, cfg.chunk_size))
+        share = [c for k, c in enumerate(_chunks(prompts, cfg.chunk_size)) if shard.owns(k)]
+        run = _sample(cfg, share, log)
+    try:  # the last worker to finish joins them, unless another process holds the output
+        with exclusive_lock(out_path.with_name(out_path.name + ".lock"),
+                            what=f"synth output {out_path}"):
+            return merge_shards(cfg, opts, out_path, manifest_path, prompts=prompts, fp=fp)
+    except (NotFinished, LockHeldError, ValueError) as why:
+        if not isinstance(why, (NotFinished, LockHeldError)):  # its own share is done, logged
+            logger.warning("worker %d/%d: not merging: %s", shard.index, shard.count, why)
+        counts = {"shard": f"{shard.index}/{shard.count}", "prompts": sum(map(len, share)),
+                  **run.counts(log.discarded), "merged": False}
+        return SynthResult(out_path, manifest_path, [], counts)
 
 
-def _run_synth(cfg: SynthConfig, opts: PairOptions, out_path: Path, log_path: Path,
-               manifest_path: Path) -> SynthResult:
-    from tqdm.auto import tqdm
-
-    prompts = read_prompts(cfg.prompts, field=cfg.prompt_field, split=cfg.split, limit=cfg.limit)
-    if not prompts:
-        raise ValueError(f"{cfg.prompts}: no prompts")
-    fp = fingerprint(cfg, prompts)
-    log = DurableLog(log_path)
+def _open_log(path: Path, header: dict[str, Any]) -> DurableLog:
+    """The durable log at ``path``, started with ``header`` or written with it (else refused,
+    naming what differs)."""
+    log = DurableLog(path)
     if log.entries:
-        header = log.entries[0].get("header")
-        if header != fp:
-            what = ("; ".join(identity.differences(header, fp)[:6])
-                    if isinstance(header, dict) else "no header")
-            raise ValueError(f"{log_path} was written by a synth run with other settings "
+        found = log.entries[0]
+        if found != header:
+            what = header_differences(found, header)
+            raise ValueError(f"{path} was written by a synth run with other settings "
                              f"({what}); use another --output, or delete the log to start over")
     else:
-        log.append([{"header": fp}])
-    done = {e["index"] for e in log.entries[1:]}
-    resumed = len(done)
-    todo = [c for c in _chunks(prompts, cfg.chunk_size) if any(p.index not in done for p in c)]
-    t0, generated_now = time.time(), 0
-    scorer_stats: Counter = Counter()
-    scorer_desc = None  # what the scorer said of itself (e.g. how unit tests are isolated)
-    if todo:
-        generator = make_backend(cfg)
-        check_prompt_lengths(generator, [p for c in todo for p in c], cfg.max_new_tokens,
-                             cfg.prompts)
-        prompt_ids = _PromptIds(generator)
-        scorer = cfg.scorer_obj
-        if scorer is None:
-            from prefalign.scoring import build_scorer
+        log.append([header])
+    return log
 
-            scorer = build_scorer(resolve_model_refs(cfg.scorer, policy=cfg.model or None,
-                                                     ref=None), device=cfg.device)
-        bar = tqdm(total=len(prompts), initial=resumed, unit="prompt", desc="synth",
-                   disable=not cfg.progress)
-        sampling_since = time.time()  # the rate leaves out loading the model and scorer
-        reviser = make_reviser(cfg)
-        critic = make_critic(cfg, reviser) if reviser is not None else None
-        for chunk in todo:
-            completions = generator.generate(chunk, cfg.n, cfg.sampling(), cfg.seed)
-            scores = score_chunk(scorer, chunk, completions)
-            revisions = (revise_chunk(reviser, lambda i, c: score_chunk(scorer, i, c), chunk,
-                                      completions, scores, max_new_tokens=cfg.max_new_tokens,
-                                      critic=critic,
-                                      seed=cfg.seed)
-                         if reviser is not None else [None] * len(chunk))
-            log.append(_entry(item, comps, sc, prompt_ids, rev) for item, comps, sc, rev in
-                       zip(chunk, completions, scores, revisions) if item.index not in done)
-            new = [item for item in chunk if item.index not in done]
-            done.update(item.index for item in new)
-            generated_now += cfg.n * len(new)
-            bar.update(len(new))
-            elapsed = max(time.time() - sampling_since, 1e-9)
-            bar.set_postfix(responses_s=f"{generated_now / elapsed:.1f}")
-        bar.close()
-        scorer_stats.update(scorer.stats)
-        scorer_desc = scorer.describe()
-        backend_desc = generator.describe()
-        retries = getattr(generator, "retries", None)
-    else:
-        backend_desc, retries = (cfg.generator.describe() if cfg.generator is not None
-                                 else {"backend": cfg.backend, "model": cfg.model}), None
-    records, counts = build_from_log(log.entries[1:], prompts, opts, cfg.filter_specs())
-    counts.update(prompts=len(prompts), resumed_prompts=resumed,
-                  generated_this_run=generated_now, torn_lines_discarded=log.discarded,
-                  seconds_this_run=round(time.time() - t0, 3))
-    if retries is not None:
-        counts["http_retries"] = retries
+
+@dataclass
+class _Run:
+    """What this run sampled, for the manifest."""
+
+    resumed: int = 0
+    generated: int = 0
+    seconds: float = 0.0
+    backend: dict | None = None
+    retries: int | None = None
+    scorer_stats: Counter = dataclasses.field(default_factory=Counter)
+    scorer_details: dict | None = None  # what the scorer said of itself (e.g. its isolation)
+
+    def counts(self, discarded: int) -> dict[str, Any]:
+        out = {"resumed_prompts": self.resumed, "generated_this_run": self.generated,
+               "torn_lines_discarded": discarded, "seconds_this_run": round(self.seconds, 3)}
+        if self.retries is not None:
+            out["http_retries"] = self.retries
+        return out
+
+
+def _sample(cfg: SynthConfig, chunks: list[list[PromptItem]], log: DurableLog) -> _Run:
+    """Sample, score (and revise) the prompts of ``chunks`` not yet in ``log``, one chunk at a
+    time, each appended to the log when done."""
+    from tqdm.auto import tqdm
+
+    t0 = time.time()
+    done = {e["index"] for e in log.entries[1:]}
+    run = _Run(resumed=sum(p.index in done for c in chunks for p in c))
+    todo = [c for c in chunks if any(p.index not in done for p in c)]
+    if not todo:
+        run.backend = (cfg.generator.describe() if cfg.generator is not None
+                       else {"backend": cfg.backend, "model": cfg.model})
+        run.seconds = time.time() - t0
+        return run
+    generator = make_backend(cfg)
+    check_prompt_lengths(generator, [p for c in todo for p in c], cfg.max_new_tokens,
+                         cfg.prompts)
+    prompt_ids = _PromptIds(generator)
+    scorer = cfg.scorer_obj
+    if scorer is None:
+        from prefalign.scoring import build_scorer
+
+        scorer = build_scorer(resolve_model_refs(cfg.scorer, policy=cfg.model or None,
+                                                 ref=None), device=cfg.device)
+    bar = tqdm(total=sum(map(len, chunks)), initial=run.resumed, unit="prompt", desc="synth",
+               disable=not cfg.progress)
+    sampling_since = time.time()  # the rate leaves out loading the model and scorer
+    reviser = make_reviser(cfg)
+    critic = make_critic(cfg, reviser) if reviser is not None else None
+    for chunk in todo:
+        completions = generator.generate(chunk, cfg.n, cfg.sampling(), cfg.seed)
+        scores = score_chunk(scorer, chunk, completions)
+        revisions = (revise_chunk(reviser, lambda i, c: score_chunk(scorer, i, c), chunk,
+                                  completions, scores, max_new_tokens=cfg.max_new_tokens,
+                                  critic=critic, seed=cfg.seed)
+                     if reviser is not None else [None] * len(chunk))
+        log.append(_entry(item, comps, sc, prompt_ids, rev) for item, comps, sc, rev in
+                   zip(chunk, completions, scores, revisions) if item.index not in done)
+        new = [item for item in chunk if item.index not in done]
+        done.update(item.index for item in new)
+        run.generated += cfg.n * len(new)
+        bar.update(len(new))
+        elapsed = max(time.time() - sampling_since, 1e-9)
+        bar.set_postfix(responses_s=f"{run.generated / elapsed:.1f}")
+    bar.close()
+    run.scorer_stats.update(scorer.stats)
+    run.scorer_details = scorer.describe()
+    run.backend = generator.describe()
+    run.retries = getattr(generator, "retries", None)
+    run.seconds = time.time() - t0
+    return run
+
+
+def write_output(cfg: SynthConfig, opts: PairOptions, prompts: list[PromptItem],
+                 entries: list[dict], fp: dict[str, Any], run: _Run, out_path: Path,
+                 manifest_path: Path, *, logs: list[Path], workers: dict | None = None,
+                 discarded: int = 0) -> SynthResult:
+    """The records built from the log ``entries`` (in prompt order), written with the manifest."""
+    records, counts = build_from_log(entries, prompts, opts, cfg.filter_specs())
+    counts.update(prompts=len(prompts), **run.counts(discarded))
     save_records(records, out_path)
     manifest = {
-        "output": str(out_path), "kind": output_kind(cfg.pairs), "log": str(log_path),
-        "model": cfg.model, "backend": backend_desc, "scorer": fp["scorer"],
+        "output": str(out_path), "kind": output_kind(cfg.pairs),
+        "log": str(logs[0]) if len(logs) == 1 else [str(p) for p in logs],
+        "model": cfg.model, "backend": run.backend, "scorer": fp["scorer"],
         "sampling": fp["sampling"], "n": cfg.n, "seed": cfg.seed,
         "seed_rule": "sample j of prompt i uses sha256(f'{seed}:{i}:{j}')[:8] >> 1",
         "prompts": fp["prompts"],
         "pairs": dataclasses.asdict(opts), "filters": [f.to_dict() for f in cfg.filter_specs()],
         "revise": cfg.revise or None, "critic": cfg.critic or None,
         "counts": counts,
-        "scorer_stats_this_run": dict(scorer_stats), "scorer_details_this_run": scorer_desc,
+        "scorer_stats_this_run": dict(run.scorer_stats),
+        "scorer_details_this_run": run.scorer_details,
     }
+    if workers is not None:
+        manifest["workers"] = workers
     atomic_write_json(manifest_path, manifest)
     return SynthResult(out_path, manifest_path, records, counts)
+
+
+def merge_shards(cfg: SynthConfig, opts: PairOptions, out_path: Path, manifest_path: Path, *,
+                 prompts: list[PromptItem] | None = None, fp: dict[str, Any] | None = None
+                 ) -> SynthResult:
+    """The output of every worker's log (`prefalign.synth.shards`); the same on every rerun."""
+    if prompts is None:
+        prompts = read_prompts(cfg.prompts, field=cfg.prompt_field, split=cfg.split,
+                               limit=cfg.limit)
+        fp = fingerprint(cfg, prompts)
+    entries, workers = merged_entries(out_path, prompts, fp, cfg.chunk_size)
+    backend = (cfg.generator.describe() if cfg.generator is not None
+               else {"backend": cfg.backend, "model": cfg.model, "pool": cfg.pool or None})
+    return write_output(cfg, opts, prompts, entries, fp, _Run(backend=backend), out_path,
+                        manifest_path, logs=[Path(s["log"]) for s in workers["shares"]],
+                        workers=workers,
+                        discarded=sum(s["torn_lines_discarded"] for s in workers["shares"]))
 
 
 def build_from_log(entries: list[dict], prompts: list[PromptItem], opts: PairOptions,
