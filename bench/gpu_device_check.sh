@@ -10,13 +10,18 @@
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 \
 #     --platform manylinux2014_x86_64 --platform any -d .gpu/whl \
 #     datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 bitsandbytes==0.50.2 trl==1.16.0
+# and, for the ZeRO-3 step, DeepSpeed's pure-Python wheel (no compiled ops) and its deps:
+#   DS_BUILD_OPS=0 pip wheel --no-deps --no-build-isolation deepspeed==0.19.8 -w .gpu/whl
+#   pip download --no-deps -d .gpu/whl hjson==3.1.0 ninja==1.13.2 py-cpuinfo==9.0.0 msgpack==1.2.4
 # then run `bash bench/gpu_device_check.sh .gpu/whl $OUT` there (about 8 minutes; BENCH_ARGS
 # narrows the benchmark, e.g. BENCH_ARGS="--models qwen2.5-1.5b --mixes chat").
 # Steps:
 #   1. the CUDA tests (FlexAttention backward, CUDA autocast, trainer paths, QLoRA, the varlen
 #      FlashAttention path against eager, the FlexAttention cells of the family matrix) and the
 #      synth and eval tests, whose HF generation runs on the GPU when one is there;
-#   2. examples/synth_verifier.py on the GPU;
+#   2. examples/synth_verifier.py on the GPU, and ZeRO-3 (examples/accelerate/deepspeed_zero3.yaml,
+#      one process) against one plain process (tests/train/test_zero3.py; skipped without
+#      deepspeed: it does not run on CPU processes);
 #   3. bench/gpu_compare.py (prefalign vs TRL, bf16: Qwen2.5-1.5B and Llama-3.2-1B shapes, chat
 #      and long-prompt mixes; FlexAttention last, where a limit cuts it first);
 #   4. with RUN_SUITE=1, the rest of the suite on the GPU machine (off by default: it does not
@@ -47,6 +52,7 @@ step gpu_tests 120 python3 -m pytest -o addopts= -v -rfE -p no:cacheprovider -n 
   tests/engine/test_varlen.py tests/engine/test_families.py tests/train/test_cuda_train.py \
   tests/synth tests/eval
 step synth_example 45 python3 examples/synth_verifier.py /tmp/synth-example
+step zero3 90 python3 -m pytest -o addopts= -v -rfE -p no:cacheprovider tests/train/test_zero3.py
 # shellcheck disable=SC2086  # BENCH_ARGS is a list of flags
 step bench 300 python3 bench/gpu_compare.py --out /tmp/bench --max-steps 12 --run-timeout 150 \
   ${BENCH_ARGS:-}

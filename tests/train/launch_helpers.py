@@ -9,22 +9,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 FSDP_CONFIG = ROOT / "examples" / "accelerate" / "fsdp.yaml"
+ZERO3_CONFIG = ROOT / "examples" / "accelerate" / "deepspeed_zero3.yaml"
 
 
-def run_cli(args, nproc, *, config=None, env_extra=None, check=True):
-    """``prefalign train ARGS`` in one process, or ``nproc`` CPU processes over gloo: through
-    ``accelerate launch --config_file CONFIG`` (its processes and precision set here), else
-    torchrun. Returns the finished process."""
-    # CPU processes even on a GPU machine (two ranks on one GPU would ask for cuda:1)
-    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false",
-               CUDA_VISIBLE_DEVICES="")
+def run_cli(args, nproc, *, config=None, env_extra=None, check=True, cuda=False):
+    """``prefalign train ARGS`` in ``nproc`` processes: through ``accelerate launch
+    --config_file CONFIG`` (its processes and precision set here), else torchrun (or one plain
+    process). CPU processes over gloo unless ``cuda``. Returns the finished process."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    if not cuda:  # CPU processes even on a GPU machine (two ranks on one GPU ask for cuda:1)
+        env["CUDA_VISIBLE_DEVICES"] = ""
     env.update(env_extra or {})
     module = ["-m", "prefalign.cli", "train", *args]
-    if nproc == 1:
-        cmd = [sys.executable, *module]
-    elif config is not None:
+    if config is not None:
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
                "--num_processes", str(nproc), "--mixed_precision", "no", *module]
+    elif nproc == 1:
+        cmd = [sys.executable, *module]
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc_per_node={nproc}", *module]

@@ -95,6 +95,25 @@ def make_accelerator(*, bf16: bool, report_to, project_dir: str):
     return accelerator, fallbacks
 
 
+def fit_deepspeed(accelerator, *, batch_size: int, micro_batches_per_step: int) -> None:
+    """Under DeepSpeed: its micro-batch size is the run's per-process batch; a step of several
+    micro-batches is refused. The trainer accumulates micro-batches itself, while DeepSpeed's
+    engine steps (and divides the loss) by its own accumulation count: the two have not been
+    checked together, so the combination is refused, not guessed."""
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type != DistributedType.DEEPSPEED:
+        return
+    if micro_batches_per_step != 1:
+        raise ValueError("under DeepSpeed a step is one micro-batch here: leave --grad-accum "
+                         "and --max-tokens-per-batch at their defaults (or use FSDP2, "
+                         "examples/accelerate/fsdp.yaml, which accumulates)")
+    config = accelerator.state.deepspeed_plugin.deepspeed_config
+    if config.get("train_micro_batch_size_per_gpu", "auto") == "auto":
+        config["train_micro_batch_size_per_gpu"] = batch_size
+    config["gradient_accumulation_steps"] = 1
+
+
 def describe(accelerator, fallbacks: list[str] | None = None) -> dict[str, Any]:
     """What ran: the record kept in ``timings.json``."""
     from accelerate.utils import DistributedType

@@ -34,7 +34,7 @@ from prefalign.train.batches import BatchPlan, by_tokens
 from prefalign.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from prefalign.train.config import TrainConfig
 from prefalign.train.data_prep import data_summary, prepare_examples
-from prefalign.train.distributed import describe, local, make_accelerator
+from prefalign.train.distributed import describe, fit_deepspeed, local, make_accelerator
 from prefalign.train.forward_step import ForwardStep, MetricSums
 from prefalign.train.model_setup import load_causal_lm
 from prefalign.train.phases import PhaseTimes
@@ -89,6 +89,9 @@ class Trainer:
         # how it was launched (DDP, FSDP2 on GPUs or CPU processes, ZeRO), and what differs
         self.accelerator, self.fallbacks = make_accelerator(
             bf16=cfg.bf16, report_to=cfg.report_to, project_dir=str(cfg.output_dir))
+        fit_deepspeed(self.accelerator, batch_size=cfg.batch_size,
+                      micro_batches_per_step=cfg.grad_accum if not cfg.max_tokens_per_batch
+                      else 0)
         self.checks = checks = preflight(cfg, processes=self.accelerator.num_processes,
                                          device_type=self.accelerator.device.type)
         self.spec, self.hparams = checks.spec, checks.hparams
