@@ -54,7 +54,7 @@ def test_synth_log_fields_change_the_fingerprint(tmp_path):
                  "device": "cpu", "batch_size": 3, "chunk_size": 5, "concurrency": 2,
                  "timeout": 9.0, "max_retries": 1, "trust_remote_code": True,
                  "progress": False, "filters": ["near-dup"], "shard": "1/2",
-                 "merge": True}[name]
+                 "merge": True, "tensor_parallel_size": 2}[name]
         assert job.fingerprint(dataclasses.replace(base, **{name: value}), prompts) == fp, name
 
 

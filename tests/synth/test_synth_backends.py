@@ -64,6 +64,24 @@ def test_http_backend_retries_a_503_and_keeps_order():
     assert body["max_tokens"] == 8 and body["temperature"] == 0.7 and body["model"] == "tiny"
 
 
+def test_http_backend_spreads_requests_over_several_servers():
+    """Request r goes to server r mod 2; a failed request is retried on the next server; the
+    samples are the one server's (each request has its own seed)."""
+    items = [PromptItem(i, f"q{i}") for i in range(3)]
+    sampling = SamplingConfig(temperature=0.7, max_new_tokens=8)
+    with Server(fail_first=0) as one:
+        alone = OpenAIHTTPGenerator(one.url, "tiny", concurrency=2, timeout=5).generate(
+            items, 2, sampling, seed=1)
+    with Server(fail_first=1) as a, Server(fail_first=0) as b:
+        gen = OpenAIHTTPGenerator(f"{a.url}, {b.url}", "tiny", concurrency=1, timeout=5,
+                                  backoff=0.01)
+        out = gen.generate(items, 2, sampling, seed=1)
+    assert [[c.text for c in row] for row in out] == [[c.text for c in row] for row in alone]
+    # a's first request (r = 0) failed and went to b: a answered r = 2, 4; b r = 0, 1, 3, 5
+    assert (a.calls, b.calls, gen.retries) == (3, 4, 1)
+    assert gen.describe()["base_url"] == f"{a.url},{b.url}"
+
+
 def test_http_backend_gives_up_after_max_retries_with_the_last_error():
     with Server(fail_first=100) as server:
         gen = OpenAIHTTPGenerator(server.url, "tiny", max_retries=2, backoff=0.01, timeout=5)
@@ -202,3 +220,22 @@ def test_an_answer_that_is_not_json_is_one_line():
         gen = OpenAIHTTPGenerator(server.url, "tiny", max_retries=0, timeout=5)
         with pytest.raises(HTTPGenerationError, match="the answer is not JSON: <html> <body>"):
             gen.generate([PromptItem(0, "q")], 1, SamplingConfig())
+
+
+def test_vllm_tensor_parallelism_reaches_the_engine(tiny_model_dir, monkeypatch):
+    """--tensor-parallel-size is vLLM's own: handed to its engine (a stand-in records it)."""
+    import sys
+    import types
+
+    from prefalign.generation import make_generator
+
+    seen = {}
+
+    class LLM:
+        def __init__(self, **kwargs):
+            seen.update(kwargs)
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM))
+    make_generator(str(tiny_model_dir("llama")), "vllm", tensor_parallel_size=2, device="cpu",
+                   dtype="auto", trust_remote_code=False)
+    assert seen["tensor_parallel_size"] == 2

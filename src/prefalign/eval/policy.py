@@ -96,7 +96,7 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
                     trust_remote_code: bool = False, backend: str = "hf",
                     base_url: str | None = None, served_model: str | None = None,
                     concurrency: int = 8, timeout: float = 120.0, max_retries: int = 5,
-                    generator: Any = None) -> dict:
+                    tensor_parallel_size: int = 1, generator: Any = None) -> dict:
     """Evaluate a saved policy; returns the results dict and writes ``output/eval.json``.
 
     ``data``: pairwise preference data (anything `load_records` reads). ``ref_path``: the
@@ -185,7 +185,8 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
             generator = make_generator(
                 (served_model or str(policy_path)) if sampler.served else str(policy_path),
                 backend, base_url=base_url, dtype=dtype, trust_remote_code=trust_remote_code,
-                concurrency=concurrency, timeout=timeout, max_retries=max_retries)
+                concurrency=concurrency, timeout=timeout, max_retries=max_retries,
+                tensor_parallel_size=tensor_parallel_size)
         result["backend"] = backend if generator is None else getattr(generator, "name", backend)
         samples = sample_responses(policy_lm, tokenizer, prompt_list, num_samples=num_samples,
                                    max_new_tokens=max_new_tokens, temperature=temperature,

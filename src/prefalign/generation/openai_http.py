@@ -62,7 +62,12 @@ class OpenAIHTTPGenerator:
                  api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
                  timeout: float = 120.0, max_retries: int = 5, backoff: float = 1.0,
                  extra_body: dict | None = None):
-        self.base_url = base_url.rstrip("/")
+        # several servers of the same model: request r goes to server r mod S (its retries to
+        # the next ones); each request has its own seed, so which one answers does not matter
+        self.base_urls = [u.strip().rstrip("/") for u in base_url.split(",") if u.strip()]
+        if not self.base_urls:
+            raise ValueError(f"--base-url {base_url!r}: give the server's URL")
+        self.base_url = ",".join(self.base_urls)
         self.model = model
         self.api_key = api_key if api_key is not None else os.environ.get(api_key_env)
         self.concurrency = max(1, concurrency)
@@ -81,7 +86,8 @@ class OpenAIHTTPGenerator:
                  seed: int = 0) -> list[list[Completion]]:
         reqs = requests(prompts, n, seed)
         with ThreadPoolExecutor(self.concurrency) as pool:
-            flat = list(pool.map(lambda r: self._one(prompts[r[0]], r[2], sampling), reqs))
+            flat = list(pool.map(lambda k: self._one(prompts[reqs[k][0]], reqs[k][2], sampling,
+                                                     server=k), range(len(reqs))))
         return regroup(prompts, n, flat)
 
     def _body(self, prompt: PromptItem, seed: int, sampling: SamplingConfig) -> dict:
@@ -93,14 +99,15 @@ class OpenAIHTTPGenerator:
         body.update(self.extra_body)
         return body
 
-    def _one(self, prompt: PromptItem, seed: int, sampling: SamplingConfig) -> Completion:
+    def _one(self, prompt: PromptItem, seed: int, sampling: SamplingConfig,
+             server: int = 0) -> Completion:
         data = json.dumps(self._body(prompt, seed, sampling)).encode()
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        url = f"{self.base_url}/chat/completions"
         last = ""
         for attempt in range(self.max_retries + 1):
+            url = f"{self.base_urls[(server + attempt) % len(self.base_urls)]}/chat/completions"
             wait = self.backoff * (2 ** attempt)
             try:
                 req = urllib.request.Request(url, data=data, headers=headers, method="POST")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from prefalign.core.settings import Settings, setting
+from prefalign.core.settings import Settings, at_least, setting
 
 from .types import SamplingConfig
 
@@ -51,11 +51,14 @@ class BackendSettings(Settings):
                          "float16")
     trust_remote_code: bool = setting(False, help="run a model folder's own code (off unless "
                                       "turned on)")
+    tensor_parallel_size: int = setting(1, help="vllm back end: GPUs one engine spans (vLLM's "
+                                        "tensor parallelism)", rule=(at_least(1), ">= 1"))
 
     def generator_options(self) -> dict[str, Any]:
         """`make_generator`'s keyword arguments from these settings."""
         return dict(device=self.device, dtype=self.dtype,
-                    trust_remote_code=self.trust_remote_code)
+                    trust_remote_code=self.trust_remote_code,
+                    tensor_parallel_size=self.tensor_parallel_size)
 
 
 @dataclass
@@ -63,7 +66,9 @@ class ServedSettings(Settings):
     """How a served back end (openai) is reached."""
 
     base_url: str | None = setting(None, help="openai back end: the server's URL, e.g. "
-                                   "http://localhost:8000/v1 (required with --backend openai)")
+                                   "http://localhost:8000/v1, or several, comma-separated "
+                                   "(requests spread over them; a failed one retried on the "
+                                   "next); required with --backend openai")
     concurrency: int = setting(8, help="openai back end: requests in flight")
     timeout: float = setting(120.0, help="openai back end: seconds per request")
     max_retries: int = setting(5, help="openai back end: retries of a failed request, with "

@@ -78,6 +78,6 @@ class VLLMGenerator:
 
 
 @generation_backend("vllm", summary="vLLM in this process (GPU, or its CPU build)",
-                    options=("dtype", "trust_remote_code"))
+                    options=("dtype", "trust_remote_code", "tensor_parallel_size"))
 def _build(model, base_url, options):
     return VLLMGenerator(model, **options)

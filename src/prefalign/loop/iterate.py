@@ -156,6 +156,7 @@ ROUND_FIELDS = ("model", "prompts", "eval_prompts", "scorer", "eval_scorer", "sc
 NOT_RESULT_FIELDS = {
     "output": "where the loop goes", "rounds": "how many rounds (raising it continues a loop)",
     "chunk_size": "how often synth's log is written", "device": "where the models run",
+    "tensor_parallel_size": "how many GPUs one vLLM engine spans",
     "trust_remote_code": "whether a model's own code may run, not what it computes",
     "progress": "progress bars",
 }

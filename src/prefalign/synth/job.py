@@ -153,6 +153,7 @@ NOT_RESULT_FIELDS = {
              "every worker's)",
     "merge": "joins the workers' logs into the output, as one worker builds it from its log",
     "device": "where the model runs (the same model and seeds)",
+    "tensor_parallel_size": "how many GPUs one vLLM engine spans (the same model and seeds)",
     "batch_size": "how prompts are batched (per-sample seeds)",
     "chunk_size": "how often the log is written",
     "concurrency": "requests in flight", "timeout": "seconds per request",
