@@ -52,6 +52,7 @@ def test_dpo_run_writes_metrics_and_a_loadable_model(tiny_model_dir, pair_file, 
     # where the time went: each phase that ran, in order; the steps at least the step times
     timings = json.loads((result.output_dir / "timings.json").read_text())
     assert timings.pop("compiled_graphs") == 0  # nothing here is compiled (sdpa on CPU)
+    assert timings.pop("distributed")["type"] == "single process"
     assert timings == result.phase_seconds
     assert list(timings) == ["data", "load", "reference", "steps", "save"]
     assert all(v > 0 for v in timings.values())
