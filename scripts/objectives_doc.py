@@ -109,6 +109,25 @@ uninterrupted one. Before the first update the objective falls back to the batch
 statistic (also what `compute*` do when the field is not passed).
 """
 
+MIXTURES = """\
+## Weighted mixtures (`--objective a,b,c --objective-weights ...`)
+
+`--objective sigmoid,bco_pair,sft --objective-weights 0.8,0.2,1.0` (TRL's `loss_type` list
+with `loss_weights`), or `--objective 0.8*sigmoid+0.2*bco_pair+sft`, trains
+Σ_i w_i · ℓ_i from one forward: every term reads the same batch (MPO, "Enhancing the
+Reasoning Ability of Multimodal Large Language Models via Mixed Preference Optimization", is
+this one). The run's config and fingerprint hold the canonical name
+`0.8*sigmoid+0.2*bco_pair+1*sft`; `metrics.jsonl` logs each term's own loss (`loss/sigmoid`,
+`loss/bco_pair`, `loss/sft`) beside the weighted `loss`. The terms share one data shape; `sft`
+terms may join pairwise ones and then train on the chosen responses (as TRL's `sft` loss type).
+A hyperparameter is shared by the terms that take it (`beta`, as in TRL). Not inside a mixture:
+the modifiers (f-divergence, LD-DPO, WPO; their hyperparameters are refused) and running
+statistics (a term whose statistic would be on is refused). Tested: the total against the terms
+computed alone and a hand value on asymmetric pairs, the refusals, the trainer's per-term
+logging (`tests/objectives/test_mixture.py`, `tests/train/test_mixture_train.py`), and
+`prefalign demo --compare` with a mixture.
+"""
+
 HELPERS = """\
 ## Helpers for the engine and trainer
 
@@ -318,7 +337,7 @@ def render() -> str:
     from prefalign import objectives
 
     out = [INTRO, TYPED_BATCH.rstrip("\n"), *_fields_table(objectives), "", *_modifiers_section(objectives), "",
-           *_state_section(objectives), "", *_differences(objectives), HELPERS, "# Reference: every objective", ""]
+           *_state_section(objectives), "", MIXTURES, *_differences(objectives), HELPERS, "# Reference: every objective", ""]
     for title, keep in GROUPS:
         members = [o for o in _in_order(objectives) if keep(o)]
         if members:

@@ -21,10 +21,13 @@ def _png_size(path):
     return width, height
 
 
+COMPARE = ["dpo", "kto", "simpo", "0.8*sigmoid+0.2*bco_pair+sft"]  # a mixture, as TRL's MPO
+
+
 @pytest.fixture(scope="module")
 def toy_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    result = run_demo(DemoConfig(output=str(out), sizes=TOY, compare=["dpo", "kto", "simpo"],
+    result = run_demo(DemoConfig(output=str(out), sizes=TOY, compare=COMPARE,
                                  progress=False))
     return out, result
 
@@ -67,10 +70,11 @@ def test_report_files_hold_the_numbers(toy_run):
 def test_compare_trains_each_objective_on_the_same_data(toy_run):
     out, result = toy_run
     rows = result.summary["compare"]
-    assert [r["objective"] for r in rows] == ["dpo", "kto", "simpo"]
+    assert [r["objective"] for r in rows] == COMPARE
     sft_acc = result.summary["rounds"]["sft_accuracy"]
     for row in rows:
-        config = json.loads((out / "compare" / row["objective"] / "config.json").read_text())
+        folder = row["objective"].replace("*", "_").replace("+", "_")
+        config = json.loads((out / "compare" / folder / "config.json").read_text())
         assert config["data"].endswith("round-1/data.jsonl")
         assert row["gain_points"] == round(100 * (row["accuracy"] - sft_acc), 1)
         assert 0.0 <= row["accuracy"] <= 1.0 and row["train_seconds"] > 0
@@ -83,7 +87,7 @@ def test_rerun_skips_finished_stages(toy_run):
     out, result = toy_run
     weights = out / "sft" / "model" / "model.safetensors"
     before = weights.stat().st_mtime_ns
-    again = run_demo(DemoConfig(output=str(out), sizes=TOY, compare=["dpo", "kto", "simpo"],
+    again = run_demo(DemoConfig(output=str(out), sizes=TOY, compare=COMPARE,
                                 progress=False))
     assert weights.stat().st_mtime_ns == before
     assert again.summary["rounds"] == result.summary["rounds"]

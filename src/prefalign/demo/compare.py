@@ -10,6 +10,7 @@ undesirable example; listwise ones see lists of two.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Sequence
@@ -77,8 +78,9 @@ def run_compare(names: Sequence[str], *, sft_model: str, sft_accuracy: float, da
                          "to compare objectives on")
     rows = []
     for name in check_names(names):
-        row = stages.run(f"compare-{name}", _one, name, sft_model=sft_model, data=data,
-                         pairs=pairs, files=files, out=out / name, sizes=sizes, cfg=cfg)
+        folder = re.sub(r"[^A-Za-z0-9_.-]", "_", name)  # a mixture's * and + out of paths
+        row = stages.run(f"compare-{folder}", _one, name, sft_model=sft_model, data=data,
+                         pairs=pairs, files=files, out=out / folder, sizes=sizes, cfg=cfg)
         row["gain_points"] = round(100 * (row["accuracy"] - sft_accuracy), 1)
         rows.append(row)
     return rows

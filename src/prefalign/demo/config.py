@@ -51,7 +51,8 @@ class DemoConfig(Settings):
         rule=(optional(at_least(1)), ">= 1, or null"))
     compare: list[str] = setting(
         factory=list, help="comma-separated objectives to train on round 1's data and tabulate, "
-                           "e.g. dpo,ipo,simpo,kto,orpo,cdpo (default: none)")
+                           "e.g. dpo,ipo,simpo,kto,orpo,cdpo, mixtures written with + "
+                           "(0.8*sigmoid+0.2*bco_pair+sft) (default: none)")
     progress: bool = setting(True, help="show progress bars")
     threads: int = setting(0, help="torch threads; 0 = torch's own choice",
                            rule=(at_least(0), ">= 0"))

@@ -36,6 +36,7 @@ class ObjectiveOutput:
     chosen_rewards: Tensor | None = None
     rejected_rewards: Tensor | None = None
     rewards: Tensor | None = None
+    parts: dict[str, Tensor] | None = None  # a mixture's terms' own losses, by name
 
     def scaled(self, weights: Tensor) -> "ObjectiveOutput":
         """The same output with each loss multiplied by ``weights`` (no gradient through them)."""

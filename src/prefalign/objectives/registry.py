@@ -299,6 +299,10 @@ def get(name: str) -> Objective:
 
     Raises ValueError naming close matches when the name is unknown.
     """
+    from .mixture import is_mixture, mixture, mixture_name
+
+    if is_mixture(name):  # "a,b,c" or "0.8*a+0.2*b": built on demand
+        return mixture(mixture_name(name))
     key = _normalize(str(name))
     if key in _ALIASES:
         return _REGISTRY[_ALIASES[key]]

@@ -33,7 +33,11 @@ class TrainConfig(Settings):
     data: str = setting("", help="training data file or saved dataset folder: pairwise, unpaired "
                                  "or ranked rows (required)")
     objective: str = setting("sigmoid", help="the training objective, a name from "
-                                             "`prefalign objectives`")
+                                             "`prefalign objectives`, or a weighted mixture: "
+                                             "a,b,c (with --objective-weights) or 0.8*a+0.2*b")
+    objective_weights: list[float] | None = setting(
+        None, help="the weights of a mixture --objective a,b,c, one per term (TRL's "
+                   "loss_weights; default: 1 each)")
     output: str = setting("runs/train",
                           help="run folder: checkpoints, metrics.jsonl, the final model")
     objective_args: dict[str, Any] = setting(  # beta etc. go here too
@@ -185,6 +189,14 @@ class TrainConfig(Settings):
             raise ConfigError(f"{where('max_prompt_length', origins)}max_prompt_length "
                               f"({self.max_prompt_length}) must be below max_length "
                               f"({self.max_length}) to leave room for the response")
+        from prefalign.objectives.mixture import is_mixture, mixture_name
+
+        if self.objective_weights is not None or is_mixture(self.objective):
+            try:  # one name from here on: 0.8*sigmoid+0.2*bco_pair+1*sft
+                self.objective = mixture_name(self.objective, self.objective_weights)
+            except ValueError as e:
+                raise ConfigError(f"{where('objective', origins)}{e}") from None
+            self.objective_weights = None
         self.objective_args = check_objective_args(self.objective, self.objective_args, origins)
         modules = self.lora_target_modules
         if isinstance(modules, str) and modules != "all-linear":  # names, not a regex

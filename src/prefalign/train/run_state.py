@@ -77,6 +77,7 @@ NOT_RESULT_FIELDS = {
     "resume": "whether to continue", "overwrite": "whether to start over",
     "report_to": "trackers", "progress": "a progress bar",
     "trust_remote_code": "whether a model's own code may run (its files are fingerprinted)",
+    "objective_weights": "folded into the objective's name (0.8*sigmoid+0.2*bco_pair+1*sft)",
 }
 # shown in messages, compared through their *_files entries
 _DISPLAY = ("model", "ref_model", "data", "eval_data")

@@ -144,4 +144,7 @@ def compute_step_loss(spec: Objective, hyperparameters: dict[str, Any], packed: 
                         step_mean_length=step_mean_length)
     out = objectives.run(spec, batch, hyperparameters, state=state, update_state=update_state,
                          reduce=reduce)
-    return StepLoss(out.losses, objectives.batch_metrics(batch, out))
+    metrics = objectives.batch_metrics(batch, out)
+    for name, losses in (out.parts or {}).items():  # a mixture: each term's own loss
+        metrics[f"loss/{name}"] = losses.detach()
+    return StepLoss(out.losses, metrics)
