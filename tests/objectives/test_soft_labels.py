@@ -1,6 +1,7 @@
-"""soft_sigmoid (OSP's soft-preference cross-entropy): hand values on asymmetric pairs, the
-identities with DPO and cDPO, the optimum at the log-odds of p, and training from a strength
-column (refused, naming the row, without one)."""
+"""Soft labels. soft_sigmoid (OSP's soft-preference cross-entropy): hand values on asymmetric
+pairs, the identities with DPO and cDPO, the optimum at the log-odds of p, and training from a
+strength column (refused, naming the row, without one); sppo_soft: sppo_hard at p = 1, a
+regression to 0 at p = 1/2 (its hand values: test_values_asymmetric.py)."""
 
 import json
 import math
@@ -48,6 +49,16 @@ def test_identities_with_dpo_and_cdpo_and_the_optimum():
     loss = compute("soft_sigmoid", z, t(0.0), t(0.0), t(0.0), beta=1.0, strength=t(p))
     loss.sum().backward()
     assert abs(float(z.grad)) < 1e-12
+
+
+def test_sppo_soft_at_certainty_is_sppo_hard():
+    args = (t(*PW), t(*PL), t(*RW), t(*RL))
+    assert torch.allclose(compute("sppo_soft", *args, beta=0.4, strength=t(1.0, 1.0, 1.0)),
+                          compute("sppo_hard", *args, beta=0.4))
+    # p = 1/2: both log-ratios regress to 0
+    half = compute("sppo_soft", *args, beta=0.4, strength=t(0.5, 0.5, 0.5))
+    expected = [((pw - rw) ** 2 + (pl - rl) ** 2) for pw, pl, rw, rl in zip(PW, PL, RW, RL)]
+    assert half.tolist() == pytest.approx(expected, abs=1e-12)
 
 
 def test_a_strength_outside_zero_one_is_refused():

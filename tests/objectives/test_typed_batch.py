@@ -92,7 +92,7 @@ def test_pairwise_objectives_with_a_reference_return_beta_times_the_log_ratios(n
     kw = {}
     if name == "odpo":
         kw["margin"] = t(0.1, 0.2, 0.3)
-    if name == "soft_sigmoid":
+    if name in ("soft_sigmoid", "sppo_soft"):
         kw["strength"] = t(0.9, 0.5, 0.2)
     if name in ("tdpo1", "tdpo2"):
         kw.update(chosen_seq_kl=t(0.1, 0.2, 0.3), rejected_seq_kl=t(0.3, 0.1, 0.0))

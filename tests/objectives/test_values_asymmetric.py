@@ -68,6 +68,8 @@ PAIRWISE = {
     "cdpo": lambda p, beta, label_smoothing: _smoothed(beta * p.d, label_smoothing),
     "soft_sigmoid": lambda p, beta, strength: -(strength * logsig(beta * p.d)
                                                 + (1 - strength) * logsig(-beta * p.d)),
+    "sppo_soft": lambda p, beta, strength: ((p.sw - (strength - 0.5) / beta) ** 2
+                                            + (p.sl - (0.5 - strength) / beta) ** 2),
     "odpo": lambda p, beta, offset_scale, offset_fn, margin: -logsig(
         beta * p.h - offset_scale * {"log1p": math.log1p, "log": math.log, "identity": lambda m: m}[offset_fn](margin)),
     "dpop": lambda p, beta, dpop_lambda: -logsig(beta * (p.h - dpop_lambda * max(0.0, p.rw - p.pw))),
@@ -102,6 +104,7 @@ SETTINGS = {
     "sigmoid_norm": [{"beta": 0.1}, {"beta": 2.5}],
     "cdpo": [{"beta": 0.1, "label_smoothing": 0.1}, {"beta": 0.6, "label_smoothing": 0.3}],
     "soft_sigmoid": [{"beta": 0.1}, {"beta": 0.8}],
+    "sppo_soft": [{"beta": 0.1}, {"beta": 0.6}],
     "odpo": [{"beta": 0.1, "offset_scale": 1.0, "offset_fn": "log1p"},
              {"beta": 0.6, "offset_scale": 0.4, "offset_fn": "identity"},
              {"beta": 0.3, "offset_scale": 0.8, "offset_fn": "log"}],
@@ -134,7 +137,7 @@ def extra_inputs(name, n):
     kw = {}
     if name == "odpo":
         kw["margin"] = torch.tensor(MARGINS[:n], dtype=torch.float64)
-    if name == "soft_sigmoid":
+    if name in ("soft_sigmoid", "sppo_soft"):
         kw["strength"] = torch.tensor(STRENGTHS[:n], dtype=torch.float64)
     if name in ("tdpo1", "tdpo2"):
         kw.update(chosen_seq_kl=torch.tensor(KL_W[:n], dtype=torch.float64),
@@ -145,7 +148,7 @@ def extra_inputs(name, n):
 def per_pair_inputs(name, i):
     if name == "odpo":
         return {"margin": MARGINS[i]}
-    if name == "soft_sigmoid":
+    if name in ("soft_sigmoid", "sppo_soft"):
         return {"strength": STRENGTHS[i]}
     if name in ("tdpo1", "tdpo2"):
         return {"kl_w": KL_W[i], "kl_l": KL_L[i]}
@@ -202,7 +205,7 @@ F_DIV_OBJECTIVES = [o.name for o in available() if "f_divergence_type" in o.defa
 def test_the_f_divergence_objectives_are_the_expected_ones():
     assert set(F_DIV_OBJECTIVES) == {"sigmoid", "hinge", "ipo", "robust", "exo_pair", "nca_pair", "bco_pair",
                                      "sppo_hard", "apo_down", "discopop", "sigmoid_norm", "cdpo", "rpo",
-                                     "soft_sigmoid"}
+                                     "soft_sigmoid", "sppo_soft"}
 
 
 @pytest.mark.parametrize("div", DIVERGENCES)
