@@ -33,8 +33,18 @@ class EvalConfig(SamplingSettings, BackendSettings, ServedSettings):
     num_samples: int = setting(1, help="samples per prompt", rule=(at_least(1), ">= 1"))
     sample_batch_size: int = setting(16, help="hf back end: rows (prompt x sample) per "
                                      "generate call", rule=(at_least(1), ">= 1"))
-    judge: str | None = setting(None, help="judge model, checked for preference leakage "
-                                "(default: none)")
+    judge: list[str] = setting(
+        factory=list, help="an LLM judge of the policy's first sample per --prompts prompt "
+                           "against the --baseline's, in both orders: a generator spec (model "
+                           "folder, hf:PATH, vllm:PATH, openai:URL#MODEL); give it twice for two "
+                           "judges and their agreement (κ); each is checked for preference "
+                           "leakage (default: none)")
+    baseline: str | None = setting(None, help="what the judge compares the policy with: a model "
+                                   "folder (sampled as the policy is) or a .jsonl/.json file "
+                                   "with a 'response' per prompt, in the prompts' order "
+                                   "(default: --ref-model's samples)")
+    bootstrap: int = setting(1000, help="resamples of the judged win rate's 95% interval",
+                             rule=(at_least(10), ">= 10"))
     served_model: str | None = setting(None, help="openai back end: the name the server serves "
                                        "the policy under (default: the --model value)")
     # the shared settings, with eval's defaults
@@ -50,6 +60,7 @@ class EvalConfig(SamplingSettings, BackendSettings, ServedSettings):
         "cpu, cuda, cuda:N, ... (default: cuda when available, else cpu)"))
 
     REQUIRED = ("model", "output")
+    REPEATED = frozenset({"judge"})
 
     def kwargs(self) -> dict[str, Any]:
         """`evaluate_policy`'s keyword arguments (``model`` and ``data`` are its first two)."""

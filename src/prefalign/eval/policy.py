@@ -20,6 +20,7 @@ from prefalign.data import TokenizedExample, load_records, tokenize_records
 from prefalign.data.prompts import read_prompt_rows
 from prefalign.engine.forward import PackedLogProbModel
 from prefalign.eval import metrics as M
+from prefalign.eval.judged import judged_metrics
 from prefalign.eval.leakage import preference_leakage
 from prefalign.eval.logps import compute_logps
 from prefalign.eval.sampling import sample_responses
@@ -83,6 +84,46 @@ def _pair_metrics(policy, ref, examples, *, beta, pad_token_id, max_tokens, topk
     return out
 
 
+def _judges(judge) -> list:
+    if judge is None:
+        return []
+    judges = list(judge) if isinstance(judge, (list, tuple)) else [judge]
+    if len(judges) > 2:
+        raise ValueError(f"--judge: give one judge, or two for their agreement; got "
+                         f"{len(judges)}")
+    return judges
+
+
+def _baseline_texts(baseline, prompts, ref_lm, tokenizer, sampling: dict, dtype, device,
+                    trust_remote_code) -> list[str]:
+    """The responses the policy is judged against, one per prompt."""
+    if isinstance(baseline, (list, tuple)):
+        texts = [str(t) for t in baseline]
+    elif baseline is not None and Path(baseline).is_file():
+        from prefalign.data.readers import open_source
+
+        texts = []
+        for where, row in open_source(str(baseline), None)[2]:
+            if not isinstance(row, dict) or not isinstance(row.get("response"), str):
+                raise ValueError(f"{where}: field 'response': the baseline's response (a "
+                                 "string) is missing")
+            texts.append(row["response"])
+    else:
+        if baseline is not None:
+            model = _load(baseline, dtype, device, trust_remote_code)
+        elif ref_lm is not None:
+            model = ref_lm
+        else:
+            raise ValueError("a judged win rate needs a baseline: --baseline MODEL|FILE, or "
+                             "--ref-model (its samples)")
+        samples = sample_responses(model, tokenizer, prompts, num_samples=1, **sampling)
+        texts = [t[0] for t in samples.texts]
+    if len(texts) != len(prompts):
+        raise ValueError(f"--baseline {baseline}: {len(texts)} responses for {len(prompts)} "
+                         "prompts; give one per prompt, in their order")
+    return texts
+
+
 def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
                     ref_path: str | os.PathLike | None = None, prompts: Any = None,
                     beta: float = 0.1, output: str | os.PathLike | None = None,
@@ -96,7 +137,8 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
                     trust_remote_code: bool = False, backend: str = "hf",
                     base_url: str | None = None, served_model: str | None = None,
                     concurrency: int = 8, timeout: float = 120.0, max_retries: int = 5,
-                    tensor_parallel_size: int = 1, generator: Any = None) -> dict:
+                    tensor_parallel_size: int = 1, generator: Any = None,
+                    baseline: Any = None, bootstrap: int = 1000) -> dict:
     """Evaluate a saved policy; returns the results dict and writes ``output/eval.json``.
 
     ``data``: pairwise preference data (anything `load_records` reads). ``ref_path``: the
@@ -104,7 +146,13 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
     a file (`read_prompts`) to sample ``num_samples`` responses per prompt from, seeded by
     ``seed``. ``compare(prompt, policy_response, reference_response) -> +1/0/-1``: a judge for
     the win rate against the reference's samples (needs ``ref_path`` and ``prompts``).
-    ``judge``: the judge model (path, name or config), checked for preference leakage.
+    ``judge``: a judge (a generator spec such as a model folder or ``openai:URL#MODEL``, or a
+    generator object), or a list of two: each is checked for preference leakage and, with
+    ``prompts``, judges the policy's first sample per prompt against the ``baseline``'s in both
+    orders (`prefalign.eval.judged`: win rate with a ``bootstrap`` interval, length-controlled
+    win rate, tie and position-bias rates, κ between two judges). ``baseline``: a model folder
+    (sampled as the policy is), a .jsonl/.json file with a ``response`` per prompt (in the
+    prompts' order), or a list of responses; default: the reference model's samples.
 
     Sampling goes through `prefalign.generation`: ``backend`` "hf" (default: the policy loaded
     here), "vllm" (the policy folder loaded by vLLM) or "openai" (an OpenAI-compatible server at
@@ -113,7 +161,7 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
     tokenizer is always read from ``policy_path``; the policy itself is loaded here only for
     log-prob metrics (``data``, or KL with ``ref_path``) or for the hf back end.
     """
-    from prefalign.generation import make_generator
+    from prefalign.generation import make_generator, parse_spec
     from prefalign.generation import registry as generation_registry
 
     from transformers import AutoTokenizer
@@ -160,9 +208,12 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
                               "reference": None if ref_path is None else str(ref_path),
                               "beta": beta, "seed": seed, "metrics": {}, "lengths": {},
                               "counts": {}, "warnings": []}
-    if judge is not None:
-        result["warnings"] += [f"preference leakage: {r}"
-                               for r in preference_leakage(judge, policy_path)]
+    judges = _judges(judge)
+    for j in judges:
+        if isinstance(j, (str, os.PathLike, dict)):  # a spec names its model
+            model = parse_spec(str(j))[1] if isinstance(j, (str, os.PathLike)) else j
+            result["warnings"] += [f"preference leakage: {r}"
+                                   for r in preference_leakage(model, policy_path)]
 
     if data is not None:
         records, load_report = load_records(data)
@@ -230,6 +281,17 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
         elif compare is not None:
             raise ValueError("a win rate needs a reference model to compare against; give "
                              "ref_path")
+        if judges:
+            theirs = _baseline_texts(baseline, prompt_list, ref_lm, tokenizer, dict(
+                max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                top_k=top_k, seed=seed, batch_size=sample_batch_size), dtype, device,
+                trust_remote_code)
+            judged, verdicts = judged_metrics(
+                judges, prompt_list, [t[0] for t in samples.texts], theirs,
+                lengths=lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]),
+                resamples=bootstrap, seed=seed)
+            result["metrics"].update(judged)
+            result["judged"] = verdicts
     for w in result["warnings"]:
         log.warning(w)
     if output is not None:

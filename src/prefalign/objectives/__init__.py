@@ -62,6 +62,7 @@ from .state import ObjectiveState, RunningMoments, RunningStat
 # the built-in objectives register themselves when their modules load: here, once, so the
 # registry never imports the modules that import it
 from . import listwise, pairwise, reference_free, soft_labels, tdpo, unpaired  # noqa: E402,F401
+from . import mixture  # noqa: E402,F401  (mixtures of the above, built by name on demand)
 from .token_level import ld_sequence_logps, ld_token_weights, log_sum_sq_probs, sequence_kl, wpo_log_weights, wpo_weights
 from .unpaired import kto_reference_point
 

@@ -26,6 +26,8 @@ from functools import lru_cache
 import torch
 
 from .batches import ObjectiveOutput, PairwiseBatch, UnpairedBatch
+from .dispatch import run
+from .registry import Objective, build_on_demand, get
 
 _TERM = re.compile(r"^\s*(?:([0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\s*\*\s*)?([A-Za-z0-9_\-]+)\s*$")
 
@@ -47,8 +49,6 @@ def mixture_name(objective: str, weights=None) -> str:
 
 
 def _terms(text: str, weights=None) -> list[tuple[float, str]]:
-    from .registry import get
-
     if "," in text:
         names = [n.strip() for n in text.split(",")]
         if weights is None:
@@ -97,8 +97,6 @@ def _shape(text: str, entries) -> str:
 @lru_cache(maxsize=64)
 def mixture(text: str):
     """The `Objective` of a mixture name (see the module docstring)."""
-    from .registry import Objective, get
-
     terms = [(w, get(name)) for w, name in _terms(text)]
     entries = [e for _, e in terms]
     shape = _shape(text, entries)
@@ -112,8 +110,6 @@ def mixture(text: str):
            for e in entries}
 
     def fn(batch, **hps) -> ObjectiveOutput:
-        from .dispatch import run
-
         total, parts, first = None, {}, None
         for weight, entry in terms:
             values = {k: hps[k] for k in own[entry.name]}
@@ -148,3 +144,6 @@ def _view(batch, entry):
         labels = torch.ones_like(batch.policy_chosen_logps, dtype=torch.bool)
         return UnpairedBatch(batch.policy_chosen_logps, labels, None, batch.chosen_lengths)
     return batch
+
+
+build_on_demand(is_mixture, lambda name: mixture(mixture_name(name)))

@@ -257,6 +257,13 @@ class Objective:
 
 _REGISTRY: dict[str, Objective] = {}
 _ALIASES: dict[str, str] = {}
+# (matches(name), build(name)) for names built on demand rather than registered (mixtures)
+_BUILT_ON_DEMAND: list = []
+
+
+def build_on_demand(matches, build) -> None:
+    """Let ``get(name)`` return ``build(name)`` for every name ``matches`` accepts."""
+    _BUILT_ON_DEMAND.append((matches, build))
 
 
 def _normalize(name: str) -> str:
@@ -299,10 +306,9 @@ def get(name: str) -> Objective:
 
     Raises ValueError naming close matches when the name is unknown.
     """
-    from .mixture import is_mixture, mixture, mixture_name
-
-    if is_mixture(name):  # "a,b,c" or "0.8*a+0.2*b": built on demand
-        return mixture(mixture_name(name))
+    for matches, build in _BUILT_ON_DEMAND:  # mixtures: "a,b,c", "0.8*a+0.2*b"
+        if matches(name):
+            return build(name)
     key = _normalize(str(name))
     if key in _ALIASES:
         return _REGISTRY[_ALIASES[key]]

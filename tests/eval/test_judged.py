@@ -1,0 +1,147 @@
+"""Judged win rates: both orders asked, ties and position bias counted, a bootstrap interval,
+the length-controlled win rate against a hand-fitted regression, Cohen's κ by hand, and
+`prefalign eval --judge SPEC --baseline FILE` against a judge served over HTTP."""
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from prefalign.eval.judged import (bootstrap_interval, cohen_kappa, judge_both_orders,
+                                   length_controlled, logistic_fit, summarise)
+from prefalign.generation.types import Completion
+
+
+class Judge:
+    """A generator answering pairwise questions by ``rule(a, b) -> 'A' | 'B' | 'tie' | None``
+    (None: an answer without a verdict)."""
+
+    name = "scripted"
+
+    def __init__(self, rule):
+        self.rule = rule
+
+    def describe(self):
+        return {"backend": self.name}
+
+    def generate(self, prompts, n, sampling, seed=0):
+        out = []
+        for p in prompts:
+            q = p.prompt[-1]["content"]
+            a = q.split("[Response A]\n")[1].split("\n\n[Response B]")[0]
+            b = q.split("[Response B]\n")[1].split("\n\nCompare the two")[0]
+            verdict = self.rule(a, b)
+            out.append([Completion("no idea" if verdict is None else f"Verdict: {verdict}", 0)])
+        return out
+
+
+def longer(a, b):
+    return "A" if len(a) > len(b) else "B" if len(b) > len(a) else "tie"
+
+
+def test_both_orders_ties_and_position_bias():
+    prompts = ["q0", "q1", "q2", "q3"]
+    policy = ["long answer", "x", "same", "pp"]
+    baseline = ["short", "longer one", "same", "bb"]
+    # prompt 3: the judge always says A (position only): 1/2, biased; prompt 2: ties
+    rule = lambda a, b: "A" if {a, b} == {"pp", "bb"} else longer(a, b)  # noqa: E731
+    judged = judge_both_orders(Judge(rule), prompts, policy, baseline)
+    assert judged.scores == [1.0, 0.0, 0.5, 0.5]
+    assert judged.first == ["a", "b", "tie", "a"] and judged.swapped == ["b", "a", "tie", "a"]
+    m = summarise(judged, policy_lengths=[2, 1, 1, 1], baseline_lengths=[1, 2, 1, 1],
+                  resamples=200)
+    assert m["win_rate"] == 0.5 and m["tie_rate"] == 0.5 and m["position_bias_rate"] == 0.25
+    assert m["unparsed"] == 0 and m["ci_low"] <= 0.5 <= m["ci_high"]
+    # an answer without a verdict leaves its prompt out, counted
+    judged = judge_both_orders(Judge(lambda a, b: None if "x" in (a, b) else longer(a, b)),
+                               prompts[:2], policy[:2], baseline[:2])
+    assert judged.scores == [1.0, None]
+    assert summarise(judged, policy_lengths=[2, 1], baseline_lengths=[1, 2])["unparsed"] == 1
+
+
+def test_bootstrap_interval_is_seeded_and_brackets_the_mean():
+    values = [1.0, 0.0, 0.5, 1.0, 1.0, 0.0, 0.5, 1.0]
+    low, high = bootstrap_interval(values, resamples=500, seed=3)
+    assert (low, high) == bootstrap_interval(values, resamples=500, seed=3)
+    assert low < sum(values) / len(values) < high and 0 <= low and high <= 1
+    assert bootstrap_interval([0.5] * 6, resamples=50) == (0.5, 0.5)
+
+
+def test_length_controlled_win_rate_against_a_hand_fitted_regression():
+    """Two groups, gaps +10 and −10 (tanh(±1)), win rates 0.9 and 0.5: the saturated fit gives
+    σ(θ₀ ± θ₁ t) = 0.9 / 0.5, so θ₀ = (logit 0.9 + logit 0.5) / 2 = ln(9)/2 and the win rate at
+    zero gap is σ(ln 3) = 3/4, against a raw 0.7."""
+    scores = [1.0] * 9 + [0.0] + [1.0, 0.0] * 5
+    gaps = [10] * 10 + [-10] * 10
+    lc = length_controlled(scores, gaps)
+    assert lc["lc_win_rate"] == pytest.approx(0.75, abs=1e-9)
+    t = math.tanh(1.0)
+    assert lc["length_coef"] == pytest.approx((math.log(9) - 0) / (2 * t), abs=1e-9)
+    assert sum(scores) / len(scores) == pytest.approx(0.7)
+    # on uneven data the fit is the likelihood's maximum: a grid around it does no better
+    x = [0.9, -0.3, 0.2, -0.8, 0.5, -0.1, 0.7]
+    y = [1.0, 0.5, 1.0, 0.0, 0.5, 1.0, 1.0]
+    t0, t1 = logistic_fit(x, y)
+
+    def loglik(a, b):
+        total = 0.0
+        for xi, yi in zip(x, y):
+            p = 1 / (1 + math.exp(-(a + b * xi)))
+            total += yi * math.log(p) + (1 - yi) * math.log(1 - p)
+        return total
+
+    best = loglik(t0, t1)
+    assert all(loglik(t0 + da, t1 + db) <= best + 1e-12
+               for da in (-1e-3, 0, 1e-3) for db in (-1e-3, 0, 1e-3))
+
+
+def test_cohen_kappa_by_hand():
+    # observed 3/4; chance .5·.25 + .25·.5 + .25·.25 = .3125; κ = .4375 / .6875
+    assert cohen_kappa([1, 1, 0, -1], [1, 0, 0, -1]) == pytest.approx(0.4375 / 0.6875)
+    assert cohen_kappa([1, 0, -1], [1, 0, -1]) == 1.0
+
+
+def test_eval_judges_through_the_cli_with_a_served_judge(tmp_path, tiny_model_dir,
+                                                         monkeypatch):
+    from prefalign.cli import main
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "synth"))
+    from synth_helpers import ScriptedServer, chat_answer
+
+    def respond(method, path, headers, body):  # prefers the response that holds "good"
+        q = json.loads(body)["messages"][-1]["content"]
+        a = re.search(r"\[Response A\]\n(.*?)\n\n\[Response B\]", q, re.S).group(1)
+        return 200, {"Content-Type": "application/json"}, chat_answer(
+            "Verdict: A" if "good" in a else "Verdict: B")
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"q{i}"}) + "\n" for i in range(3)))
+    baseline = tmp_path / "b.jsonl"
+    baseline.write_text("".join(json.dumps({"response": r}) + "\n"
+                                for r in ("good one", "good two", "good three")))
+    out = tmp_path / "eval"
+    with ScriptedServer(respond) as judge, ScriptedServer(respond) as second:
+        code = main(["eval", "--model", str(tiny_model_dir("llama")), "--prompts", str(prompts),
+                     "--max-new-tokens", "4", "--output", str(out), "--device", "cpu",
+                     "--judge", f"openai:{judge.url}#judge", "--judge",
+                     f"openai:{second.url}#judge", "--baseline", str(baseline),
+                     "--bootstrap", "50"])
+    assert code == 0
+    result = json.loads((out / "eval.json").read_text())
+    m = result["metrics"]
+    # the tiny policy's random text never holds "good": the baseline wins in both orders
+    assert m["judged/win_rate"] == 0.0 and m["judged/prompts"] == 3
+    assert m["judged/position_bias_rate"] == 0.0 and m["judged/tie_rate"] == 0.0
+    assert m["judged2/win_rate"] == 0.0 and m["judged/kappa"] == 1.0
+    assert result["judged"][0]["judged"] == {"policy_as_a": "b", "policy_as_b": "a",
+                                             "score": 0.0}
+    assert len(judge.requests) == 6  # 3 prompts, both orders
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"answer": "x"}) + "\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl, line 1: field 'response'"):
+        from prefalign.eval.policy import evaluate_policy
+
+        evaluate_policy(tiny_model_dir("llama"), prompts=str(prompts), max_new_tokens=2,
+                        judge=[Judge(longer)], baseline=str(bad))
