@@ -88,6 +88,13 @@ def test_rm_cli_train_and_eval(tiny_model_dir, tmp_path, capsys):
                               "--center-rewards-coefficient", "0.01"])
     assert args.func(args) == 0
     args = parser.parse_args(["rm", "eval", "--model", str(tmp_path / "rm"), "--data", str(data),
-                              "--output", str(tmp_path / "r.json")])
+                              "--output", str(tmp_path / "r.json"),
+                              "--plot", str(tmp_path / "reliability.png")])
     assert args.func(args) == 0
-    assert 0 <= json.loads((tmp_path / "r.json").read_text())["accuracy"] <= 1
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert 0 <= result["accuracy"] <= 1
+    calibration = result["calibration"]
+    assert sum(b["n"] for b in calibration["reliability"]) == result["pairs"] == \
+        sum(b["n"] for b in calibration["accuracy_by_margin"])
+    assert 0 <= calibration["ece"] <= 0.5
+    assert (tmp_path / "reliability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -30,6 +30,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         from prefalign.core.files import atomic_write_json
 
         atomic_write_json(cfg.output, result)
+    if cfg.plot:
+        from prefalign.eval.plots import reliability_plot
+
+        reliability_plot(cfg.plot, result["calibration"]["reliability"],
+                         ece=result["calibration"]["ece"])
     return 0
 
 

@@ -61,3 +61,23 @@ def histogram(path: Path, groups: Mapping[str, Sequence[float]], *, title: str,
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def reliability_plot(path, bins: Sequence[Mapping], *, ece: float) -> Path:
+    """The reliability diagram: each confidence bin's accuracy against its mean confidence,
+    with the diagonal of perfect calibration."""
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0.5, 1.0], [0.5, 1.0], linestyle="--", color="grey", label="calibrated")
+    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o",
+            label="model")
+    ax.set_xlim(0.5, 1.0)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_title(f"reliability (ECE {ece:.3f})")
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)

@@ -60,6 +60,8 @@ class RewardEvalConfig(Settings):
     max_length: int = setting(1024, help="tokens per prompt + response",
                               rule=(at_least(2), ">= 2"))
     output: str | None = setting(None, help="write the result JSON here (default: printed only)")
+    plot: str | None = setting(None, help="write the reliability diagram (confidence against "
+                               "accuracy) to this PNG (default: none)")
 
 
 RewardEvalConfig.REQUIRED = ("model", "data")

@@ -176,7 +176,11 @@ def _stop(step: int, what: str, lr: float) -> None:
 @torch.no_grad()
 def evaluate_reward_model(path_or_model: Any, data: Any, *, batch_size: int = 16,
                           max_length: int | None = 1024) -> dict:
-    """Pairwise accuracy (r_c > r_r; ties counted as half and reported) and reward margins."""
+    """Pairwise accuracy (r_c > r_r; ties counted as half and reported), reward margins, and
+    the calibration of σ(r_c − r_r) (`prefalign.eval.calibration`: ECE, reliability bins,
+    accuracy by margin bucket)."""
+    from prefalign.eval.calibration import calibration
+
     rm = path_or_model if isinstance(path_or_model, RewardModel) else \
         RewardModel.from_pretrained(path_or_model)
     pairs, counts = load_pairs(data, rm.tokenizer, max_length=max_length)
@@ -185,4 +189,5 @@ def evaluate_reward_model(path_or_model: Any, data: Any, *, batch_size: int = 16
     ties = (diff == 0).double().mean().item()
     return {"accuracy": ((diff > 0).double().mean().item() + 0.5 * ties), "tie_rate": ties,
             "margin": diff.mean().item(), "reward/chosen": r[:, 0].mean().item(),
-            "reward/rejected": r[:, 1].mean().item(), **counts}
+            "reward/rejected": r[:, 1].mean().item(), **counts,
+            "calibration": calibration(diff.tolist())}
