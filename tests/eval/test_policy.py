@@ -70,6 +70,13 @@ def test_policy_equal_to_reference_gives_zero_rewards_kl_and_displacement(tiny_m
     assert m["kl/k1"] == pytest.approx(0, abs=1e-6) and m["kl/samples"] == 4
     assert m["winrate/win_rate"] == 0.5 and m["winrate/tie_rate"] == 1.0
     assert m["reference_ranking_accuracy"] == pytest.approx(m["ranking_accuracy"])
+    # the same model: nothing the reference ranks wrong is fixed, nothing right is broken
+    assert m["difficulty/fixed"] == 0.0 and m["difficulty/broken"] == 0.0
+    hardest = res["hardest_pairs"]
+    assert hardest and all(r["reference_margin"] == pytest.approx(r["policy_margin"])
+                           for r in hardest)
+    assert [r["reference_margin"] for r in hardest] == sorted(r["reference_margin"]
+                                                              for r in hardest)
     assert len(res["lengths"]["policy"]) == 4 and max(res["lengths"]["policy"]) <= 6
 
 

@@ -131,3 +131,16 @@ def test_report_escapes_what_came_from_the_run(run_dir):
     html = (run_dir / "report" / "report.html").read_text()
     assert "<script>" not in html and "<b>m" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;<br>second line" in html
+
+
+def test_report_lists_the_hardest_pairs(run_dir):
+    (run_dir / "eval" / "eval.json").write_text(json.dumps({
+        "metrics": {"difficulty/reference_wrong": 0.5},
+        "hardest_pairs": [{"pair": 7, "reference_margin": -2.5, "policy_margin": 0.25,
+                           "policy_ranks_it_right": True}]}))
+    summary = build_report(run_dir)
+    assert summary["hardest_pairs"][0]["pair"] == 7
+    md = (run_dir / "report" / "report.md").read_text()
+    assert "## Hardest pairs" in md and "| 7 | -2.5 | 0.25 | True |" in md
+    html = (run_dir / "report" / "report.html").read_text()
+    assert "<td>7</td><td>-2.5</td>" in html

@@ -45,6 +45,9 @@ class EvalConfig(SamplingSettings, BackendSettings, ServedSettings):
                                    "(default: --ref-model's samples)")
     bootstrap: int = setting(1000, help="resamples of the judged win rate's 95% interval",
                              rule=(at_least(10), ">= 10"))
+    patterns: str | None = setting(None, help="a file of regular expressions, one per line (a "
+                                   "behaviour such as refusals): the share of the policy's and "
+                                   "the baseline's samples matching any (default: none)")
     served_model: str | None = setting(None, help="openai back end: the name the server serves "
                                        "the policy under (default: the --model value)")
     # the shared settings, with eval's defaults

@@ -117,6 +117,34 @@ def alignment_gap(idealized: float, actual: float) -> float:
     return idealized - actual
 
 
+def pair_difficulty(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor,
+                    ref_chosen: torch.Tensor, ref_rejected: torch.Tensor, indices, *,
+                    hardest: int = 10) -> tuple[dict[str, float], list[dict]]:
+    """Per-pair difficulty from the reference's ranking errors ("Preference Learning Algorithms
+    Do Not Learn Preference Rankings"): a pair's difficulty is how far the reference ranks it
+    wrong, ref margin = log π_ref(y_w) − log π_ref(y_l) (below 0: ranked wrong). Returns the
+    share the reference ranks wrong, the share of those the policy now ranks right
+    (``fixed``) and of the reference's right ones it now ranks wrong (``broken``), and the
+    ``hardest`` pairs (lowest reference margin) with both margins; ``indices`` name the pairs
+    (their rows in the data, from 0)."""
+    _check_pairs(a=policy_chosen, b=policy_rejected, c=ref_chosen, d=ref_rejected)
+    ref_margin = (ref_chosen.double() - ref_rejected.double()).tolist()
+    pol_margin = (policy_chosen.double() - policy_rejected.double()).tolist()
+    wrong = [i for i, m in enumerate(ref_margin) if m < 0]
+    right = [i for i, m in enumerate(ref_margin) if m > 0]
+    n = len(ref_margin)
+    out = {"difficulty/reference_wrong": len(wrong) / n,
+           "difficulty/fixed": (sum(pol_margin[i] > 0 for i in wrong) / len(wrong)
+                                if wrong else 0.0),
+           "difficulty/broken": (sum(pol_margin[i] < 0 for i in right) / len(right)
+                                 if right else 0.0)}
+    order = sorted(range(n), key=lambda i: ref_margin[i])[:hardest]
+    rows = [{"pair": int(indices[i]), "reference_margin": ref_margin[i],
+             "policy_margin": pol_margin[i], "policy_ranks_it_right": pol_margin[i] > 0}
+            for i in order]
+    return out, rows
+
+
 def kl_from_samples(policy_logps: torch.Tensor, ref_logps: torch.Tensor) -> dict[str, float]:
     """KL(π ‖ π_ref) estimated from responses sampled from π (one summed log-prob each).
 

@@ -20,6 +20,7 @@ from prefalign.data import TokenizedExample, load_records, tokenize_records
 from prefalign.data.prompts import read_prompt_rows
 from prefalign.engine.forward import PackedLogProbModel
 from prefalign.eval import metrics as M
+from prefalign.eval.drift import drift, read_patterns
 from prefalign.eval.judged import judged_metrics
 from prefalign.eval.leakage import preference_leakage
 from prefalign.eval.logps import compute_logps
@@ -60,7 +61,7 @@ def _load(path, dtype: str, device, trust_remote_code: bool):
     return model.to(device).eval().requires_grad_(False)
 
 
-def _pair_metrics(policy, ref, examples, *, beta, pad_token_id, max_tokens, topk) -> dict:
+def _pair_metrics(policy, ref, examples, *, beta, pad_token_id, max_tokens, topk) -> tuple[dict, list[dict]]:
     pol = compute_logps(policy, examples, pad_token_id=pad_token_id, max_tokens=max_tokens,
                         topk=topk)
     pc, pr = pol.logps[:, 0], pol.logps[:, 1]
@@ -69,7 +70,7 @@ def _pair_metrics(policy, ref, examples, *, beta, pad_token_id, max_tokens, topk
     out.update({"logps/chosen": float(pc.mean()), "logps/rejected": float(pr.mean())})
     out.update(M.token_stat_summary(pol.stats, pol.sequence_index, num_responses=2))
     if ref is None:
-        return out
+        return out, []
     rl = compute_logps(ref, examples, pad_token_id=pad_token_id, max_tokens=max_tokens,
                        stats=()).logps
     rc, rr = rl[:, 0], rl[:, 1]
@@ -81,7 +82,9 @@ def _pair_metrics(policy, ref, examples, *, beta, pad_token_id, max_tokens, topk
     out.update(M.idealized_ranking_accuracy(rc, rr, beta=beta, preference_prob=alpha))
     out["alignment_gap"] = M.alignment_gap(out["idealized_ranking_accuracy"],
                                            out["ranking_accuracy"])
-    return out
+    difficulty, hardest = M.pair_difficulty(pc, pr, rc, rr, [ex.index for ex in examples])
+    out.update(difficulty)
+    return out, hardest
 
 
 def _judges(judge) -> list:
@@ -138,7 +141,8 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
                     base_url: str | None = None, served_model: str | None = None,
                     concurrency: int = 8, timeout: float = 120.0, max_retries: int = 5,
                     tensor_parallel_size: int = 1, generator: Any = None,
-                    baseline: Any = None, bootstrap: int = 1000) -> dict:
+                    baseline: Any = None, bootstrap: int = 1000,
+                    patterns: str | None = None) -> dict:
     """Evaluate a saved policy; returns the results dict and writes ``output/eval.json``.
 
     ``data``: pairwise preference data (anything `load_records` reads). ``ref_path``: the
@@ -153,6 +157,8 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
     win rate, tie and position-bias rates, κ between two judges). ``baseline``: a model folder
     (sampled as the policy is), a .jsonl/.json file with a ``response`` per prompt (in the
     prompts' order), or a list of responses; default: the reference model's samples.
+    ``patterns``: a file of regular expressions, one per line: the share of the policy's and
+    the baseline's samples matching any (`prefalign.eval.drift`).
 
     Sampling goes through `prefalign.generation`: ``backend`` "hf" (default: the policy loaded
     here), "vllm" (the policy folder loaded by vLLM) or "openai" (an OpenAI-compatible server at
@@ -181,6 +187,11 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
     if sampler.served and generator is None and not base_url:
         raise ValueError(f"the {backend} back end needs --base-url (e.g. "
                          "http://localhost:8000/v1)")
+    drift_patterns = None
+    if patterns is not None:  # read (and checked) before any model is loaded
+        if prompts is None:
+            raise ValueError("--patterns counts a behaviour in sampled responses: give --prompts")
+        drift_patterns = read_patterns(str(patterns))
     prompt_list = None
     if prompts is not None:  # read (and checked) before any model is loaded
         prompt_list = read_prompts(prompts)
@@ -228,8 +239,11 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
             raise ValueError(f"{data}: no pairwise records to evaluate (found "
                              f"{len(examples)} of another kind); log-prob metrics need "
                              "prompt/chosen/rejected rows")
-        result["metrics"].update(_pair_metrics(policy, ref, pairs, beta=beta, pad_token_id=pad,
-                                               max_tokens=max_tokens, topk=topk))
+        pair_metrics, hardest = _pair_metrics(policy, ref, pairs, beta=beta, pad_token_id=pad,
+                                              max_tokens=max_tokens, topk=topk)
+        result["metrics"].update(pair_metrics)
+        if hardest:  # the pairs the reference ranks worst, and where the policy stands
+            result["hardest_pairs"] = hardest
 
     if prompt_list is not None:
         if generator is None and not sampler.shares_loaded_model:
@@ -281,11 +295,18 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
         elif compare is not None:
             raise ValueError("a win rate needs a reference model to compare against; give "
                              "ref_path")
-        if judges:
+        theirs = None
+        if judges or (drift_patterns and (baseline is not None or ref_lm is not None)):
             theirs = _baseline_texts(baseline, prompt_list, ref_lm, tokenizer, dict(
                 max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                 top_k=top_k, seed=seed, batch_size=sample_batch_size), dtype, device,
                 trust_remote_code)
+        if drift_patterns:
+            shares, per_pattern = drift(drift_patterns, [t for ts in samples.texts for t in ts],
+                                        theirs)
+            result["metrics"].update(shares)
+            result["drift"] = per_pattern
+        if judges:
             judged, verdicts = judged_metrics(
                 judges, prompt_list, [t[0] for t in samples.texts], theirs,
                 lengths=lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]),

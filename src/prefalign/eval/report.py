@@ -149,6 +149,7 @@ def build_report(run_dir: str | os.PathLike, *, eval_json: str | os.PathLike | N
                    {k: v for k, v in eval_rows[-1].items() if k == "step" or k.startswith("eval/")}
                    if eval_rows else {}),
                "eval": (evaluation or {}).get("metrics", {}),
+               "hardest_pairs": (evaluation or {}).get("hardest_pairs", []),
                "plots": made, "config": config}
     atomic_write_json(out / "report.json", summary)
     with atomic_write(out / "report.md") as f:
@@ -178,6 +179,15 @@ def _markdown(summary: dict) -> str:
         lines += [f"## {md_text(title)}", "", "| metric | value |", "|---|---|"]
         lines += [md_row([md_text(k), md_text(_fmt(v))]) for k, v in table.items()]
         lines.append("")
+    if summary.get("hardest_pairs"):
+        lines += ["## Hardest pairs (the reference ranks them worst)", "",
+                  "| pair | reference margin | policy margin | policy ranks it right |",
+                  "|---|---|---|---|"]
+        lines += [md_row([md_text(_fmt(r["pair"])), md_text(_fmt(r["reference_margin"])),
+                          md_text(_fmt(r["policy_margin"])),
+                          md_text(_fmt(r["policy_ranks_it_right"]))])
+                  for r in summary["hardest_pairs"]]
+        lines.append("")
     if summary["plots"]:
         lines += ["## Plots", ""]
         lines += [f"![{md_text(p['title'])}]({p['file']})" for p in summary["plots"]]
@@ -200,6 +210,15 @@ def _html(summary: dict) -> str:
     for title, table in _tables(summary):
         parts.append(f"<h2>{e(title)}</h2><table border='1' cellpadding='3'>")
         parts += [f"<tr><td>{e(k)}</td><td>{e(_fmt(v))}</td></tr>" for k, v in table.items()]
+        parts.append("</table>")
+    if summary.get("hardest_pairs"):
+        parts.append("<h2>Hardest pairs (the reference ranks them worst)</h2><table border='1' "
+                     "cellpadding='3'><tr><th>pair</th><th>reference margin</th><th>policy "
+                     "margin</th><th>policy ranks it right</th></tr>")
+        parts += [f"<tr><td>{e(_fmt(r['pair']))}</td><td>{e(_fmt(r['reference_margin']))}</td>"
+                  f"<td>{e(_fmt(r['policy_margin']))}</td>"
+                  f"<td>{e(_fmt(r['policy_ranks_it_right']))}</td></tr>"
+                  for r in summary["hardest_pairs"]]
         parts.append("</table>")
     for p in summary["plots"]:
         parts.append(f"<h3>{e(p['title'])}</h3><img src='{e(p['file'])}' alt='{e(p['title'])}'>")
