@@ -177,9 +177,9 @@ def _stop(step: int, what: str, lr: float) -> None:
 def evaluate_reward_model(path_or_model: Any, data: Any, *, batch_size: int = 16,
                           max_length: int | None = 1024) -> dict:
     """Pairwise accuracy (r_c > r_r; ties counted as half and reported), reward margins, and
-    the calibration of σ(r_c − r_r) (`prefalign.eval.calibration`: ECE, reliability bins,
+    the calibration of σ(r_c − r_r) (`prefalign.reward.calibration`: ECE, reliability bins,
     accuracy by margin bucket)."""
-    from prefalign.eval.calibration import calibration
+    from prefalign.reward.calibration import calibration
 
     rm = path_or_model if isinstance(path_or_model, RewardModel) else \
         RewardModel.from_pretrained(path_or_model)
