@@ -170,6 +170,33 @@ class FrozenReference:
     def __call__(self, batch, indices: Sequence[int], keep_head: bool = False) -> SequenceLogps:
         return self.model(batch, keep_head=keep_head)
 
+    @torch.no_grad()
+    def update(self, policy: nn.Module, alpha: float) -> None:
+        """TR-DPO's reference update: θ_ref ← α·θ + (1 − α)·θ_ref (α = 1: a copy of the
+        policy), parameter by parameter; the two models must have the same parameters."""
+        mine, theirs = dict(self.model.named_parameters()), dict(policy.named_parameters())
+        if set(mine) != set(theirs):
+            missing = sorted(set(mine) ^ set(theirs))[:3]
+            raise ValueError(f"the reference and the policy have different parameters "
+                             f"({missing}); a reference update needs the same model")
+        for name, p in mine.items():
+            source = theirs[name].detach().to(device=p.device, dtype=p.dtype)
+            if alpha == 1.0:
+                p.copy_(source)
+            else:
+                p.mul_(1.0 - alpha).add_(source, alpha=alpha)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach() for n, p in self.model.named_parameters()}
+
+    @torch.no_grad()
+    def load_state_dict(self, tensors: dict[str, torch.Tensor]) -> None:
+        params = dict(self.model.named_parameters())
+        if set(params) != set(tensors):
+            raise ValueError("the checkpoint's reference does not match this reference model")
+        for name, p in params.items():
+            p.copy_(tensors[name].to(device=p.device, dtype=p.dtype))
+
 
 class AdapterDisabledReference:
     """The policy itself with its PEFT adapters switched off: no second copy of the weights."""

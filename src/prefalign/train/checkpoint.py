@@ -142,8 +142,10 @@ def _trainable(model) -> dict[str, torch.nn.Parameter]:
 
 
 def save_checkpoint(path: Path, *, accelerator, policy, optimizer, scheduler,
-                    state: dict[str, Any]) -> None:
-    """Write the checkpoint of ``step`` to ``path`` (atomically; every process calls this)."""
+                    state: dict[str, Any], reference: dict | None = None) -> None:
+    """Write the checkpoint of ``step`` to ``path`` (atomically; every process calls this);
+    ``reference``: a reference model's weights that moved during training (TR-DPO), kept as
+    ``reference.safetensors``."""
     main = accelerator.is_main_process
     tmp = path.parent / f".tmp-{path.name}"
     if main:
@@ -173,6 +175,8 @@ def save_checkpoint(path: Path, *, accelerator, policy, optimizer, scheduler,
     rng_tensors, rng_info = _rng_state()
     _save_tensors(rng_tensors, tmp / f"rng-{rank}.safetensors")
     _write_json(tmp / f"rng-{rank}.json", rng_info)
+    if main and reference is not None:
+        _save_tensors(reference, tmp / "reference.safetensors")
     accelerator.wait_for_everyone()
     if main:
         _write_json(tmp / STATE_FILE, {"format": FORMAT, **state,
@@ -181,9 +185,11 @@ def save_checkpoint(path: Path, *, accelerator, policy, optimizer, scheduler,
     accelerator.wait_for_everyone()
 
 
-def load_checkpoint(path: Path, *, accelerator, policy, optimizer, scheduler) -> dict[str, Any]:
-    """Restore model, optimizer, scheduler and RNG states from ``path``; returns the trainer
-    state (``step``, ``running``). Only safetensors and JSON files are read."""
+def load_checkpoint(path: Path, *, accelerator, policy, optimizer, scheduler,
+                    reference=None) -> dict[str, Any]:
+    """Restore model, optimizer, scheduler and RNG states from ``path`` (and a moving
+    ``reference``'s weights); returns the trainer state (``step``, ``running``). Only
+    safetensors and JSON files are read."""
     state = _read_json(path / STATE_FILE)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(
@@ -216,6 +222,13 @@ def load_checkpoint(path: Path, *, accelerator, policy, optimizer, scheduler) ->
         optimizer.load_state_dict({"state": per_param,
                                    "param_groups": _from_json(info["param_groups"])})
     scheduler.load_state_dict(_from_json(state["scheduler"]))
+    if reference is not None:
+        file = path / "reference.safetensors"
+        if not file.exists():
+            raise CheckpointError(f"{path}: holds no reference weights (reference.safetensors),"
+                                  " which a run with --ref-update needs; use --overwrite to "
+                                  "start over")
+        reference.load_state_dict(_load_tensors(file))
     rank = accelerator.process_index
     rng = path / f"rng-{rank}.safetensors"
     if rng.exists():  # a checkpoint written by fewer processes has none for this rank

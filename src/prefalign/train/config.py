@@ -52,6 +52,17 @@ class TrainConfig(Settings):
         rule=one_of("auto", "cache", "model", "adapter-disabled", "none"))
     ref_model: str | None = setting(  # default: the starting policy
         None, help="the reference model folder (default: the starting policy)")
+    ref_update: str = setting(
+        "none", help="TR-DPO: move the reference toward the policy every --ref-update-steps: "
+                     "soft (θ_ref ← α·θ + (1 − α)·θ_ref) or hard (θ_ref ← θ); none keeps it "
+                     "fixed. The reference is then a model run every step, not the cache",
+        rule=one_of("none", "soft", "hard"))
+    ref_update_steps: int = setting(512, help="optimizer steps between reference updates "
+                                    "(TR-DPO's τ; TRL's ref_model_sync_steps)",
+                                    rule=(at_least(1), ">= 1"))
+    ref_update_alpha: float = setting(
+        0.6, help="α of a soft reference update (TRL's ref_model_mixup_alpha)",
+        rule=(lambda v: finite(v) and 0 < v <= 1, "in (0, 1]"))
     cache_dir: str | None = setting(  # default: OUTPUT/../.prefalign-cache
         None, help="folder of the reference log-prob cache (default: "
                    "OUTPUT/../.prefalign-cache)")

@@ -84,6 +84,19 @@ def preflight(cfg: TrainConfig, *, processes: int, device_type: str) -> Prefligh
 
 def resolve_reference(cfg: TrainConfig, needs_reference: bool, token_kl: bool = False) -> str:
     choice = cfg.reference
+    if cfg.ref_update != "none":  # TR-DPO: the reference moves, so it is a model of its own
+        if not needs_reference:
+            raise ValueError(f"--ref-update {cfg.ref_update}: objective {cfg.objective!r} has "
+                             "no reference to update")
+        if cfg.lora or cfg.qlora:
+            raise ValueError(f"--ref-update {cfg.ref_update}: with LoRA the reference is the "
+                             "base model the adapters sit on, which does not move; train all "
+                             "weights, or leave the reference fixed")
+        if choice not in ("auto", "model"):
+            raise ValueError(f"--ref-update {cfg.ref_update} updates the reference during "
+                             f"training, which --reference {choice} cannot follow (a cache is "
+                             "computed once); use --reference model (the default with it)")
+        return "model"
     if choice == "auto":
         if not needs_reference:
             return "none"

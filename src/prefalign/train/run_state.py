@@ -59,7 +59,8 @@ RESULT_FIELDS = (
 )
 # fields added after runs were recorded: in the fingerprint only when not at their default, so a
 # run recorded before them still resumes
-ADDED_FIELDS = {"keep_whitespace_variants": False, "order": "shuffle", "pair_weight": None}
+ADDED_FIELDS = {"keep_whitespace_variants": False, "order": "shuffle", "pair_weight": None,
+                "ref_update": "none", "ref_update_steps": 512, "ref_update_alpha": 0.6}
 # entered by run_fingerprint under their own keys (models and data by content)
 FINGERPRINTED = ("model", "ref_model", "data", "eval_data", "objective", "objective_args",
                  "reference")

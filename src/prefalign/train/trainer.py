@@ -89,6 +89,11 @@ class Trainer:
         # how it was launched (DDP, FSDP2 on GPUs or CPU processes, ZeRO), and what differs
         self.accelerator, self.fallbacks = make_accelerator(
             bf16=cfg.bf16, report_to=cfg.report_to, project_dir=str(cfg.output_dir))
+        self.ref_updates = cfg.ref_update != "none"  # TR-DPO: the reference moves
+        if self.ref_updates and self.accelerator.distributed_type.name in ("FSDP", "DEEPSPEED"):
+            raise ValueError(f"--ref-update {cfg.ref_update} under sharded training (FSDP, "
+                             "ZeRO) is not supported: the reference is a full copy updated from "
+                             "the policy's full weights; use DDP or one process")
         fit_deepspeed(self.accelerator, batch_size=cfg.batch_size,
                       micro_batches_per_step=cfg.grad_accum if not cfg.max_tokens_per_batch
                       else 0)
@@ -221,7 +226,9 @@ class Trainer:
             save_checkpoint(path, accelerator=self.accelerator, policy=self.policy,
                             optimizer=self.optimizer, scheduler=self.scheduler,
                             state={"step": self.step,
-                                   "objective_state": self.objective_state.state_dict()})
+                                   "objective_state": self.objective_state.state_dict()},
+                            reference=(self.reference.state_dict() if self.ref_updates
+                                       else None))
             if self.main:
                 self.folder.prune_checkpoints()
         self.accelerator.wait_for_everyone()
@@ -233,7 +240,8 @@ class Trainer:
             return
         path = state.checkpoint
         saved = load_checkpoint(path, accelerator=self.accelerator, policy=self.policy,
-                                optimizer=self.optimizer, scheduler=self.scheduler)
+                                optimizer=self.optimizer, scheduler=self.scheduler,
+                                reference=self.reference if self.ref_updates else None)
         self.step = int(saved["step"])
         try:
             self.objective_state.load_state_dict(saved.get("objective_state", {}))
@@ -321,6 +329,9 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
+        if self.ref_updates and self.step % cfg.ref_update_steps == 0:  # TR-DPO
+            self.reference.update(acc.unwrap_model(self.policy),
+                                  1.0 if cfg.ref_update == "hard" else cfg.ref_update_alpha)
         metrics = sums.means(acc)
         totals = acc.reduce(torch.tensor([float(tokens)], device=acc.device), reduction="sum")
         metrics.update(step=self.step, epoch=round(self.step / self.plan.steps_per_epoch, 4),
