@@ -90,7 +90,7 @@ def test_running_statistics_declared_per_entry():
 @pytest.mark.parametrize("name", [o.name for o in O.available() if o.shape == "pairwise" and o.needs_reference])
 def test_pairwise_objectives_with_a_reference_return_beta_times_the_log_ratios(name):
     kw = {}
-    if name == "odpo":
+    if name in ("odpo", "modpo"):
         kw["margin"] = t(0.1, 0.2, 0.3)
     if name in ("soft_sigmoid", "sppo_soft"):
         kw["strength"] = t(0.9, 0.5, 0.2)

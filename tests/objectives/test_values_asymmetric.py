@@ -68,6 +68,9 @@ PAIRWISE = {
     "cdpo": lambda p, beta, label_smoothing: _smoothed(beta * p.d, label_smoothing),
     "soft_sigmoid": lambda p, beta, strength: -(strength * logsig(beta * p.d)
                                                 + (1 - strength) * logsig(-beta * p.d)),
+    "modpo": lambda p, beta, modpo_w0, modpo_other_weight, margin: -logsig(
+        (beta * p.h - (1 - modpo_w0 if modpo_other_weight is None else modpo_other_weight)
+         * margin) / modpo_w0),
     "sppo_soft": lambda p, beta, strength: ((p.sw - (strength - 0.5) / beta) ** 2
                                             + (p.sl - (0.5 - strength) / beta) ** 2),
     "odpo": lambda p, beta, offset_scale, offset_fn, margin: -logsig(
@@ -105,6 +108,8 @@ SETTINGS = {
     "cdpo": [{"beta": 0.1, "label_smoothing": 0.1}, {"beta": 0.6, "label_smoothing": 0.3}],
     "soft_sigmoid": [{"beta": 0.1}, {"beta": 0.8}],
     "sppo_soft": [{"beta": 0.1}, {"beta": 0.6}],
+    "modpo": [{"beta": 0.1, "modpo_w0": 0.5, "modpo_other_weight": None},
+              {"beta": 0.6, "modpo_w0": 0.3, "modpo_other_weight": 1.0}],
     "odpo": [{"beta": 0.1, "offset_scale": 1.0, "offset_fn": "log1p"},
              {"beta": 0.6, "offset_scale": 0.4, "offset_fn": "identity"},
              {"beta": 0.3, "offset_scale": 0.8, "offset_fn": "log"}],
@@ -135,7 +140,7 @@ def tensors(rows):
 
 def extra_inputs(name, n):
     kw = {}
-    if name == "odpo":
+    if name in ("odpo", "modpo"):
         kw["margin"] = torch.tensor(MARGINS[:n], dtype=torch.float64)
     if name in ("soft_sigmoid", "sppo_soft"):
         kw["strength"] = torch.tensor(STRENGTHS[:n], dtype=torch.float64)
@@ -146,7 +151,7 @@ def extra_inputs(name, n):
 
 
 def per_pair_inputs(name, i):
-    if name == "odpo":
+    if name in ("odpo", "modpo"):
         return {"margin": MARGINS[i]}
     if name in ("soft_sigmoid", "sppo_soft"):
         return {"strength": STRENGTHS[i]}

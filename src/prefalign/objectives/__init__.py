@@ -26,7 +26,8 @@ Extra inputs, by keyword (B = batch, T = padded response length, K = list size):
 =========================  ==============  ===========================================================
 keyword                    shape           used by
 =========================  ==============  ===========================================================
-margin                     [B], >= 0       odpo (preference strength, e.g. score_w − score_l)
+margin                     [B], >= 0       odpo (preference strength, e.g. score_w − score_l); modpo (the
+                                           other dimensions' reward gap, any sign)
 strength                   [B], in [0, 1]  soft_sigmoid (p(chosen ≻ rejected): a judge's, a jury's)
 gap_mean, gap_std          scalar          beta_dpo, optional (running mean/std of h = ρ_w − ρ_l)
 delta                      scalar          bco, bco_pair (optional; the running mean reward; see the entries)
@@ -61,7 +62,7 @@ from .registry import Hyperparameter, Objective, available, get, table_text
 from .state import ObjectiveState, RunningMoments, RunningStat
 # the built-in objectives register themselves when their modules load: here, once, so the
 # registry never imports the modules that import it
-from . import listwise, pairwise, reference_free, soft_labels, tdpo, unpaired  # noqa: E402,F401
+from . import listwise, multi_objective, pairwise, reference_free, soft_labels, tdpo, unpaired  # noqa: E402,F401,E501
 from . import mixture  # noqa: E402,F401  (mixtures of the above, built by name on demand)
 from .token_level import ld_sequence_logps, ld_token_weights, log_sum_sq_probs, sequence_kl, wpo_log_weights, wpo_weights
 from .unpaired import kto_reference_point
