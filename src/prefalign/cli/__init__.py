@@ -12,7 +12,7 @@ import sys
 
 from .data import add_data_parser
 from .demo import add_demo_parser
-from .evaluate import add_eval_parser, add_report_parser
+from .evaluate import add_curve_parser, add_eval_parser, add_report_parser
 from .reward import add_rm_parser
 from .synth import add_iterate_parser, add_synth_parser
 from .tools import add_tool_parsers
@@ -20,7 +20,7 @@ from .train import add_train_parser
 
 # in the order `prefalign --help` lists them
 COMMANDS = [add_train_parser, add_synth_parser, add_iterate_parser, add_eval_parser,
-            add_report_parser, add_data_parser, add_rm_parser, add_demo_parser, add_tool_parsers]
+            add_report_parser, add_curve_parser, add_data_parser, add_rm_parser, add_demo_parser, add_tool_parsers]
 
 
 def build_parser() -> argparse.ArgumentParser:

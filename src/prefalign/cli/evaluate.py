@@ -21,6 +21,31 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_curve(args: argparse.Namespace) -> int:
+    from prefalign.loop.config import CurveConfig
+    from prefalign.loop.overoptimisation import overoptimisation_curve
+
+    cfg = settings_from(CurveConfig, args)
+    summary = overoptimisation_curve(cfg.run, cfg.prompts, scorer=cfg.scorer, proxy=cfg.proxy,
+                                     output=cfg.output, num_samples=cfg.num_samples,
+                                     max_new_tokens=cfg.max_new_tokens,
+                                     temperature=cfg.temperature, seed=cfg.seed,
+                                     device=cfg.device)
+    for row in summary["points"]:
+        extra = f", proxy {row['proxy']}" if "proxy" in row else ""
+        print(f"step {row['step']}: KL {row['kl']:.4f}, gold {row['gold']}{extra}")
+    return 0
+
+
+def add_curve_parser(sub) -> None:
+    from prefalign.loop.config import CurveConfig
+
+    p = sub.add_parser("curve", help="the over-optimisation curve of a run: gold (and proxy) "
+                                     "score against KL over its checkpoints")
+    add_settings(p, CurveConfig)
+    p.set_defaults(func=_cmd_curve)
+
+
 def add_eval_parser(sub) -> None:
     from prefalign.eval.config import EvalConfig
 

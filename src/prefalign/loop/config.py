@@ -8,7 +8,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from prefalign.core.settings import Routed, redefault, setting
+from prefalign.core.settings import Routed, Settings, at_least, finite, redefault, setting
 from prefalign.generation.settings import BackendSettings, SamplingSettings
 from prefalign.synth.config import SynthSettings
 
@@ -82,3 +82,27 @@ def _train_routes() -> dict:
 
 
 IterateConfig.ROUTED = _train_routes()
+
+
+@dataclass
+class CurveConfig(Settings):
+    """`prefalign curve`: the over-optimisation curve of a run (`prefalign.loop.overoptimisation`)."""
+
+    run: str = setting("", help="a folder `prefalign train` wrote (its checkpoints, final model "
+                       "and config.json; a full-weight, unsharded run)")
+    prompts: str = setting("", help="prompts to sample from at every point")
+    scorer: str = setting("", help="the gold scorer spec (as synth's --scorer: a verifier, a "
+                          "reward model, a judge)")
+    proxy: str | None = setting(None, help="the proxy scorer the run optimised, scored on the "
+                                "same samples (default: none)")
+    output: str | None = setting(None, help="folder for curve.json and curve.png (default: "
+                                 "RUN/curve)")
+    num_samples: int = setting(4, help="samples per prompt at every point",
+                               rule=(at_least(1), ">= 1"))
+    max_new_tokens: int = setting(64, help="tokens per sample at most", rule=(at_least(1), ">= 1"))
+    temperature: float = setting(1.0, help="sampling temperature (1: the KL estimate is "
+                                 "unbiased)", rule=(lambda v: finite(v) and v >= 0, ">= 0"))
+    seed: int = setting(0, help="sampling seed: the same draws at every point")
+    device: str | None = setting(None, help="cpu, cuda, ... (default: cuda when available)")
+
+    REQUIRED = ("run", "prompts", "scorer")

@@ -234,3 +234,36 @@ def load_checkpoint(path: Path, *, accelerator, policy, optimizer, scheduler,
     if rng.exists():  # a checkpoint written by fewer processes has none for this rank
         _set_rng_state(_load_tensors(rng), _read_json(path / f"rng-{rank}.json"))
     return state
+
+
+def export_checkpoint(path: Path, base_model: str, out: Path, *,
+                      trust_remote_code: bool = False) -> Path:
+    """The policy of checkpoint ``path`` as a Hugging Face model folder ``out``: the starting
+    model ``base_model`` with the checkpoint's trained weights (a full-weight, unsharded run;
+    LoRA and sharded checkpoints are refused by name)."""
+    from transformers import AutoTokenizer
+
+    from prefalign.engine.loading import load_causal_lm
+
+    file = path / "model.safetensors"
+    if not file.exists():
+        raise CheckpointError(f"{path}: no model.safetensors (a sharded FSDP/ZeRO checkpoint); "
+                              "its models cannot be read one by one here")
+    stored = {k.removeprefix("model."): v for k, v in _load_tensors(file).items()}
+    if any("lora_" in k for k in stored):
+        raise CheckpointError(f"{path}: a LoRA checkpoint (adapters only); export needs a run "
+                              "that trained all weights")
+    model = load_causal_lm(base_model, trust_remote_code=trust_remote_code)
+    params = dict(model.named_parameters())
+    unknown = sorted(set(stored) - set(params))
+    if unknown or set(stored) != set(params):
+        missing = sorted(set(params) - set(stored))
+        raise CheckpointError(f"{path}: its weights do not match {base_model} (unexpected "
+                              f"{unknown[:3]}, missing {missing[:3]})")
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(stored[name].to(p.dtype))
+    model.save_pretrained(out, safe_serialization=True)
+    AutoTokenizer.from_pretrained(base_model, trust_remote_code=trust_remote_code) \
+        .save_pretrained(out)
+    return out
