@@ -1,4 +1,5 @@
-"""`prefalign data audit` (`AuditConfig`): a report on a preference file."""
+"""`prefalign data audit` (`AuditConfig`): a report on a preference file; `prefalign data
+relabel` (`RelabelConfig`): reward-augmented relabeling."""
 
 from __future__ import annotations
 
@@ -30,12 +31,31 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_relabel(args: argparse.Namespace) -> int:
+    from prefalign.data import load_records
+    from prefalign.data.relabel import RelabelConfig, reward_augment
+    from prefalign.data.writers import save_records
+
+    cfg = settings_from(RelabelConfig, args)
+    records, report = load_records(cfg.data)
+    pairs, dropped = reward_augment(records, template=cfg.template, digits=cfg.digits)
+    save_records(pairs, cfg.output)
+    print(f"{cfg.data}: {report.rows} rows; wrote {len(pairs)} score-conditioned pairs to "
+          f"{cfg.output}; dropped {dict(dropped)}")
+    return 0
+
+
 def add_data_parser(sub) -> None:
+    from prefalign.data.relabel import RelabelConfig
     from prefalign.eval.config import AuditConfig
 
-    p = sub.add_parser("data", help="look at preference data: audit")
+    p = sub.add_parser("data", help="look at preference data: audit, relabel")
     data = p.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
     a = data.add_parser("audit", help="a report on a preference file: duplicates, leakage, "
                                       "length bias, refused rows, suspected label noise")
     add_settings(a, AuditConfig)
     a.set_defaults(func=_cmd_audit)
+    r = data.add_parser("relabel", help="reward-augmented relabeling: each scored pair as two "
+                                        "pairs conditioned on a target score")
+    add_settings(r, RelabelConfig)
+    r.set_defaults(func=_cmd_relabel)
