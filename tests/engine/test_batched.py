@@ -80,3 +80,41 @@ def test_no_examples_is_an_error():
 
     with pytest.raises(ValueError, match="no examples"):
         batched_logps(PackedLogProbModel(nn.Linear(1, 1)), [], pad_token_id=0)
+
+
+def _gathered(model, examples, world, **options):
+    """What every process of ``world`` gets from the sharded pass, run here one after another:
+    each process's share captured first, then the gather handed all of them."""
+    from prefalign.engine.reference import Shards, _sharded_logps
+
+    shares = {}
+
+    class Captured(Exception):
+        pass
+
+    for rank in range(world):
+        def capture(obj, rank=rank):
+            shares[rank] = obj
+            raise Captured
+        try:
+            _sharded_logps(model, examples, Shards(rank, world, capture), **options)
+        except Captured:
+            pass
+    return _sharded_logps(model, examples, Shards(0, world, lambda obj: [shares[r] for r in
+                                                                         range(world)]),
+                          **options)
+
+
+def test_the_sharded_reference_pass_is_the_single_one(tiny_model_dir):
+    """Lists of different lengths (each share's widest list differs) and fewer examples than
+    processes (an empty share) give what one process computes."""
+    model = PackedLogProbModel(load(tiny_model_dir("llama")).eval())
+    options = dict(pad_token_id=0, max_tokens=40, progress=False)
+    examples = random_examples(seed=3, n=5, responses=(1, 3))
+    one, one_tokens = compute_all_logps(model, examples, with_tokens=True, **options)
+    for world, subset in ((2, examples), (3, examples), (4, examples[:2])):
+        if subset is not examples:
+            one, one_tokens = compute_all_logps(model, subset, with_tokens=True, **options)
+        logps, tokens = _gathered(model, subset, world, **options)
+        assert logps.shape == one.shape and torch.allclose(logps, one, atol=1e-5), world
+        assert torch.allclose(tokens, one_tokens, atol=1e-5), world

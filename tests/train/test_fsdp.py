@@ -113,3 +113,30 @@ def test_a_launch_that_falls_back_says_so(tiny_model_dir, pair_file, tmp_path, m
         "the launch asked for FSDP2; this run is single process: nothing is sharded",
         "the launch asked for mixed precision bf16; --bf16 decides here, and this run uses no"]
     assert [r.getMessage() for r in caplog.records] == ran["fallbacks"]
+
+
+@pytest.mark.slow
+def test_a_second_fsdp2_run_in_the_same_processes(tiny_model_dir, pair_file, tmp_path):
+    """Two trainings in one launch (iterate's rounds, the demo's comparisons): the second is
+    sharded as the first, not left with a stale state."""
+    import os
+    import subprocess
+    import sys
+
+    from launch_helpers import ROOT
+
+    script = tmp_path / "two_runs.py"
+    script.write_text(f"""
+from prefalign.train import TrainConfig, train
+for name in ("first", "second"):
+    train(TrainConfig(model={str(tiny_model_dir("llama"))!r}, data={str(pair_file)!r},
+                      output={str(tmp_path)!r} + "/" + name, max_steps=1, batch_size=2,
+                      progress=False, cache_dir={str(tmp_path / "cache")!r}))
+""")
+    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                           str(FSDP_CONFIG), "--num_processes", "2", "--mixed_precision", "no",
+                           str(script)], capture_output=True, text=True, env=env, timeout=600,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [_ran(tmp_path / n)["type"] for n in ("first", "second")] == ["FSDP2", "FSDP2"]

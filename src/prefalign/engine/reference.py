@@ -79,10 +79,16 @@ class Shards:
 def _sharded_logps(model, examples: Sequence, shards: Shards, **options):
     """Every example's (summed, per-token) log-probs, each process computing its share."""
     mine = list(range(shards.rank, len(examples), shards.world))
-    logps, tokens = compute_all_logps(model, [examples[i] for i in mine], with_tokens=True,
-                                      **options)
-    sizes = [sum(len(r) for r in examples[i].responses) for i in mine]
-    parts = shards.all_gather((mine, logps, list(torch.split(tokens, sizes))))
+    width = max(len(ex.responses) for ex in examples)  # lists of K: one process's width
+    if mine:
+        logps, tokens = compute_all_logps(model, [examples[i] for i in mine], with_tokens=True,
+                                          **options)
+        logps = torch.nn.functional.pad(logps, (0, width - logps.shape[1]))  # zeros, as one
+        sizes = [sum(len(r) for r in examples[i].responses) for i in mine]
+        split = list(torch.split(tokens, sizes))
+    else:  # fewer examples than processes: this one only takes part in the gather
+        logps, split = torch.zeros(0, width), []
+    parts = shards.all_gather((mine, logps, split))
     rows: list = [None] * len(examples)
     per_example: list = [None] * len(examples)
     for indices, part_logps, part_tokens in parts:

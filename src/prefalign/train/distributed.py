@@ -50,15 +50,18 @@ def make_accelerator(*, bf16: bool, report_to, project_dir: str):
     """The run's Accelerator (see the module docstring for the CPU cases) and the fallbacks
     from what the launch asked for, each already warned about."""
     from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
+    from accelerate.state import AcceleratorState, PartialState
     from accelerate.utils import DistributedType
 
     asked = requested()
     multi_cpu = not torch.cuda.is_available() and asked["processes"] > 1
     # accelerate keeps its settings (mixed precision) in a process-wide singleton; a second
     # run in the same process (a notebook, iterate, the demo) may want other settings. The
-    # process group (PartialState) is kept.
+    # process group (PartialState) is kept, and with it the FSDP type a CPU run set below:
+    # back to what accelerate itself sets, so each run decides again
     AcceleratorState._reset_state(reset_partial_state=False)
+    if multi_cpu and PartialState._shared_state.get("distributed_type") == DistributedType.FSDP:
+        PartialState._shared_state["distributed_type"] = DistributedType.MULTI_CPU
     accelerator = Accelerator(
         cpu=multi_cpu,
         gradient_accumulation_steps=1,  # accumulation is done (and scaled) by the trainer
@@ -70,9 +73,10 @@ def make_accelerator(*, bf16: bool, report_to, project_dir: str):
         if asked["type"] == "FSDP2":
             from accelerate.utils import FullyShardedDataParallelPlugin
 
-            from accelerate.state import PartialState
-
-            accelerator.state.fsdp_plugin = FullyShardedDataParallelPlugin()  # the launch's
+            plugin = FullyShardedDataParallelPlugin()  # the launch's settings
+            if bf16:  # as accelerate does for FSDP on GPUs
+                plugin.set_mixed_precision("bf16")
+            accelerator.state.fsdp_plugin = plugin
             # both states, as accelerate sets them for FSDP on GPUs (each AcceleratorState()
             # call copies the PartialState's type)
             accelerator.state.distributed_type = DistributedType.FSDP
