@@ -147,3 +147,11 @@ def test_a_weighted_sum_keeps_the_one_terms_votes_and_notes():
     assert (one.value, one.votes, one.notes) == (1.5, (1.0, 0.0), {"self_tests": ["t"]})
     [[two]] = WeightedSum([(1.0, Fixed((1.0,))), (1.0, Fixed((0.0,)))]).score(groups)
     assert two.votes is None  # two terms' votes are not mixed
+
+
+def test_only_scorers_whose_tests_reach_the_log_satisfy_dstc():
+    from prefalign.scoring import notes_made
+
+    assert notes_made("selftests:hf:/m?tests=2") == {"self_tests"}
+    assert notes_made("0.5*selftests:hf:/m+0.5*tests:tests") == {"self_tests"}  # a sum keeps them
+    assert notes_made("jury:selftests:hf:/m|tests:tests") == set()  # a jury drops them

@@ -134,3 +134,34 @@ def test_workers_of_a_launcher_through_the_cli_with_a_model(tmp_path, write_prom
     texts = lambda entries: {e["index"]: [c["text"] for c in e["completions"]]  # noqa: E731
                              for e in entries}
     assert texts(two) == texts(one)
+
+
+def test_a_worker_that_finds_the_output_locked_waits_and_merges(tmp_path, write_prompts,
+                                                                 monkeypatch):
+    """Worker 0 finishes while worker 1 holds the output lock (it was checking, found worker 0
+    unfinished): worker 0 waits for the lock and merges, instead of leaving no output."""
+    import threading
+    import time
+    from pathlib import Path
+
+    from prefalign.core.locks import exclusive_lock
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    prompts = write_prompts(arithmetic_rows(5))
+    run_synth(_cfg(prompts, tmp_path / "one.jsonl"))
+    out = tmp_path / "two.jsonl"
+    run_synth(_cfg(prompts, out, shard="1/2"))
+    held = threading.Event()
+
+    def hold():
+        with exclusive_lock(out.with_name(out.name + ".lock")):
+            held.set()
+            time.sleep(1.5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    result = run_synth(_cfg(prompts, out, shard="0/2"))
+    holder.join()
+    assert result.counts.get("merged") is not False
+    assert out.read_bytes() == (tmp_path / "one.jsonl").read_bytes()

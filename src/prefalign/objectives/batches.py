@@ -84,6 +84,7 @@ class PairwiseBatch:
     delta: Tensor | None = None
     gap_mean: Tensor | None = None
     gap_std: Tensor | None = None
+    step_mean_length: Tensor | None = None  # a mixture's sft term: the step's mean chosen length
     f_divergence: str = "reverse_kl"
     f_alpha: float = 0.5
 

@@ -142,7 +142,8 @@ def _view(batch, entry):
     responses."""
     if entry.shape == "sft" and isinstance(batch, PairwiseBatch):
         labels = torch.ones_like(batch.policy_chosen_logps, dtype=torch.bool)
-        return UnpairedBatch(batch.policy_chosen_logps, labels, None, batch.chosen_lengths)
+        return UnpairedBatch(batch.policy_chosen_logps, labels, None, batch.chosen_lengths,
+                             step_mean_length=batch.step_mean_length)
     return batch
 
 

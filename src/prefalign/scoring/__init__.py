@@ -91,15 +91,12 @@ def files_named(spec: str) -> list[str]:
 
 
 def notes_made(spec: str) -> set[str]:
-    """The `Score.notes` keys a spec's kinds make (its nested members' included), for the pair
-    strategies that need them."""
+    """The `Score.notes` keys a spec's terms make, for the pair strategies that need them. A
+    weighted sum passes its terms' notes on; a nested kind (a jury) does not: its members'
+    notes do not reach the log."""
     out: set[str] = set()
-    for _, kind, args, _ in parse_scorer_spec(spec):
-        entry = registry.get(kind)
-        out.update(entry.notes)
-        if entry.nested:
-            for member in args.split("|"):
-                out |= notes_made(member)
+    for _, kind, _, _ in parse_scorer_spec(spec):
+        out.update(registry.get(kind).notes)
     return out
 
 

@@ -45,7 +45,8 @@ from prefalign.core.durable_log import DurableLog
 from .config import SynthConfig
 from .filters import FilterSpec, apply_filters, check_filters
 from .pairs import PairOptions, build_records, output_kind
-from .shards import NotFinished, header_differences, merged_entries, parse_shard
+from .shards import (NotFinished, ShardMismatch, header_differences, merged_entries,
+                     parse_shard)
 from .strategies import check_needs
 from .revise import revise_chunk, revision_pair
 from .prompts import read_prompts
@@ -362,16 +363,30 @@ def run_synth(cfg: SynthConfig) -> SynthResult:
         log = _open_log(shard.log_path(out_path), shard.header(fp, cfg.chunk_size))
         share = [c for k, c in enumerate(_chunks(prompts, cfg.chunk_size)) if shard.owns(k)]
         run = _sample(cfg, share, log)
-    try:  # the last worker to finish joins them, unless another process holds the output
-        with exclusive_lock(out_path.with_name(out_path.name + ".lock"),
-                            what=f"synth output {out_path}"):
-            return merge_shards(cfg, opts, out_path, manifest_path, prompts=prompts, fp=fp)
-    except (NotFinished, LockHeldError, ValueError) as why:
-        if not isinstance(why, (NotFinished, LockHeldError)):  # its own share is done, logged
+    try:  # the last worker to finish joins them
+        return _merge_when_free(cfg, opts, out_path, manifest_path, prompts, fp)
+    except (NotFinished, ShardMismatch) as why:
+        if isinstance(why, ShardMismatch):  # its own share is done and logged all the same
             logger.warning("worker %d/%d: not merging: %s", shard.index, shard.count, why)
         counts = {"shard": f"{shard.index}/{shard.count}", "prompts": sum(map(len, share)),
                   **run.counts(log.discarded), "merged": False}
         return SynthResult(out_path, manifest_path, [], counts)
+
+
+def _merge_when_free(cfg, opts, out_path, manifest_path, prompts, fp, wait: float = 120.0):
+    """The merge, under the output's lock; while another worker holds it (it found this
+    worker unfinished a moment ago, or is merging), wait for it and check again."""
+    deadline = time.time() + wait
+    while True:
+        try:
+            with exclusive_lock(out_path.with_name(out_path.name + ".lock"),
+                                what=f"synth output {out_path}"):
+                return merge_shards(cfg, opts, out_path, manifest_path, prompts=prompts, fp=fp)
+        except LockHeldError:
+            if time.time() > deadline:
+                raise NotFinished(f"{out_path}: another process held it for {wait:g} s; run "
+                                  "--merge when the workers are done") from None
+            time.sleep(0.5)
 
 
 def _open_log(path: Path, header: dict[str, Any]) -> DurableLog:

@@ -86,7 +86,7 @@ def find_logs(output: Path) -> tuple[int, dict[int, Path]]:
         if match:
             found.setdefault(int(match.group(2)), {})[int(match.group(1))] = path
     if len(found) > 1:
-        raise ValueError(f"{output}: worker logs for {' and '.join(map(str, sorted(found)))} "
+        raise ShardMismatch(f"{output}: worker logs for {' and '.join(map(str, sorted(found)))} "
                          "workers lie beside it; keep one set")
     return next(iter(found.items()), (0, {}))
 
@@ -102,6 +102,10 @@ def header_differences(found: dict, expected: dict) -> str:
 
 class NotFinished(ValueError):
     """A worker's share is not (yet) in its log."""
+
+
+class ShardMismatch(ValueError):
+    """A worker's log does not fit this merge (other settings, another N)."""
 
 
 def merged_entries(output: Path, prompts: Sequence, fp: dict[str, Any], chunk_size: int
@@ -123,7 +127,7 @@ def merged_entries(output: Path, prompts: Sequence, fp: dict[str, Any], chunk_si
         expected = shard.header(fp, chunk_size)
         if head != expected:
             what = header_differences(head, expected)
-            raise ValueError(f"{path} was written with other settings than this merge's "
+            raise ShardMismatch(f"{path} was written with other settings than this merge's "
                              f"({what}); rerun that worker with this command")
         share = {i for i, c in chunks.items() if shard.owns(c)}
         logged = {e["index"] for e in log.entries[1:]}

@@ -78,6 +78,9 @@ def build_batch(spec: Objective, hyperparameters: dict[str, Any], packed: Packed
             fields.update(chosen_seq_kl=policy.kl[:, 0], rejected_seq_kl=policy.kl[:, 1])
         if (TOKEN_FIELDS | REF_TOKEN_FIELDS | SUMSQ_FIELDS) & reads:
             fields.update(_token_views(reads, policy, reference))
+        if "step_mean_length" in reads and step_mean_length is not None:  # a mixture's sft
+            fields["step_mean_length"] = torch.tensor(float(step_mean_length),
+                                                      device=logps.device)
         return PairwiseBatch(logps[:, 0], logps[:, 1], col(ref, 0), col(ref, 1),
                              lengths[:, 0], lengths[:, 1], **fields)
     if spec.shape == "listwise":
