@@ -19,3 +19,18 @@ def test_modpo_by_hand_and_its_dpo_case():
     assert torch.allclose(compute("modpo", PW, PL, RW, RL, margin=torch.tensor([2.0, 1.0, 3.0]),
                                   modpo_w0=1.0, modpo_other_weight=0.0),
                           compute("sigmoid", PW, PL, RW, RL))
+
+
+def test_modpo_refuses_to_take_the_ranking_scores_as_the_other_dimensions(tiny_model_dir,
+                                                                          tmp_path):
+    import json
+
+    from prefalign.train import TrainConfig, train
+
+    data = tmp_path / "scored.jsonl"
+    data.write_text(json.dumps({"prompt": "1+1=", "chosen": "2", "rejected": "3",
+                                "score_chosen": 1.0, "score_rejected": 0.0}) + "\n")
+    with pytest.raises(ValueError, match=r"scored.jsonl, line 1, field 'margin'.*other "
+                                         r"preference dimensions"):
+        train(TrainConfig(model=str(tiny_model_dir("llama")), data=str(data), objective="modpo",
+                          output=str(tmp_path / "r"), progress=False, max_steps=1))

@@ -21,7 +21,10 @@ EXTRA = {"exo_pair": {"label_smoothing": 1e-3}}
 def data_for(name, shape, files):
     if name == "npo":  # negatives only (a forget set)
         return files["negatives"]
-    if {"margin", "strength"} & objectives.get(name).inputs:  # ODPO's margin; soft labels
+    entry = objectives.get(name)
+    if "margin" in entry.inputs and not entry.margin_from_scores:  # MODPO: a margin column
+        return files["margins"]
+    if {"margin", "strength"} & entry.inputs:  # ODPO's margin from the scores; soft labels
         return files["scored"]
     return {"pairwise": files["pair"], "unpaired": files["unpaired"], "listwise": files["ranked"],
             "sft": files["sft"]}[shape]
@@ -37,8 +40,11 @@ def files(pair_file, unpaired_file, ranked_file, sft_file, tmp_path):
     scored.write_text("".join(json.dumps({**r, "score_chosen": 1.0 + i % 3, "score_rejected": 0.5,
                                           "strength": 0.5 + 0.1 * (i % 5)})
                               + "\n" for i, r in enumerate(rows)))
+    margins = tmp_path / "margins.jsonl"
+    margins.write_text("".join(json.dumps({**r, "margin": 0.5 - 0.25 * (i % 3)}) + "\n"
+                               for i, r in enumerate(rows)))
     return {"pair": pair_file, "unpaired": unpaired_file, "ranked": ranked_file, "sft": sft_file,
-            "negatives": negatives, "scored": scored}
+            "negatives": negatives, "scored": scored, "margins": margins}
 
 
 TRAINABLE = [o.name for o in objectives.available() if o.name not in NOT_TRAINABLE]

@@ -34,12 +34,14 @@ from .registry import Hyperparameter, objective
                        "holds the weighted sum of several)", "0-1", low=0.0),
     ),
     inputs=frozenset({"margin"}),
+    margin_from_scores=False,  # the scores rank this dimension: not the others' gap
     modifiers=modifiers.NO_F_DIVERGENCE,
     notes="The paper's loss for the preference of weight w₀ with the other objectives' rewards "
     "r₋₀ (reward models trained beforehand, or any score), w₋₀ᵀ(r₋₀(y_w) − r₋₀(y_l)) = "
-    "w_r·Δr: here the pair's margin column holds Δr (else score_chosen − score_rejected, the "
-    "scores of the other dimension). w₀ = 1 with w_r = 0 is DPO (tested). The loss is the "
-    "paper's margin form; the authors' code divides the same way.",
+    "w_r·Δr: here the pair's margin column holds Δr. score_chosen − score_rejected is not taken "
+    "for it (those scores rank the trained dimension, as synth writes them): a pair without a "
+    "margin column is refused, naming its row. w₀ = 1 with w_r = 0 is DPO (tested). The loss "
+    "is the paper's margin form; the authors' code divides the same way.",
 )
 def modpo(b: PairwiseBatch, *, beta: float, modpo_w0: float,
           modpo_other_weight: float | None) -> ObjectiveOutput:

@@ -186,6 +186,9 @@ class Objective:
     modifiers: tuple[Any, ...] = ()
     state: tuple[Any, ...] = ()
     differences: tuple[tuple[str, str, str, str, str], ...] = ()
+    # a pair without a margin column may take score_chosen − score_rejected as its margin
+    # (ODPO's preference strength); False where the margin means something else (MODPO)
+    margin_from_scores: bool = True
 
     @property
     def defaults(self) -> dict[str, Any]:

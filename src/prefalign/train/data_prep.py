@@ -42,6 +42,11 @@ def _fit_margins(records, spec):
     out, derived = [], 0
     for record in records:
         if isinstance(record, PairRecord) and record.margin is None:
+            if not spec.margin_from_scores:
+                raise DataError(
+                    f"objective {spec.name!r} reads each pair's margin column (the other "
+                    "preference dimensions' reward gap); score_chosen − score_rejected is not "
+                    "it", where=record.where, field="margin", reason="missing_field")
             if record.score_chosen is None or record.score_rejected is None:
                 raise DataError(
                     f"objective {spec.name!r} needs each pair's preference strength: give a margin "
