@@ -41,3 +41,12 @@ def test_a_template_needs_the_score():
 
     with pytest.raises(ValueError, match=r"needs \{score\}"):
         reward_augment([], template="be good")
+
+
+def test_the_missing_score_is_named():
+    from prefalign.data.errors import DataError
+    from prefalign.data.records import PairRecord
+    from prefalign.data.relabel import reward_augment
+
+    with pytest.raises(DataError, match="field 'score_rejected'"):
+        reward_augment([PairRecord("q", "a", "b", score_chosen=1.0)])

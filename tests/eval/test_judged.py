@@ -145,3 +145,25 @@ def test_eval_judges_through_the_cli_with_a_served_judge(tmp_path, tiny_model_di
 
         evaluate_policy(tiny_model_dir("llama"), prompts=str(prompts), max_new_tokens=2,
                         judge=[Judge(longer)], baseline=str(bad))
+
+
+def test_a_baseline_model_samples_with_its_own_tokenizer(tmp_path, tiny_model_dir):
+    """A --baseline of another tokenizer (here BPE against the policy's characters):
+    its prompts and responses go through its own tokenizer; with the policy's, its ids would
+    be read as other tokens."""
+    from prefalign.eval.policy import _baseline_texts
+    from prefalign.eval.sampling import sample_responses
+    from transformers import AutoTokenizer
+
+    baseline = tiny_model_dir("llama", tokenizer="bpe")
+    policy_tok = AutoTokenizer.from_pretrained(tiny_model_dir("llama"))
+    sampling = dict(max_new_tokens=4, temperature=1.0, top_p=1.0, top_k=0, seed=3,
+                    batch_size=4)
+    texts = _baseline_texts(str(baseline), ["q0", "q1"], None, policy_tok, sampling,
+                            "float32", "cpu", False)
+    from prefalign.eval.policy import _load
+
+    own = sample_responses(_load(str(baseline), "float32", "cpu", False),
+                           AutoTokenizer.from_pretrained(baseline), ["q0", "q1"],
+                           num_samples=1, **sampling)
+    assert texts == [t[0] for t in own.texts]

@@ -32,6 +32,8 @@ def test_a_mixture_is_the_weighted_sum_of_its_terms():
     assert mixture_name("sigmoid,bco_pair,sft", [0.8, 0.2, 1.0]) == \
         "0.8*sigmoid+0.2*bco_pair+1*sft" == get("0.8*sigmoid+0.2*bco_pair+sft").name
     assert get("dpo,sft").name == "1*sigmoid+1*sft"  # aliases resolve
+    # weights are kept exactly, not rounded in the name the run trains by
+    assert get("0.1234567*sigmoid+sft").name == "0.1234567*sigmoid+1*sft"
     assert get("sigmoid,ipo").needs_reference and get("simpo,sft").shape == "pairwise"
 
 

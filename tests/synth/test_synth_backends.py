@@ -239,3 +239,10 @@ def test_vllm_tensor_parallelism_reaches_the_engine(tiny_model_dir, monkeypatch)
     make_generator(str(tiny_model_dir("llama")), "vllm", tensor_parallel_size=2, device="cpu",
                    dtype="auto", trust_remote_code=False)
     assert seen["tensor_parallel_size"] == 2
+
+
+def test_tensor_parallelism_is_refused_where_it_would_be_dropped(tiny_model_dir):
+    from prefalign.generation import make_generator
+
+    with pytest.raises(ValueError, match="the hf back end has no tensor parallelism"):
+        make_generator(str(tiny_model_dir("llama")), "hf", tensor_parallel_size=2)

@@ -75,3 +75,14 @@ def test_reference_updates_that_cannot_work_are_refused(tiny_model_dir, pair_fil
         with pytest.raises(ValueError, match=message):
             train(_cfg(model, pair_file, tmp_path / "x", tmp_path, ref_update="soft", **kw))
     assert not (tmp_path / "x" / "model").exists()
+
+
+def test_a_reference_of_another_architecture_is_refused_before_training(tiny_model_dir,
+                                                                        pair_file, tmp_path):
+    """The parameters are compared when the run starts, not at the first update."""
+    with pytest.raises(ValueError, match="different parameters"):
+        train(_cfg(tiny_model_dir("llama"), pair_file, tmp_path / "x", tmp_path,
+                   ref_update="soft", ref_update_steps=1000,
+                   ref_model=str(tiny_model_dir("llama", layers=3))))
+    assert not (tmp_path / "x" / "metrics.jsonl").exists() or \
+        not (tmp_path / "x" / "metrics.jsonl").read_text()

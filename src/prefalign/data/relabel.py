@@ -38,9 +38,11 @@ def reward_augment(records, *, template: str = TEMPLATE, digits: int = 2
         if not isinstance(record, PairRecord):
             raise DataError("reward-augmented relabeling needs pairs (prompt, chosen, rejected)",
                             where=record.where, reason="not_pairwise")
-        if record.score_chosen is None or record.score_rejected is None:
+        missing = "score_chosen" if record.score_chosen is None else (
+            "score_rejected" if record.score_rejected is None else None)
+        if missing:
             raise DataError("reward-augmented relabeling needs score_chosen and score_rejected",
-                            where=record.where, field="score_chosen", reason="missing_field")
+                            where=record.where, field=missing, reason="missing_field")
         if record.score_chosen == record.score_rejected:
             dropped["equal_scores"] += 1
             continue

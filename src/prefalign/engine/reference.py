@@ -176,15 +176,23 @@ class FrozenReference:
     def __call__(self, batch, indices: Sequence[int], keep_head: bool = False) -> SequenceLogps:
         return self.model(batch, keep_head=keep_head)
 
+    def check_matches(self, policy: nn.Module) -> None:
+        """Refuse a policy whose parameters (names and shapes) are not the reference's: a
+        reference update needs the same model."""
+        mine, theirs = dict(self.model.named_parameters()), dict(policy.named_parameters())
+        differ = sorted(set(mine) ^ set(theirs)) or sorted(
+            n for n in mine if mine[n].shape != theirs[n].shape)
+        if differ:
+            raise ValueError(f"the reference and the policy have different parameters "
+                             f"({differ[:3]}); a reference update needs the same model (give "
+                             "--ref-model the policy's own architecture, or no --ref-update)")
+
     @torch.no_grad()
     def update(self, policy: nn.Module, alpha: float) -> None:
         """TR-DPO's reference update: θ_ref ← α·θ + (1 − α)·θ_ref (α = 1: a copy of the
-        policy), parameter by parameter; the two models must have the same parameters."""
+        policy), parameter by parameter."""
+        self.check_matches(policy)
         mine, theirs = dict(self.model.named_parameters()), dict(policy.named_parameters())
-        if set(mine) != set(theirs):
-            missing = sorted(set(mine) ^ set(theirs))[:3]
-            raise ValueError(f"the reference and the policy have different parameters "
-                             f"({missing}); a reference update needs the same model")
         for name, p in mine.items():
             source = theirs[name].detach().to(device=p.device, dtype=p.dtype)
             if alpha == 1.0:

@@ -112,8 +112,12 @@ def _baseline_texts(baseline, prompts, ref_lm, tokenizer, sampling: dict, dtype,
                                  "string) is missing")
             texts.append(row["response"])
     else:
-        if baseline is not None:
+        if baseline is not None:  # another model: its own tokenizer and chat template
+            from transformers import AutoTokenizer
+
             model = _load(baseline, dtype, device, trust_remote_code)
+            tokenizer = AutoTokenizer.from_pretrained(baseline,
+                                                      trust_remote_code=trust_remote_code)
         elif ref_lm is not None:
             model = ref_lm
         else:
@@ -295,6 +299,8 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
         elif compare is not None:
             raise ValueError("a win rate needs a reference model to compare against; give "
                              "ref_path")
+        # a judge given as a config (dict) is checked for leakage only
+        judges = [j for j in judges if isinstance(j, (str, os.PathLike)) or hasattr(j, "generate")]
         theirs = None
         if judges or (drift_patterns and (baseline is not None or ref_lm is not None)):
             theirs = _baseline_texts(baseline, prompt_list, ref_lm, tokenizer, dict(

@@ -66,13 +66,17 @@ def make_generator(model: str, backend: str | None = None, *, base_url: str | No
     docstring). ``model``: the model folder, or the served model name for a served back end
     (openai, which also needs ``base_url``). ``options`` go to the back end's builder, those it
     does not declare dropped (hf: device, dtype, batch_size, trust_remote_code, model_obj,
-    tokenizer; vllm: dtype, trust_remote_code; openai: concurrency, timeout, max_retries,
+    tokenizer; vllm: dtype, trust_remote_code, tensor_parallel_size; openai: concurrency, timeout, max_retries,
     backoff, api_key_env).
     """
     if backend is None:
         backend, model, spec_url = parse_spec(model)
         base_url = base_url or spec_url
     entry = registry.get(backend)
+    if options.get("tensor_parallel_size") not in (None, 1) and \
+            "tensor_parallel_size" not in entry.options:  # asked for, would be dropped
+        raise ValueError(f"--tensor-parallel-size {options['tensor_parallel_size']}: the "
+                         f"{backend} back end has no tensor parallelism (vllm has)")
     opts = {k: v for k, v in options.items() if k in entry.options and v is not None}
     if not entry.served and opts.get("model_obj") is None:
         check_model_path(str(model), backend)

@@ -88,6 +88,10 @@ def overoptimisation_curve(run_dir, prompts, *, scorer: str, proxy: str | None =
             if proxy:
                 row["proxy"] = _mean_score(proxy, prompt_list, texts, device)
             rows.append(row)
+            if checkpoint is not None:  # one exported model on disk at a time
+                import shutil
+
+                shutil.rmtree(model, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     series = {"gold": [r["gold"] for r in rows]}
     if proxy:

@@ -45,7 +45,13 @@ def mixture_name(objective: str, weights=None) -> str:
     if not is_mixture(objective):
         return objective
     terms = _terms(objective, weights)
-    return "+".join(f"{w:g}*{name}" for w, name in terms)
+    return "+".join(f"{_weight(w)}*{name}" for w, name in terms)
+
+
+def _weight(w: float) -> str:
+    """A weight as the shortest text that reads back as the same float (1, 0.8, 0.1234567)."""
+    text = repr(float(w))
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _terms(text: str, weights=None) -> list[tuple[float, str]]:
@@ -125,9 +131,9 @@ def mixture(text: str):
                                first.rejected_rewards if first else None,
                                first.rewards if first else None, parts=parts)
 
-    name = "+".join(f"{w:g}*{e.name}" for w, e in terms)
+    name = "+".join(f"{_weight(w)}*{e.name}" for w, e in terms)
     return Objective(
-        name=name, formula=" + ".join(f"{w:g}·ℓ[{e.name}]" for w, e in terms),
+        name=name, formula=" + ".join(f"{_weight(w)}·ℓ[{e.name}]" for w, e in terms),
         paper="; ".join(dict.fromkeys(e.paper for e in entries)),
         needs_reference=any(e.needs_reference for e in entries), shape=shape,
         hyperparameters=tuple(hyperparameters),

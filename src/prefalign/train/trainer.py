@@ -181,6 +181,12 @@ class Trainer:
             # is it registered for accelerate's checkpointing (a pickle): see checkpoint.py.
             self.policy, self.optimizer = self.accelerator.prepare(self.policy, optimizer)
         self.scheduler = _scheduler(cfg, self.optimizer, self.total_steps)
+        if self.ref_updates:  # TR-DPO: the models must match now, not at the first update
+            self.reference.check_matches(self.accelerator.unwrap_model(self.policy))
+            if self.total_steps < cfg.ref_update_steps:
+                log.warning("--ref-update %s: the run has %d steps, fewer than "
+                            "--ref-update-steps %d: the reference never moves", cfg.ref_update,
+                            self.total_steps, cfg.ref_update_steps)
         # running statistics of the objective (BCO's δ, β-DPO's gap moments): updated every
         # micro-batch, reduced over processes, saved with checkpoints
         self.objective_state = objectives.ObjectiveState(self.spec, self.hparams)
