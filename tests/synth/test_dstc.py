@@ -155,3 +155,21 @@ def test_only_scorers_whose_tests_reach_the_log_satisfy_dstc():
     assert notes_made("selftests:hf:/m?tests=2") == {"self_tests"}
     assert notes_made("0.5*selftests:hf:/m+0.5*tests:tests") == {"self_tests"}  # a sum keeps them
     assert notes_made("jury:selftests:hf:/m|tests:tests") == set()  # a jury drops them
+
+
+def test_concatenated_pairs_carry_no_sampled_ids():
+    """The responses are code + test, not the sampled tokens: no sampled ids on them."""
+    from prefalign.data.sampled import FIELD, SampledIds
+    from prefalign.generation.types import PromptItem
+    from prefalign.synth.pairs import PairOptions, build_records
+
+    tests = ["assert 1", "assert 0"]
+    sampled = SampledIds("tok", [1, 2], [[5, 6], [7, 8]])
+    records, _ = build_records(PromptItem(0, "q"), ["code a", "code b"], [1.0, 0.5],
+                               PairOptions("dstc"), sampled=sampled,
+                               votes=[[1.0, 1.0], [1.0, 0.0]], notes={"self_tests": tests})
+    [pair] = records
+    assert pair.chosen == "code a\n\nassert 0" and FIELD not in pair.meta
+    plain, _ = build_records(PromptItem(0, "q"), ["code a", "code b"], [1.0, 0.5],
+                             PairOptions("west-of-n"), sampled=sampled)
+    assert FIELD in plain[0].meta  # other strategies keep them

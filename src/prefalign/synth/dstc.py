@@ -46,7 +46,7 @@ def minimax(matrix: Sequence[Sequence[float]]) -> tuple[int, int, int, int] | No
 
 
 @pair_strategy(
-    "dstc", output="pairwise", needs=("self_tests",),
+    "dstc", output="pairwise", needs=("self_tests",), rewrites_text=True,
     paper="DSTC: Direct Preference Learning with Only Self-Generated Tests and Code to "
           "Improve Code LMs (Liu et al. 2024)",
     summary="with `selftests:`: the code passing the most self-written tests with its "

@@ -157,6 +157,8 @@ def build_records(item: PromptItem, texts: Sequence[str], scores: Sequence[float
     strategies that need it."""
     records, dropped = _build_records(item, texts, scores, opts, lengths, dropped, sources,
                                       votes, notes)
+    if get_strategy(opts.strategy_name).rewrites_text:
+        sampled = None  # its responses are not the sampled tokens
     records = _with_votes(_with_sampled_ids(records, sampled), votes)
     return _with_beats(_with_sources(records, sources), beats), dropped
 

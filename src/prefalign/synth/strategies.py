@@ -40,6 +40,9 @@ class PairStrategy:
     options: tuple[Option, ...] = ()
     paper: str = ""
     needs: tuple[str, ...] = ()  # notes it reads (`Score.notes` keys), from scorer kinds that make them
+    # it writes responses that are not the samples as drawn (dstc's code + test): its records
+    # carry no sampled token ids (training tokenizes their text)
+    rewrites_text: bool = False
 
 
 _REGISTRY = Registry("pair strategy", ("prefalign.synth.pairs", "prefalign.synth.rso",
@@ -52,7 +55,7 @@ _REGISTRY = Registry("pair strategy", ("prefalign.synth.pairs", "prefalign.synth
 
 def pair_strategy(name: str, *, output: str, summary: str, paper: str = "",
                   options: list[Option] | tuple[Option, ...] = (),
-                  needs: tuple[str, ...] = ()) -> Callable:
+                  needs: tuple[str, ...] = (), rewrites_text: bool = False) -> Callable:
     """Register the decorated ``build(item, kept, opts, dropped) -> records`` as ``name``."""
     _REGISTRY.check_name(name)
     if output not in OUTPUTS:
@@ -60,7 +63,8 @@ def pair_strategy(name: str, *, output: str, summary: str, paper: str = "",
 
     def register(build: Callable) -> Callable:
         _REGISTRY.add(name, PairStrategy(name, output, summary, build, build.__module__,
-                                         tuple(options), paper, tuple(needs)),
+                                         tuple(options), paper, tuple(needs),
+                                         rewrites_text),
                       build.__module__)
         return build
 
