@@ -20,7 +20,8 @@ from .train import add_train_parser
 
 # in the order `prefalign --help` lists them
 COMMANDS = [add_train_parser, add_synth_parser, add_iterate_parser, add_eval_parser,
-            add_report_parser, add_curve_parser, add_data_parser, add_rm_parser, add_demo_parser, add_tool_parsers]
+            add_report_parser, add_curve_parser, add_data_parser, add_rm_parser, add_demo_parser,
+            add_tool_parsers]
 
 
 def build_parser() -> argparse.ArgumentParser:

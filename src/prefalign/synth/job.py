@@ -143,9 +143,10 @@ def _source_id(source: Any) -> Any:
 # LOG_FIELDS decide the samples and scores (in the log's fingerprint; a log written with others
 # is refused), OUTPUT_FIELDS only how the output is built from the log (changing them rebuilds
 # it), NOT_RESULT_FIELDS neither, with the reason.
-LOG_FIELDS = ("model", "pool", "revise", "reviser_obj", "critic", "critic_obj", "prompts", "split", "limit",
-              "prompt_field", "n", "temperature", "top_p", "top_k", "max_new_tokens", "seed",
-              "backend", "base_url", "dtype", "scorer", "generator", "scorer_obj")
+LOG_FIELDS = ("model", "pool", "revise", "reviser_obj", "critic", "critic_obj", "prompts",
+              "split", "limit", "prompt_field", "n", "temperature", "top_p", "top_k",
+              "max_new_tokens", "seed", "backend", "base_url", "dtype", "scorer", "generator",
+              "scorer_obj")
 OUTPUT_FIELDS = ("pairs", "min_gap", "length_penalty", "label_threshold",
                  "keep_whitespace_variants", "filters")
 NOT_RESULT_FIELDS = {
