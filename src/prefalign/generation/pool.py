@@ -50,6 +50,16 @@ def parse_pool(texts: Sequence[str]) -> list[PoolMember]:
     return members
 
 
+def pool_size(texts: Sequence[str], n: int, n_given: bool) -> int:
+    """The samples per prompt of a pool (the sum of its counts); an ``--n`` given that is not
+    that sum is refused."""
+    total = sum(m.count for m in parse_pool(texts))
+    if n_given and n != total:
+        raise ValueError(f"--n {n}: the pool samples {total} responses per prompt (the sum of "
+                         "its counts); leave --n out or make them agree")
+    return total
+
+
 class GeneratorPool:
     """The `Generator` interface over several generators (see the module docstring)."""
 

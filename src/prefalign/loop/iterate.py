@@ -74,16 +74,12 @@ def round_pool(cfg: IterateConfig, policy: str | Path) -> list[str]:
 def check_pool(cfg: IterateConfig) -> None:
     """A pool samples from each round's policy in one member at least, and --n, when given,
     is the members' sum."""
-    from prefalign.generation.pool import parse_pool
+    from prefalign.generation.pool import pool_size
 
-    members = parse_pool(round_pool(cfg, cfg.model))
     if not any(names_models(m) and "@policy" in m for m in cfg.pool):
         raise ValueError("iterate --pool: no member samples from the round's policy; name it "
                          "@policy in one (e.g. policy=4*@policy)")
-    total = sum(m.count for m in members)
-    if "n" in cfg.origins and cfg.n != total:
-        raise ValueError(f"--n {cfg.n}: the pool samples {total} responses per prompt (the sum "
-                         "of its counts); leave --n out or make them agree")
+    pool_size(round_pool(cfg, cfg.model), cfg.n, "n" in cfg.origins)
 
 
 def _eval_scorer(cfg: IterateConfig, policy: str | Path):

@@ -94,24 +94,25 @@ def check_not_prompts(prompts: Any, paths) -> None:
                              "would overwrite the prompts: choose another --output")
 
 
-def make_reviser(cfg: SynthConfig):
-    """The --revise generator (its object if set), ``@policy`` being --model; None without."""
-    if cfg.reviser_obj is not None:
-        return cfg.reviser_obj
-    if not cfg.revise:
-        return None
-    spec = resolve_model_refs(cfg.revise, policy=cfg.model or None, ref=None, where="--revise")
+def _spec_generator(cfg: SynthConfig, obj, spec: str, flag: str, default=None):
+    """The generator a flag names: its object if set, else its spec (``@policy`` being
+    --model), else ``default``."""
+    if obj is not None:
+        return obj
+    if not spec:
+        return default
+    spec = resolve_model_refs(spec, policy=cfg.model or None, ref=None, where=flag)
     return make_generator(spec, batch_size=cfg.batch_size, **cfg.generator_options())
+
+
+def make_reviser(cfg: SynthConfig):
+    """The --revise generator; None without."""
+    return _spec_generator(cfg, cfg.reviser_obj, cfg.revise, "--revise")
 
 
 def make_critic(cfg: SynthConfig, reviser):
-    """The --critic generator (its object if set); without one the reviser critiques."""
-    if cfg.critic_obj is not None:
-        return cfg.critic_obj
-    if not cfg.critic:
-        return reviser
-    spec = resolve_model_refs(cfg.critic, policy=cfg.model or None, ref=None, where="--critic")
-    return make_generator(spec, batch_size=cfg.batch_size, **cfg.generator_options())
+    """The --critic generator; without one the reviser critiques."""
+    return _spec_generator(cfg, cfg.critic_obj, cfg.critic, "--critic", default=reviser)
 
 
 def make_backend(cfg: SynthConfig):
@@ -274,15 +275,11 @@ def check_settings(cfg: SynthConfig) -> None:
         raise ValueError(f"--limit {cfg.limit!r}: must be an integer >= 1 (leave it out for "
                          "all prompts)")
     if cfg.pool:  # the members' counts make n
-        from prefalign.generation.pool import parse_pool
+        from prefalign.generation.pool import pool_size
 
         if cfg.model:
             raise ValueError("give --model or --pool, not both")
-        total = sum(m.count for m in parse_pool(cfg.pool))
-        if "n" in cfg.origins and cfg.n != total:
-            raise ValueError(f"--n {cfg.n}: the pool samples {total} responses per prompt "
-                             "(the sum of its counts); leave --n out or make them agree")
-        cfg.n = total
+        cfg.n = pool_size(cfg.pool, cfg.n, "n" in cfg.origins)
     cfg.sampling()  # SamplingConfig checks temperature, top_p, top_k, max_new_tokens
     # every --filter: a known name with known, valid options, and pairs for those judging them
     check_filters(cfg.filter_specs(), output_kind(cfg.pairs))

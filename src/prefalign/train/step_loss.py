@@ -68,9 +68,11 @@ def build_batch(spec: Objective, hyperparameters: dict[str, Any], packed: Packed
     if spec.shape == "pairwise":
         fields: dict[str, Any] = {}
         if "margin" in reads:
-            fields["margin"] = _margins(spec, packed, logps)
+            fields["margin"] = _per_pair(spec, packed.margins, logps, "margin", "a margin "
+                                         "column, or score_chosen and score_rejected")
         if "strength" in reads:
-            fields["strength"] = _strengths(spec, packed, logps)
+            fields["strength"] = _per_pair(spec, packed.strengths, logps, "strength",
+                                           "a strength column")
         if TOKEN_KL_INPUTS & reads:
             if policy.kl is None:
                 raise ValueError(f"objective {spec.name!r} needs the per-token KL against the "
@@ -101,23 +103,14 @@ def build_batch(spec: Objective, hyperparameters: dict[str, Any], packed: Packed
     return UnpairedBatch(logps[:, 0], labels, col(ref, 0), lengths[:, 0], **fields)
 
 
-def _margins(spec: Objective, packed: PackedBatch, like: torch.Tensor) -> torch.Tensor:
-    margins = packed.margins
-    if margins is None or bool(torch.isnan(margins).any()):
-        # prepare_examples derives the margins (or refuses the data); only a batch packed
-        # elsewhere gets here
-        raise ValueError(f"objective {spec.name!r} needs every pair's margin (a margin column, or "
-                         "score_chosen and score_rejected)")
-    return margins.to(like.device, like.dtype)
-
-
-def _strengths(spec: Objective, packed: PackedBatch, like: torch.Tensor) -> torch.Tensor:
-    strengths = packed.strengths
-    if strengths is None or bool(torch.isnan(strengths).any()):
-        # prepare_examples reads them (or refuses the data); only a batch packed elsewhere
-        raise ValueError(f"objective {spec.name!r} needs every pair's strength (a strength "
-                         "column)")
-    return strengths.to(like.device, like.dtype)
+def _per_pair(spec: Objective, values: torch.Tensor | None, like: torch.Tensor, name: str,
+              source: str) -> torch.Tensor:
+    """A per-pair value of the packed batch (a margin, a strength) on ``like``'s device."""
+    if values is None or bool(torch.isnan(values).any()):
+        # prepare_examples fills them (or refuses the data); only a batch packed elsewhere
+        # gets here
+        raise ValueError(f"objective {spec.name!r} needs every pair's {name} ({source})")
+    return values.to(like.device, like.dtype)
 
 
 def _token_views(reads, policy: SequenceLogps, reference: SequenceLogps | None) -> dict[str, torch.Tensor]:
