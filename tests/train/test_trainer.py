@@ -173,3 +173,18 @@ def _first_step_token_mean(model_dir, data):
     with torch.no_grad():
         logps = plain_sequence_logps(model, step)[:, 0]
     return float(-logps.sum() / sum(len(ex.responses[0]) for ex in step))
+
+
+def test_on_log_hooks_see_every_logged_step(tiny_model_dir, pair_file, tmp_path):
+    from prefalign.train import Trainer
+
+    out = tmp_path / "hooked"
+    trainer = Trainer(TrainConfig(model=str(tiny_model_dir("llama")), data=str(pair_file),
+                                  output=str(out), batch_size=4, max_steps=3, logging_steps=2,
+                                  progress=False, cache_dir=str(tmp_path / "cache")))
+    seen = []
+    trainer.on_log.append(lambda step, metrics: seen.append((step, metrics["loss"])))
+    trainer.train()
+    logged = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [s for s, _ in seen] == [m["step"] for m in logged] == [1, 2]
+    assert [loss for _, loss in seen] == [m["loss"] for m in logged]

@@ -20,7 +20,7 @@ import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -86,6 +86,9 @@ class Trainer:
         # every setting checked against its meaning (and coerced) before anything loads; a
         # config the CLI has just checked is not checked again
         self.cfg = cfg = cfg.checked()
+        # called on the main process with (step, metrics) whenever a step's metrics are
+        # logged (every --logging-steps, evaluation metrics included): for callers' callbacks
+        self.on_log: list[Callable[[int, dict[str, Any]], None]] = []
         # how it was launched (DDP, FSDP2 on GPUs or CPU processes, ZeRO), and what differs
         self.accelerator, self.fallbacks = make_accelerator(
             bf16=cfg.bf16, report_to=cfg.report_to, project_dir=str(cfg.output_dir))
@@ -424,6 +427,8 @@ class Trainer:
                     metrics.update(self.evaluate())
             if self.main and (self.step % max(1, cfg.logging_steps) == 0 or self.step == 1):
                 self.folder.log_metrics(metrics)
+                for hook in self.on_log:
+                    hook(self.step, metrics)
             if cfg.report_to:
                 acc.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=self.step)
             bar.update(1)
