@@ -79,6 +79,8 @@ def _inputs_for(entry, B=3, T=4, K=3):
             extra[name] = torch.ones(B, T, dtype=torch.bool)
         elif "_token_" in name:
             extra[name] = r(B, T)
+        elif name.startswith("ref_extra_"):  # mrpo's further references
+            extra[name] = r(B, 2)
     if entry.name == "kto":
         extra["kl"] = 0.1
     return extra

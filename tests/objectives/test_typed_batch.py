@@ -96,6 +96,8 @@ def test_pairwise_objectives_with_a_reference_return_beta_times_the_log_ratios(n
         kw["strength"] = t(0.9, 0.5, 0.2)
     if name in ("tdpo1", "tdpo2"):
         kw.update(chosen_seq_kl=t(0.1, 0.2, 0.3), rejected_seq_kl=t(0.3, 0.1, 0.0))
+    if name == "mrpo":  # further references equal to the main one: the combined one is it
+        kw.update(ref_extra_chosen_logps=RW[:, None], ref_extra_rejected_logps=RL[:, None])
     if name == "wpo":
         return  # needs token inputs; its rewards are sigmoid's (the weights scale only the loss)
     beta = 0.3
@@ -224,4 +226,4 @@ def test_table_shows_own_hyperparameters_and_non_default_modifiers():
     assert "use_weighting=True" in row("wpo") and "ld_alpha=0.5" in row("ld_dpo (ldpo)")
     assert "use_weighting" not in row("sigmoid (dpo, f_dpo)") and "ld_alpha" not in row("sigmoid (dpo, f_dpo)")
     assert "reward_shift='none'" in row("bco_pair")
-    assert "not for aot, aot_unpaired, beta_dpo, tdpo1, tdpo2" in text
+    assert "not for aot, aot_unpaired, beta_dpo, mrpo, tdpo1, tdpo2" in text

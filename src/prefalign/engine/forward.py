@@ -51,6 +51,8 @@ class SequenceLogps:
     head: "HeadInputs | None" = None
     # with ``router_aux_loss``: the MoE router's load-balancing loss over the batch's real tokens
     aux_loss: torch.Tensor | None = None
+    # a reference set's (MRPO): the further references' summed log-probs, [E, K, R − 1]
+    extra_logps: torch.Tensor | None = None
 
     def padded(self, values: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-token ``values`` (default: token log-probs) as [E, K, T] plus a bool mask."""

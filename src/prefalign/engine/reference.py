@@ -14,6 +14,7 @@ N, ...`` and all of them receive every result; the main process writes the one f
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -210,6 +211,21 @@ class FrozenReference:
             raise ValueError("the checkpoint's reference does not match this reference model")
         for name, p in params.items():
             p.copy_(tensors[name].to(device=p.device, dtype=p.dtype))
+
+
+class ReferenceSet:
+    """Several fixed references (MRPO): the main one's log-probs, with each further one's
+    summed log-probs beside them (``SequenceLogps.extra_logps``, [E, K, R − 1])."""
+
+    def __init__(self, main, extras: Sequence):
+        self.main, self.extras = main, list(extras)
+        self.kind = main.kind
+        self.reused = all(getattr(r, "reused", False) for r in (main, *self.extras))
+
+    def __call__(self, batch, indices: Sequence[int], **options) -> SequenceLogps:
+        out = self.main(batch, indices, **options)
+        extra = [r(batch, indices).logps.to(out.logps) for r in self.extras]
+        return dataclasses.replace(out, extra_logps=torch.stack(extra, dim=-1))
 
 
 class AdapterDisabledReference:

@@ -56,8 +56,12 @@ class IterateResult:
 
 
 def reference_of(cfg: IterateConfig) -> str:
-    """The loop's reference, what ``@ref`` names: train_args' ref_model, else the start."""
-    return str(cfg.train_args.get("ref_model") or cfg.model)
+    """The loop's reference, what ``@ref`` names: train_args' ref_model (the main one, the
+    first, where it lists several), else the start."""
+    given = cfg.train_args.get("ref_model")
+    if isinstance(given, list):
+        given = given[0] if given else None
+    return str(given or cfg.model)
 
 
 def round_scorer_spec(spec: str, cfg: IterateConfig, policy: str | Path,

@@ -59,6 +59,8 @@ class PairwiseBatch:
       per-token views [B, T] (LD-DPO, WPO).
     * ``delta``, ``gap_mean``, ``gap_std``: running statistics, 0-d tensors (BCO-pair's shift,
       β-DPO's threshold and spread).
+    * ``ref_extra_*_logps`` [B, R−1]: the further reference models' summed log-probs (MRPO),
+      beside the main reference's ``ref_*_logps``.
     * ``f_divergence`` / ``f_alpha``: the f-divergence the scores use (set by the f-divergence
       modifier; ``f_alpha`` in TRL's convention, where α → 1 is reverse KL).
     """
@@ -85,6 +87,8 @@ class PairwiseBatch:
     gap_mean: Tensor | None = None
     gap_std: Tensor | None = None
     step_mean_length: Tensor | None = None  # a mixture's sft term: the step's mean chosen length
+    ref_extra_chosen_logps: Tensor | None = None  # [B, R−1]: further references' (MRPO)
+    ref_extra_rejected_logps: Tensor | None = None
     f_divergence: str = "reverse_kl"
     f_alpha: float = 0.5
 
@@ -206,6 +210,9 @@ FIELD_DOCS = {
     "step_mean_length": ("scalar", "the mean response length of the whole optimizer step (all micro-batches and processes; the trainer's): a batch token mean divides by it"),
     "gap_mean": ("scalar", "β-DPO's threshold M_0: the running mean of h = ρ_w − ρ_l"),
     "gap_std": ("scalar", "β-DPO's spread σ: the running std of h"),
+    "ref_extra_chosen_logps": ("[B, R−1]", "the chosen responses' log-probs under each further "
+                               "reference model (MRPO; the main one's are ref_chosen_logps)"),
+    "ref_extra_rejected_logps": ("[B, R−1]", "the same for the rejected responses"),
     "f_divergence": ("—", "set by the f-divergence modifier from `f_divergence_type` (and `f_alpha_convention`)"),
     "f_alpha": ("—", "set by the f-divergence modifier from `f_alpha_divergence_coef`"),
     "policy_logps": ("[B] or [B, K]", "policy log-probs of each completion, summed"),

@@ -50,8 +50,9 @@ class TrainConfig(Settings):
                      "objectives, adapter-disabled with LoRA, else cache; cache = computed once, "
                      "cached on disk; model = a frozen copy every step)",
         rule=one_of("auto", "cache", "model", "adapter-disabled", "none"))
-    ref_model: str | None = setting(  # default: the starting policy
-        None, help="the reference model folder (default: the starting policy)")
+    ref_model: str | list[str] | None = setting(  # default: the starting policy
+        None, help="the reference model folder (default: the starting policy); give it again "
+                   "for more references (mrpo: the first is the main one)")
     ref_update: str = setting(
         "none", help="TR-DPO: move the reference toward the policy every --ref-update-steps: "
                      "soft (θ_ref ← α·θ + (1 − α)·θ_ref) or hard (θ_ref ← θ); none keeps it "
@@ -209,6 +210,12 @@ class TrainConfig(Settings):
                 raise ConfigError(f"{where('objective', origins)}{e}") from None
             self.objective_weights = None
         self.objective_args = check_objective_args(self.objective, self.objective_args, origins)
+        if isinstance(self.ref_model, list):  # --ref-model given once is one folder
+            if any(not isinstance(m, str) or not m.strip() for m in self.ref_model):
+                raise ConfigError(f"{subject('ref_model', origins)} must be model folders, got "
+                                  f"{self.ref_model!r}")
+            self.ref_model = (None if not self.ref_model else self.ref_model[0]
+                              if len(self.ref_model) == 1 else self.ref_model)
         modules = self.lora_target_modules
         if isinstance(modules, str) and modules != "all-linear":  # names, not a regex
             self.lora_target_modules = [m.strip() for m in modules.split(",") if m.strip()]
@@ -219,6 +226,18 @@ class TrainConfig(Settings):
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def ref_models(self) -> list[str]:
+        """Every reference model given, the main one first (empty: the starting policy)."""
+        if self.ref_model is None:
+            return []
+        return [self.ref_model] if isinstance(self.ref_model, str) else list(self.ref_model)
+
+    @property
+    def main_ref_model(self) -> str | None:
+        """The (main) reference model folder; None: the starting policy."""
+        return (self.ref_models or [None])[0]
 
     @property
     def output_dir(self) -> Path:
@@ -271,6 +290,7 @@ TrainConfig.ROUTED = {
                            const="none"),
 }
 TrainConfig.REQUIRED = ("model", "data")
+TrainConfig.REPEATED = frozenset({"ref_model"})  # several references: mrpo
 TrainConfig.KNOWN_AS = {  # TRL's / transformers' TrainingArguments names
     "learning_rate": "lr", "per_device_train_batch_size": "batch_size",
     "gradient_accumulation_steps": "grad_accum", "num_train_epochs": "epochs",

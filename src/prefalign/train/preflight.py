@@ -49,12 +49,14 @@ def preflight(cfg: TrainConfig, *, processes: int, device_type: str) -> Prefligh
     # an OUTPUT that is (or holds, or lies in) a model, or data inside what a run writes
     # there, would be overwritten or deleted: refused before anything else
     run_state.check_inputs_vs_output(
-        cfg.output_dir, models={"--model": cfg.model, "--ref-model": cfg.ref_model},
+        cfg.output_dir, models={"--model": cfg.model,
+                                **{_ref_flag(i): m for i, m in enumerate(cfg.ref_models)}},
         data={"--data": cfg.data, "--eval-data": cfg.eval_data})
     spec = objectives.get(cfg.objective)
     hparams = spec.resolve(cfg.objective_args)
     token_kl = needs_token_kl(spec)
     reference_kind = resolve_reference(cfg, spec.needs_reference, token_kl)
+    check_reference_count(cfg, spec, reference_kind)
     if cfg.max_tokens_per_batch and processes > 1:
         # processes would split a step into different numbers of micro-batches, and the
         # gradient synchronisation of DDP/FSDP expects the same number on each
@@ -66,11 +68,10 @@ def preflight(cfg: TrainConfig, *, processes: int, device_type: str) -> Prefligh
         raise ValueError("--attn-implementation flex_attention needs a CUDA GPU (this run is "
                          f"on {device_type}); use auto (the default)")
     require_model(cfg.model, "--model")
-    if cfg.ref_model:
-        require_model(cfg.ref_model, "--ref-model")
+    for i, ref_model in enumerate(cfg.ref_models):
+        require_model(ref_model, _ref_flag(i))
         if reference_kind != "none":  # it scores the policy's token ids
-            check_same_tokenizer(cfg.model, cfg.ref_model,
-                                 trust_remote_code=cfg.trust_remote_code)
+            check_same_tokenizer(cfg.model, ref_model, trust_remote_code=cfg.trust_remote_code)
     # refuse a model the engine cannot run exactly before reading any data or weights
     aux_coef = router_aux_coef(cfg)
     attn = check_model(cfg.model, trust_remote_code=cfg.trust_remote_code,
@@ -100,7 +101,7 @@ def resolve_reference(cfg: TrainConfig, needs_reference: bool, token_kl: bool = 
     if choice == "auto":
         if not needs_reference:
             return "none"
-        if (cfg.lora or cfg.qlora) and not cfg.ref_model:
+        if (cfg.lora or cfg.qlora) and not cfg.ref_models:
             return "adapter-disabled"
         return "model" if token_kl else "cache"
     if choice == "cache" and token_kl:
@@ -117,6 +118,30 @@ def resolve_reference(cfg: TrainConfig, needs_reference: bool, token_kl: bool = 
         log.info("objective %s is reference-free; no reference will be loaded", cfg.objective)
         return "none"
     return choice
+
+
+def _ref_flag(i: int) -> str:
+    return "--ref-model" if i == 0 else f"--ref-model (#{i + 1})"
+
+
+def check_reference_count(cfg: TrainConfig, spec: objectives.Objective, reference_kind: str) -> None:
+    """Several reference models only for an objective that combines them (mrpo), and such an
+    objective only with two or more (the main one first)."""
+    from prefalign.objectives.multi_reference import EXTRA_FIELDS
+
+    combines = bool(EXTRA_FIELDS & spec.inputs)
+    given = len(cfg.ref_models)
+    if given > 1 and not combines:
+        raise ValueError(f"--ref-model is given {given} times, but objective {cfg.objective!r} "
+                         "has one reference; several references are for mrpo")
+    if combines and given < 2:
+        raise ValueError(f"objective {cfg.objective!r} combines two or more reference models: "
+                         "give --ref-model for each, the main one first (the starting policy's "
+                         "folder, to keep it as the main reference as the paper does)")
+    if combines and (cfg.ref_update != "none" or reference_kind == "adapter-disabled"):
+        raise ValueError(f"objective {cfg.objective!r}: several references with --ref-update "
+                         "or an adapter-disabled reference are not supported; use fixed "
+                         "references (--reference cache or model)")
 
 
 def require_model(name: str, flag: str = "--model") -> None:
@@ -172,7 +197,7 @@ def effective_max_length(cfg: TrainConfig) -> int | None:
     """``max_length`` within the model's positions: the model's limit when unset, clamped
     (with a warning) when larger."""
     limits = [(model_max_positions(m, cfg.trust_remote_code), m)
-              for m in (cfg.model, cfg.ref_model) if m]
+              for m in (cfg.model, *cfg.ref_models)]
     limits = [(n, m) for n, m in limits if n]
     if not limits:
         return cfg.max_length

@@ -93,7 +93,9 @@ def run_fingerprint(cfg, *, objective: str, hparams: dict[str, Any], reference: 
     """Everything that changes what the run computes (see the module docstring)."""
     entries: dict[str, Any] = {
         "model": str(cfg.model), "model_files": model_identity(cfg.model),
-        "ref_model": cfg.ref_model, "ref_model_files": model_identity(cfg.ref_model),
+        "ref_model": cfg.ref_model,
+        "ref_model_files": (model_identity(cfg.ref_model) if not isinstance(cfg.ref_model, list)
+                            else [model_identity(m) for m in cfg.ref_model]),
         "data": str(cfg.data) if isinstance(cfg.data, (str, os.PathLike)) else "<in memory>",
         "data_files": data_identity(cfg.data),
         "eval_data": (str(cfg.eval_data) if isinstance(cfg.eval_data, (str, os.PathLike))

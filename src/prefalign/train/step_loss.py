@@ -31,6 +31,7 @@ REF_TOKEN_FIELDS = frozenset({"ref_chosen_token_logps", "ref_rejected_token_logp
 SUMSQ_FIELDS = frozenset({"chosen_token_log_sumsq", "rejected_token_log_sumsq"})
 TOKEN_KL_INPUTS = frozenset({"chosen_seq_kl", "rejected_seq_kl"})
 KL_INPUTS = frozenset({"kl_logps", "ref_kl_logps"})
+EXTRA_REF_FIELDS = frozenset({"ref_extra_chosen_logps", "ref_extra_rejected_logps"})
 
 
 @dataclass
@@ -83,6 +84,13 @@ def build_batch(spec: Objective, hyperparameters: dict[str, Any], packed: Packed
         if "step_mean_length" in reads and step_mean_length is not None:  # a mixture's sft
             fields["step_mean_length"] = torch.tensor(float(step_mean_length),
                                                       device=logps.device)
+        if EXTRA_REF_FIELDS & reads:  # MRPO: the further references' log-probs
+            extra = None if reference is None else reference.extra_logps
+            if extra is None:
+                raise ValueError(f"objective {spec.name!r} needs two or more reference models "
+                                 "(give --ref-model for each)")
+            extra = extra.to(logps.device, logps.dtype)
+            fields.update(ref_extra_chosen_logps=extra[:, 0], ref_extra_rejected_logps=extra[:, 1])
         return PairwiseBatch(logps[:, 0], logps[:, 1], col(ref, 0), col(ref, 1),
                              lengths[:, 0], lengths[:, 1], **fields)
     if spec.shape == "listwise":

@@ -27,7 +27,7 @@ import torch
 from prefalign import objectives
 from prefalign.engine.forward import PackedLogProbModel
 from prefalign.engine.reference import (AdapterDisabledReference, CachedReference, FrozenReference,
-                                        Shards)
+                                        ReferenceSet, Shards)
 from prefalign.core.files import writing
 from prefalign.train import run_state
 from prefalign.train.batches import BatchPlan, by_tokens
@@ -211,7 +211,15 @@ class Trainer:
             return None
         if kind == "adapter-disabled":
             return AdapterDisabledReference(self.policy)
-        ref_path = cfg.ref_model or cfg.model
+        main, *extras = cfg.ref_models or [cfg.model]
+        reference = self._one_reference(main, examples, split)
+        if not extras:
+            return reference
+        return ReferenceSet(reference, [self._one_reference(path, examples, split)
+                                        for path in extras])
+
+    def _one_reference(self, ref_path: str, examples, split: str):
+        kind, cfg = self.reference_kind, self.cfg
         load = lambda: PackedLogProbModel(  # noqa: E731
             load_causal_lm(ref_path, cfg, for_training=False), chunk_tokens=cfg.chunk_tokens
         ).to(self.accelerator.device)
