@@ -81,6 +81,8 @@ def _inputs_for(entry, B=3, T=4, K=3):
             extra[name] = r(B, T)
         elif name.startswith("ref_extra_"):  # mrpo's further references
             extra[name] = r(B, 2)
+        elif name == "values":  # dro's value baseline
+            extra[name] = torch.randn(B, generator=g, dtype=torch.float64)
     if entry.name == "kto":
         extra["kl"] = 0.1
     return extra

@@ -54,9 +54,13 @@ TRAINABLE = [o.name for o in objectives.available() if o.name not in NOT_TRAINAB
 def test_objective_trains(name, tiny_model_dir, files, tmp_path):
     spec = objectives.get(name)
     model_dir = tiny_model_dir("llama")
+    # mrpo combines several references: the start and another model
+    refs = ([str(model_dir), str(tiny_model_dir("llama", seed=7))]
+            if "ref_extra_chosen_logps" in spec.inputs else None)
     cfg = TrainConfig(model=str(model_dir), data=str(data_for(name, spec.shape, files)), objective=name,
                       output=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), batch_size=4,
-                      lr=1e-2, max_steps=2, progress=False, objective_args=EXTRA.get(name, {}))
+                      lr=1e-2, max_steps=2, progress=False, objective_args=EXTRA.get(name, {}),
+                      ref_model=refs)
     result = train(cfg)
     assert result.steps == 2
     assert math.isfinite(result.final_metrics["loss"])

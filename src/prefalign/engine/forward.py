@@ -53,6 +53,8 @@ class SequenceLogps:
     aux_loss: torch.Tensor | None = None
     # a reference set's (MRPO): the further references' summed log-probs, [E, K, R − 1]
     extra_logps: torch.Tensor | None = None
+    # with a value head (DRO): V(x) of each example's prompt, [E]
+    values: torch.Tensor | None = None
 
     def padded(self, values: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-token ``values`` (default: token log-probs) as [E, K, T] plus a bool mask."""
@@ -97,13 +99,22 @@ class PackedLogProbModel(nn.Module):
     """Computes response log-probs for packed, prefix-shared batches with a chunked LM head."""
 
     def __init__(self, model: nn.Module, *, chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
-                 router_aux_loss: bool = False):
+                 router_aux_loss: bool = False, value_head: bool = False):
         super().__init__()
         self.model = model
         self.chunk_tokens = chunk_tokens
         self.router_aux_loss = router_aux_loss
         if router_aux_loss:
             moe.loss_function(unwrap(model))  # refuse before any work
+        # DRO's value baseline V(x): a linear head on the hidden state that predicts the
+        # response's first token (the prompt's last), starting at V = 0. It trains with the
+        # policy but is not part of the saved model (`.model` is)
+        self.value_head = None
+        if value_head:
+            width = unwrap(model).get_output_embeddings().weight.shape[1]
+            self.value_head = nn.Linear(width, 1, dtype=torch.float32)
+            nn.init.zeros_(self.value_head.weight)
+            nn.init.zeros_(self.value_head.bias)
 
     @property
     def config(self):
@@ -256,11 +267,25 @@ class PackedLogProbModel(nn.Module):
                                        ref_logit_scale=r.scale, ref_softcap=r.softcap)
             result.kl = result.token_kl.new_zeros(e * k).index_add(
                 0, batch.sequence_index, result.token_kl).view(e, k)
+        if self.value_head is not None:
+            result.values = self.prompt_values(h.hidden, batch)
         if keep_head:
             result.head = HeadInputs(h.hidden.detach(), h.weight.detach(),
                                      None if h.bias is None else h.bias.detach(), h.scale,
                                      h.softcap)
         return result
+
+
+    def prompt_values(self, hidden: torch.Tensor, batch: PackedBatch) -> torch.Tensor:
+        """V(x) [E] from the hidden state predicting each example's first response token: the
+        prompt's last, shared by its responses. Its gradient stops at the head, so fitting the
+        value never moves the policy."""
+        counts = batch.response_lengths.reshape(-1)
+        starts = (torch.cumsum(counts, 0) - counts).view(batch.num_examples, -1)[:, 0]
+        if bool((batch.response_lengths[:, 0] <= 0).any()):
+            raise ValueError("a value head needs every example's first response to have a token")
+        first = hidden.index_select(0, starts.to(hidden.device)).detach()
+        return self.value_head(first.to(self.value_head.weight.dtype)).squeeze(-1)
 
 
 def _per_response(examples: Sequence, device, value) -> torch.Tensor:

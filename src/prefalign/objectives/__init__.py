@@ -62,7 +62,7 @@ from .registry import Hyperparameter, Objective, available, get, table_text
 from .state import ObjectiveState, RunningMoments, RunningStat
 # the built-in objectives register themselves when their modules load: here, once, so the
 # registry never imports the modules that import it
-from . import listwise, multi_objective, multi_reference, pairwise, reference_free, soft_labels, tdpo, unpaired  # noqa: E402,F401,E501
+from . import listwise, multi_objective, multi_reference, pairwise, reference_free, single_trajectory, soft_labels, tdpo, unpaired  # noqa: E402,F401,E501
 from . import mixture  # noqa: E402,F401  (mixtures of the above, built by name on demand)
 from .token_level import ld_sequence_logps, ld_token_weights, log_sum_sq_probs, sequence_kl, wpo_log_weights, wpo_weights
 from .unpaired import kto_reference_point

@@ -157,6 +157,8 @@ class UnpairedBatch:
     # a batch token mean divides by it, so a step's loss is the step's token mean however the
     # step is split (0-d; the trainer fills it)
     step_mean_length: Tensor | None = None
+    values: Tensor | None = None  # DRO: the value baseline V(x) of each prompt (trainable)
+    feedback: Tensor | None = None  # DRO: each completion's scalar reward (None: from labels)
 
     def require_lengths(self) -> Tensor:
         """|y| per example; raises a ValueError saying what to pass when missing."""
@@ -222,6 +224,10 @@ FIELD_DOCS = {
     "kl_logps": ("[n]", "policy log-probs of mismatched prompt–completion pairs (each prompt with a completion of another)"),
     "ref_kl_logps": ("[n]", "reference log-probs of the same mismatched pairs"),
     "kl": ("scalar", "KTO's reference point given directly, instead of kl_logps / ref_kl_logps (e.g. averaged over processes)"),
+    "values": ("[B]", "V(x), a learned value of each example's prompt (DRO's baseline; in training a "
+               "linear head on the policy's hidden state, its gradient stopped at the head)"),
+    "feedback": ("[B]", "each completion's scalar reward r(x, y) (the data's `reward` column; absent: "
+                 "from the label)"),
     "scores": ("[B, K]", "label scores of a list's completions (higher = better)"),
     "mask": ("[B, K] bool", "True where a ragged list has a completion"),
 }

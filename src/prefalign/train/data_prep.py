@@ -170,6 +170,10 @@ def prepare_examples(source, cfg, spec, tokenizer, *, levels: bool = False,
     if "strength" in spec.reads():
         examples = [replace(ex, strength=p) for ex, p in zip(examples, strengths(
             records, examples, spec.name))]
+    if "feedback" in spec.reads() and any("reward" in r.meta for r in records):
+        # a completion's scalar feedback (DRO) rides in its scores, one per completion
+        examples = [replace(ex, scores=[r]) for ex, r in zip(examples, rewards(
+            records, examples, spec.name))]
     examples = [replace(ex, index=i) for i, ex in enumerate(examples)]
     return examples, report
 
@@ -223,6 +227,17 @@ def strengths(records, examples, objective: str) -> list[float]:
                           f"objective {objective!r} needs each pair's strength column "
                           "(p(chosen ≻ rejected), a number in [0, 1]; prefalign synth writes it "
                           "with a pairwise judge, a jury or self-tests)")
+
+
+def _finite(value):
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def rewards(records, examples, objective: str) -> list[float]:
+    """Each completion's reward from its record's ``reward`` column (a finite number)."""
+    return example_column(records, examples, "reward", _finite,
+                          f"objective {objective!r} reads a reward column, which every row "
+                          "needs (a finite number; or none at all: rewards from the labels)")
 
 
 def curriculum_levels(records, examples, source) -> tuple[int, ...]:

@@ -108,6 +108,13 @@ def build_batch(spec: Objective, hyperparameters: dict[str, Any], packed: Packed
         fields.update(kl_logps=logps[:, 1].detach(), ref_kl_logps=col(ref, 1))
     if "step_mean_length" in reads and step_mean_length is not None:
         fields["step_mean_length"] = torch.tensor(float(step_mean_length), device=logps.device)
+    if "values" in reads:  # DRO: the policy's value head
+        if policy.values is None:
+            raise ValueError(f"objective {spec.name!r} needs each prompt's value V(x): build "
+                             "the policy with value_head=True")
+        fields["values"] = policy.values
+    if "feedback" in reads and packed.scores is not None:  # the data's reward column
+        fields["feedback"] = packed.scores[:, 0].to(logps.device, logps.dtype)
     return UnpairedBatch(logps[:, 0], labels, col(ref, 0), lengths[:, 0], **fields)
 
 

@@ -153,7 +153,8 @@ class Trainer:
         with self.phases("load"):
             self.policy = PackedLogProbModel(load_causal_lm(cfg.model, cfg, for_training=True),
                                              chunk_tokens=cfg.chunk_tokens,
-                                             router_aux_loss=self.checks.aux_coef > 0)
+                                             router_aux_loss=self.checks.aux_coef > 0,
+                                             value_head="values" in self.spec.reads(self.hparams))
             # the layout its attention kernel wants (kept unwrapped)
             self.forward = ForwardStep(self.spec, self.hparams, pack=self.policy.pack,
                                        pad_id=pad_id, row_tokens=cfg.row_tokens,
@@ -176,9 +177,8 @@ class Trainer:
                                        else self._build_reference(self.eval_examples, "eval"))
 
         with self.phases("load"):
-            params = [p for p in self.policy.parameters() if p.requires_grad]
-            optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.adam_betas,
-                                          weight_decay=cfg.weight_decay)
+            optimizer = torch.optim.AdamW(self._parameter_groups(), lr=cfg.lr,
+                                          betas=cfg.adam_betas, weight_decay=cfg.weight_decay)
             # The scheduler is not handed to accelerate: its wrapper steps the schedule once per
             # process, which would decay the learning rate N times faster under N processes. Nor
             # is it registered for accelerate's checkpointing (a pickle): see checkpoint.py.
@@ -203,6 +203,18 @@ class Trainer:
 
     def __del__(self):
         self.close()
+
+    def _parameter_groups(self) -> list[dict[str, Any]]:
+        """The trainable weights; a value head (DRO) in a group of its own, at the objective's
+        ``value_lr`` and without weight decay."""
+        head = self.policy.value_head
+        own = set() if head is None else {id(p) for p in head.parameters()}
+        groups = [{"params": [p for p in self.policy.parameters()
+                              if p.requires_grad and id(p) not in own]}]
+        if head is not None:
+            groups.append({"params": list(head.parameters()), "lr": self.hparams["value_lr"],
+                           "weight_decay": 0.0})
+        return groups
 
     # ---- reference -------------------------------------------------------------------------
     def _build_reference(self, examples, split: str):
