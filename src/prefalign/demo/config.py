@@ -30,6 +30,8 @@ class DemoSizes:
     batch: int = 32
     epochs: float = 2.0
     eval_samples: int = 2  # sampled responses per held-out prompt for KL and lengths
+    checkpoint_steps: int = 15  # a round's training saves (and keeps) one every so many steps
+    curve_prompts: int = 100  # held-out prompts sampled at each point of the curve
 
 
 FULL = DemoSizes()
@@ -53,6 +55,10 @@ class DemoConfig(Settings):
         factory=list, help="comma-separated objectives to train on round 1's data and tabulate, "
                            "e.g. dpo,ipo,simpo,kto,orpo,cdpo, mixtures written with + "
                            "(0.8*sigmoid+0.2*bco_pair+sft) (default: none)")
+    curve: bool = setting(
+        True, help="draw each round's over-optimisation curve: verifier accuracy of samples "
+                   "against KL to the round's starting policy, at every checkpoint (a few "
+                   "seconds)")
     progress: bool = setting(True, help="show progress bars")
     threads: int = setting(0, help="torch threads; 0 = torch's own choice",
                            rule=(at_least(0), ">= 0"))

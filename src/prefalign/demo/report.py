@@ -4,6 +4,7 @@ round's training report (`prefalign.eval.build_report`) in OUT/report/training/.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from prefalign.core.files import atomic_write, atomic_write_json
@@ -118,6 +119,7 @@ def _document(summary: dict, examples) -> list[tuple]:
                    ("table", [h for _, h, _ in COLUMNS],
                     [[(fmt.format(row[k]) if row.get(k) is not None else "n/a", None)
                       for k, _, fmt in COLUMNS] for row in s["compare"]])]
+    blocks += _curve_blocks(s.get("curve")) + _difficulty_blocks(s.get("difficulty"))
     blocks += [("h", 2, "Held-out examples (greedy)"),
                ("table", ["prompt", "SFT", "final"],
                 [[(p, "code"), (b, "code"), (a, "code")] for p, b, a in examples]),
@@ -127,6 +129,51 @@ def _document(summary: dict, examples) -> list[tuple]:
                ("p", [("Training curves of the last round: ", None),
                       ("training/report.md", "link"), (".", None)])]
     return blocks
+
+
+def curve_image(k: int) -> str:
+    """The report's copy of round k's OUT/curve/round-k/curve.png."""
+    return f"curve-round-{k}.png"
+
+
+def _curve_blocks(curves: list[dict] | None) -> list[tuple]:
+    if not curves:
+        return []
+    first = curves[0]
+    blocks: list[tuple] = [
+        ("h", 2, "Over-optimisation curve (verifier accuracy against KL)"),
+        ("p", [(f"Each point is one checkpoint of a round's training run (step 0: the round's "
+                f"starting policy), sampled {first['num_samples']} times at temperature 1 on "
+                f"{first['prompts']} held-out prompts: read each line left to right as the "
+                "policy drifting from where the round started (KL(π ‖ π_ref), k3 estimate, "
+                "from the same samples), and its height as the verifier's accuracy on those "
+                "samples (the gold score); a line that turns down while KL keeps growing is "
+                "over-optimisation.", None)])]
+    for c in curves:
+        blocks.append(("img", curve_image(c["round"]), f"round {c['round']} curve"))
+    blocks.append(("table", ["round", "step", "KL to the round's start", "verifier accuracy"],
+                   [[(str(c["round"]), None), (str(p["step"]), None), (_fmt(p["kl"]), None),
+                     ("n/a" if p["gold"] is None else f"{p['gold']:.1%}", None)]
+                    for c in curves for p in c["points"]]))
+    return blocks
+
+
+def _difficulty_blocks(d: dict | None, limit: int = 5) -> list[tuple]:
+    if not d:
+        return []
+    return [
+        ("h", 2, "Per-pair difficulty (held-out pairs, final policy against the SFT policy)"),
+        ("p", [(f"Of {d['pairs']} held-out West-of-N pairs the SFT policy ranks "
+                f"{d['reference_wrong']:.1%} wrong (the wrong answer more likely than the right "
+                f"one); the final policy ranks {d['fixed']:.1%} of those right (fixed) and "
+                f"{d['broken']:.1%} of the SFT policy's right ones wrong (broken). The table "
+                "lists the pairs the SFT policy ranks worst: a positive final margin "
+                "(log-prob of the right answer minus the wrong one) means the pair was "
+                "learned.", None)]),
+        ("table", ["prompt", "right", "wrong", "SFT margin", "final margin"],
+         [[(r.get("prompt") or "", "code"), (r.get("chosen") or "", "code"),
+           (r.get("rejected") or "", "code"), (f"{r['reference_margin']:+.2f}", None),
+           (f"{r['policy_margin']:+.2f}", None)] for r in d["hardest_pairs"][:limit]])]
 
 
 def _md_inline(text: str, style: str | None) -> str:
@@ -204,6 +251,9 @@ def write_demo_report(out: Path, summary: dict) -> Path:
         build_report(round_dirs[trained[-1]], eval_json=out / "eval" / "final" / "eval.json",
                      output=report / "training")
     _figure(report / "demo.png", summary, round_dirs)
+    for c in summary.get("curve") or []:  # the report folder holds every image it shows
+        shutil.copyfile(out / "curve" / f"round-{c['round']}" / "curve.png",
+                        report / curve_image(c["round"]))
     last = summary["rounds"]["rounds"][-1]["round"]
     blocks = _document(summary, _examples(out, last))
     atomic_write_json(report / "summary.json", summary)

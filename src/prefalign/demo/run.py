@@ -10,8 +10,11 @@ demo continues where it stopped)::
                        (N samples per prompt, verifier, West-of-N) -> train -> eval
     OUT/eval/          held-out preference pairs and `prefalign.eval.evaluate_policy` of the final policy
                        against the SFT policy (KL, lengths, ranking accuracy, win rate)
-    OUT/report/        report.md / report.html / summary.json / demo.png and the last
-                       round's training report
+    OUT/curve/         (unless ``curve=False``) each trained round's over-optimisation curve:
+                       verifier accuracy of samples against KL to the round's start, at each
+                       of its checkpoints (`prefalign.loop.overoptimisation`)
+    OUT/report/        report.md / report.html / summary.json / demo.png (+ curve-round-k.png)
+                       and the last round's training report
     OUT/compare/       (with ``compare``) one policy per objective on round 1's data
 """
 
@@ -23,13 +26,13 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from prefalign.core.files import atomic_write_json
+from prefalign.core.files import atomic_write_json, atomic_write_text
 from prefalign.demo.addition import VERIFIER, AdditionTask, TaskFiles, demonstration_accuracy
 
 from .compare import check_names, run_compare
 from .report import write_demo_report
 from .config import DemoConfig, DemoSizes
-from .stages import DemoResult, evaluate, preference_train_args
+from .stages import DemoResult, difficulty, evaluate, preference_train_args
 from prefalign.loop import IterateConfig, run_iterate
 
 log = logging.getLogger(__name__)
@@ -99,7 +102,8 @@ def _rounds(sft_model: str, files: TaskFiles, out: Path, sizes: DemoSizes,
         output=str(out), rounds=sizes.rounds, scorer=VERIFIER, n=sizes.n,
         pairs="west-of-n", temperature=1.0, max_new_tokens=8, seed=cfg.seed, chunk_size=256,
         batch_size=512, objective=cfg.objective,
-        train_args=preference_train_args(sizes, cfg.objective_args), progress=cfg.progress))
+        train_args=preference_train_args(sizes, cfg.objective_args, checkpoints=True),
+        progress=cfg.progress))
     sft_eval = json.loads((out / "round-0" / "eval.json").read_text())
     return {"policy": str(result.policy), "sft_accuracy": sft_eval["pass_rate"],
             "rounds": [{"round": r["round"], "records": r["records"], "trained": r["trained"],
@@ -123,6 +127,32 @@ def heldout_pairs(sft_model: str, files: TaskFiles, out: Path, sizes: DemoSizes,
                     "are left out of the evaluation")
         return None
     return str(result.output)
+
+
+def curves(rounds: dict, files: TaskFiles, rounds_dir: Path, out: Path, sizes: DemoSizes,
+           cfg: DemoConfig) -> list[dict]:
+    """`overoptimisation_curve` of each trained round (gold: the verifier; KL to the round's
+    starting policy) on the first ``sizes.curve_prompts`` held-out prompts: OUT/curve/round-k/
+    {curve.json, curve.png}."""
+    from prefalign.loop.overoptimisation import overoptimisation_curve
+
+    out.mkdir(parents=True, exist_ok=True)
+    prompts = out / "prompts.jsonl"
+    lines = files.heldout.read_text().splitlines(keepends=True)[:sizes.curve_prompts]
+    atomic_write_text(prompts, "".join(lines))
+    found = []
+    for r in rounds["rounds"]:
+        if not r["trained"]:
+            continue
+        curve = overoptimisation_curve(
+            rounds_dir / f"round-{r['round']}", prompts, scorer=VERIFIER,
+            output=out / f"round-{r['round']}", num_samples=sizes.eval_samples,
+            max_new_tokens=8, temperature=1.0, seed=cfg.seed)
+        found.append({"round": r["round"], "prompts": len(lines),
+                      "num_samples": curve["num_samples"],
+                      "points": [{k: p[k] for k in ("step", "kl", "gold")}
+                                 for p in curve["points"]]})
+    return found
 
 
 def run_demo(cfg: DemoConfig) -> DemoResult:
@@ -156,6 +186,9 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     beta = {**spec.defaults, **cfg.objective_args}.get("beta", 0.1)
     final = stages.run("eval", evaluate, rounds["policy"], sft["model"], pairs, files,
                        out / "eval" / "final", sizes, cfg, beta)
+    curve = (stages.run("curve", curves, rounds, files, out / "rounds", out / "curve",
+                         sizes, cfg)
+             if cfg.curve else None)
     comparison = None
     if cfg.compare:
         comparison = run_compare(cfg.compare, sft_model=sft["model"],
@@ -169,7 +202,9 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
         "task": {"name": "2-digit addition", "verifier": VERIFIER,
                  "teacher_accuracy": demonstration_accuracy(files.sft),
                  "heldout_prompts": sizes.heldout},
-        "sft": sft, "rounds": rounds, "final_eval": final, "compare": comparison,
+        "sft": sft, "rounds": rounds, "final_eval": final, "curve": curve,
+        "difficulty": difficulty(out / "eval" / "final" / "eval.json", pairs),
+        "compare": comparison,
         "seconds": dict(stages.seconds), "total_seconds": round(sum(stages.seconds.values()), 1),
     }
     summary["gain_points"] = round(100 * (rounds["rounds"][-1]["accuracy"]
