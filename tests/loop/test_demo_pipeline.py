@@ -10,8 +10,8 @@ from prefalign.demo import QUICK, DemoConfig, run_demo
 from prefalign.demo.compare import check_names, table_markdown
 
 TOY = replace(QUICK, hidden=64, layers=2, sft_examples=4000, sft_steps=300, sft_batch=64,
-              sft_lr=2e-3, synth_prompts=60, heldout=40, n=6, rounds=1, batch=16, epochs=1.0,
-              eval_samples=1)
+              sft_lr=2e-3, synth_prompts=60, heldout=40, n=6, rounds=1, batch=1, epochs=1.0,
+              eval_samples=1, checkpoint_steps=1, curve_prompts=10)
 
 
 def _png_size(path):
@@ -65,6 +65,31 @@ def test_report_files_hold_the_numbers(toy_run):
     assert width > 300 and height > 200
     assert (report / "training" / "report.md").is_file()
     assert json.loads((report / "summary.json").read_text())["gain_points"] == s["gain_points"]
+
+
+def test_the_curve_runs_over_every_checkpoint_of_the_round(toy_run):
+    out, result = toy_run
+    (curve,) = result.summary["curve"]
+    steps = [p["step"] for p in curve["points"]]
+    train_steps = result.summary["rounds"]["rounds"][0]["train_steps"]
+    assert train_steps >= 3, "too few steps for a checkpoint"
+    # the start, every step's checkpoint, the final model
+    assert steps[0] == 0 and steps[-1] == train_steps, steps
+    assert [s for s in steps[1:-1] if s != train_steps] == list(range(1, train_steps)), steps
+    assert curve["points"][0]["kl"] == pytest.approx(0.0, abs=1e-6)
+    assert all(0.0 <= p["gold"] <= 1.0 for p in curve["points"])
+    assert curve["prompts"] == 10
+    saved = json.loads((out / "curve" / "round-1" / "curve.json").read_text())
+    assert [p["gold"] for p in saved["points"]] == [p["gold"] for p in curve["points"]]
+    md = (out / "report" / "report.md").read_text()
+    assert "![round 1 curve](curve-round-1.png)" in md
+    assert _png_size(out / "report" / "curve-round-1.png")[0] > 300
+    difficulty = result.summary["difficulty"]
+    final = json.loads((out / "eval" / "final" / "eval.json").read_text())
+    assert difficulty["fixed"] == final["metrics"]["difficulty/fixed"]
+    assert [h["pair"] for h in difficulty["hardest_pairs"]] == \
+        [h["pair"] for h in final["hardest_pairs"]]
+    assert f"{difficulty['fixed']:.1%} of those right" in md
 
 
 def test_compare_trains_each_objective_on_the_same_data(toy_run):
