@@ -12,7 +12,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "prefalign"
 
-TOP = ("prefalign.loop", "prefalign.demo", "prefalign.cli")
+TOP = ("prefalign.loop", "prefalign.demo", "prefalign.compat", "prefalign.cli")
 ROOMS = ("prefalign.data", "prefalign.engine", "prefalign.objectives", "prefalign.generation",
          "prefalign.scoring", "prefalign.train", "prefalign.synth", "prefalign.eval",
          "prefalign.reward", *TOP)
@@ -33,6 +33,7 @@ FORBIDDEN = {
     "reward": ("prefalign.synth", "prefalign.eval", *TOP),  # shares train's run fingerprints
     "loop": ("prefalign.demo", "prefalign.cli"),
     "demo": ("prefalign.cli",),
+    "compat": ("prefalign.cli", "prefalign.demo", "prefalign.loop"),  # TRL's API on train
 }
 
 
