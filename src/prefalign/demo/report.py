@@ -148,9 +148,13 @@ def _curve_blocks(curves: list[dict] | None) -> list[tuple]:
                 "policy drifting from where the round started (KL(π ‖ π_ref), k3 estimate, "
                 "from the same samples), and its height as the verifier's accuracy on those "
                 "samples (the gold score); a line that turns down while KL keeps growing is "
-                "over-optimisation.", None)])]
+                "over-optimisation. The k3 estimate has a heavy tail: one sample far likelier "
+                "under the starting policy can throw a point far to the right with no real "
+                "drift.", None)])]
     for c in curves:
-        blocks.append(("img", curve_image(c["round"]), f"round {c['round']} curve"))
+        start = "the SFT policy" if c["round"] == 1 else f"round {c['round'] - 1}'s policy"
+        blocks += [("p", [(f"Round {c['round']} (KL to {start}):", "bold")]),
+                   ("img", curve_image(c["round"]), f"round {c['round']} curve")]
     blocks.append(("table", ["round", "step", "KL to the round's start", "verifier accuracy"],
                    [[(str(c["round"]), None), (str(p["step"]), None), (_fmt(p["kl"]), None),
                      ("n/a" if p["gold"] is None else f"{p['gold']:.1%}", None)]
