@@ -12,7 +12,8 @@ TRL 1.x (``loss_type`` a list, ``truncation_mode`` keep_start); TRL 0.x's ``max_
 and ``rpo_alpha`` are accepted as well (docs/trl.md).
 
 The trainers hand prefalign paths: an in-memory model, tokenizer or data set is saved under
-``output_dir/prefalign-inputs`` first, and after training the trained weights are loaded back
+``output_dir/prefalign-inputs`` first, prefalign's run folder is ``output_dir/prefalign-run``
+(metrics.jsonl, checkpoints, the final model in ``model/``), and after training the trained weights are loaded back
 into the model object the caller passed (``trainer.model``), as TRL leaves it.
 """
 
@@ -580,6 +581,8 @@ class _Trainer:
             values["ref_model"] = self._model_path(self.ref_model, "ref_model",
                                                    self.processing_class)
         values.setdefault("cache_dir", str(self._inputs() / "cache"))
+        # prefalign's run folder sits beside the inputs (it refuses to hold its own inputs)
+        values["output"] = str(Path(values["output"]) / "prefalign-run")
         cfg = TrainConfig(**values)
         return cfg.checked()
 
@@ -697,7 +700,8 @@ class _Trainer:
 
     def push_to_hub(self, *args, **kwargs):
         raise RuntimeError("push_to_hub is not supported: prefalign runs offline and never "
-                           f"uploads; the trained model is in {Path(self.args.output_dir) / 'model'}"
+                           f"uploads; the trained model is in "
+                           f"{Path(self.args.output_dir) / 'prefalign-run' / 'model'}"
                            " (upload it with `huggingface-cli upload` if you mean to)")
 
     def add_callback(self, callback) -> None:
