@@ -97,6 +97,9 @@ def test_trl_yaml_is_translated_with_the_same_table():
             out["objective_args"], out["max_length"]) == \
         ("Qwen/x", "pairs.jsonl", 5e-7, "sigmoid,sft", [1.0, 0.5], 2, "out", True, 8,
          {"beta": 0.05}, 512)
+    from prefalign.compat.trl import is_trl_config
+
+    assert is_trl_config(trl_yaml) and not is_trl_config({"lr": 1e-6, "beta": 0.1, "model": "m"})
     tc = TrainConfig(**out).checked()  # what prefalign train --config would then run
     assert tc.objective == "1*sigmoid+0.5*sft"
     with pytest.raises(UnsupportedFieldError, match="fp16"):

@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 log = logging.getLogger(__name__)
 __all__ = ["DPOConfig", "DPOTrainer", "KTOConfig", "KTOTrainer", "FIELDS", "translate_yaml",
-           "UnsupportedFieldError", "TRL_METRIC_NAMES"]
+           "UnsupportedFieldError", "TRL_METRIC_NAMES", "is_trl_config"]
 
 
 class UnsupportedFieldError(ValueError):
@@ -395,6 +395,16 @@ def translate_yaml(mapping: dict[str, Any], trainer: str = "dpo") -> dict[str, A
     if isinstance(out.get("objective"), str) and out.get("objective_weights"):
         pass
     return out
+
+
+def is_trl_config(mapping: dict[str, Any]) -> bool:
+    """Whether a YAML mapping is a TRL config: it has a key that TRL has and prefalign's
+    ``TrainConfig`` does not (``learning_rate``, ``loss_type``, ``model_name_or_path``, …)."""
+    from prefalign.train.config import TrainConfig
+
+    ours = {f.name for f in dataclasses.fields(TrainConfig)} | set(TrainConfig.ROUTED)
+    trl_only = (set(FIELDS) | {"model_name_or_path", "dataset_name", "use_peft"}) - ours
+    return any(k in trl_only for k in mapping)
 
 
 # ---- the configs ---------------------------------------------------------------------------
