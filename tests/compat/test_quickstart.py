@@ -81,3 +81,28 @@ def test_trained_weights_are_loaded_back_into_the_users_model(tmp_path, quicksta
     assert torch.equal(saved.lm_head.weight, model.lm_head.weight)
     with pytest.raises(RuntimeError, match="offline"):
         trainer.push_to_hub()
+
+
+def test_conversational_prompt_lora_and_evaluate(tmp_path, quickstart_model):
+    from datasets import Dataset, DatasetDict
+    from peft import LoraConfig, PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prefalign.compat.trl import DPOConfig, DPOTrainer
+
+    rows = [json.loads(line) for line in
+            fixture.dpo_data(tmp_path / "d.jsonl", "conversational").read_text().splitlines()]
+    data = DatasetDict({"train": Dataset.from_list(rows)})
+    model = AutoModelForCausalLM.from_pretrained(quickstart_model)
+    trainer = DPOTrainer(
+        model=model, args=DPOConfig(output_dir=str(tmp_path / "o"), max_steps=1, use_cpu=True,
+                                    bf16=False, logging_steps=1, learning_rate=1e-3),
+        processing_class=AutoTokenizer.from_pretrained(quickstart_model), train_dataset=data,
+        eval_dataset=Dataset.from_list(rows[:4]),
+        peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                               task_type="CAUSAL_LM"))
+    trainer.train()
+    assert isinstance(trainer.model, PeftModel)
+    metrics = trainer.evaluate()
+    assert metrics["eval_loss"] == metrics["eval/loss"] and "eval_rewards/accuracies" in metrics
+    assert math.isfinite(metrics["eval_logps/chosen"]) and metrics["eval_logps/chosen"] < 0

@@ -297,12 +297,9 @@ def translate(values: dict[str, Any], trainer: str = "dpo") -> dict[str, Any]:
                     f"its default {known[name]!r}); see docs/trl.md")
             raise UnsupportedFieldError(f"{name}: not a field of TRL's "
                                         f"{'KTOConfig' if trainer == 'kto' else 'DPOConfig'}")
-        if _same(value, spec.default):
-            if spec.refused or name in ("bf16", "gradient_checkpointing"):
-                # TRL's defaults of these differ from prefalign's: they still apply
-                if spec.refused:
-                    continue
-        elif spec.refused:
+        if spec.refused:
+            if _same(value, spec.default):
+                continue
             raise UnsupportedFieldError(f"{name}={value!r} is not supported: {spec.refused}")
         for key, v in spec.to(value).items():
             if key.startswith("objective_args."):
