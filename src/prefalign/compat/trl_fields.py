@@ -1,0 +1,389 @@
+"""TRL's config fields and what each becomes in prefalign: one table, :data:`FIELDS` (a
+:class:`~prefalign.train.TrainConfig` field, an objective hyperparameter, or the reason it is
+refused), read by :mod:`prefalign.compat.trl`'s configs and by :func:`translate_yaml` (``trl dpo
+--config FILE`` YAML). A field left at TRL's default is accepted whatever it is; a field
+prefalign cannot honour, set to anything else, is refused with a message naming it (docs/trl.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable
+
+__all__ = ["FIELDS", "Field", "translate", "translate_yaml", "is_trl_config",
+           "UnsupportedFieldError", "TRL_METRIC_NAMES"]
+
+
+class UnsupportedFieldError(ValueError):
+    """A TRL field (or value) prefalign does not support; the message names it and says why."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One TRL field: its TRL 1.x default, and either ``to`` (how a value becomes prefalign
+    settings: a function value -> {TrainConfig key or "objective_args.NAME": value}) or
+    ``refused`` (why any value but the default is refused). ``trainers``: which configs have it."""
+    default: Any
+    to: Callable[[Any], dict[str, Any]] | None = None
+    refused: str | None = None
+    trainers: tuple[str, ...] = ("dpo", "kto")
+    note: str = ""
+
+
+def _as(name: str, convert: Callable[[Any], Any] = lambda v: v) -> Callable[[Any], dict]:
+    return lambda v: {name: convert(v)}
+
+
+def _scheduler(v: str) -> dict:
+    kinds = {"linear": "linear", "cosine": "cosine", "constant": "constant",
+             "constant_with_warmup": "constant"}
+    if v not in kinds:
+        raise UnsupportedFieldError(
+            f"lr_scheduler_type={v!r} is not supported: prefalign has linear, cosine and "
+            "constant (constant_with_warmup is constant after the warm-up)")
+    return {"scheduler": kinds[v]}
+
+
+def _truncation(v: str) -> dict:
+    if v != "keep_start":
+        raise UnsupportedFieldError(
+            f"truncation_mode={v!r} is not supported: TRL 1.x deprecates keep_end and keeps "
+            "only keep_start, which is prefalign's truncation (keep_start)")
+    return {"truncation": "keep_start"}
+
+
+def _logging_steps(v: Any) -> dict:
+    if float(v) < 1 or float(v) != int(v):
+        raise UnsupportedFieldError(f"logging_steps={v!r}: a share of all steps (below 1) is "
+                                    "not supported; give a whole number of steps")
+    return {"logging_steps": int(v)}
+
+
+def _save_steps(v: Any) -> dict:
+    if float(v) < 1 or float(v) != int(v):
+        raise UnsupportedFieldError(f"save_steps={v!r}: a share of all steps is not supported")
+    return {"save_steps": int(v)}
+
+
+def _save_strategy(v: Any) -> dict:
+    v = str(getattr(v, "value", v))
+    if v == "no":
+        return {"save_steps": 0}
+    if v == "steps":
+        return {}
+    raise UnsupportedFieldError(f"save_strategy={v!r} is not supported: use 'steps' (with "
+                                "save_steps) or 'no'")
+
+
+def _report_to(v: Any) -> dict:
+    names = [v] if isinstance(v, str) else list(v or [])
+    names = [n for n in names if n not in ("none", None)]
+    if names == ["all"]:
+        names = ["tensorboard"]
+    bad = [n for n in names if n not in ("tensorboard", "wandb")]
+    if bad:
+        raise UnsupportedFieldError(f"report_to={bad}: prefalign reports to tensorboard and wandb")
+    return {"report_to": names}
+
+
+def _loss_type(v: Any) -> dict:
+    names = [v] if isinstance(v, str) else list(v)
+    if not names:
+        raise UnsupportedFieldError("loss_type is empty: name at least one loss type")
+    return {"objective": ",".join(names)}
+
+
+def _reference_update(v: bool) -> dict:
+    return {"ref_update": "soft" if v else "none"}
+
+
+def _precompute(v: bool) -> dict:
+    # False (TRL's frozen copy every step) and True give the same log-probs; prefalign's
+    # default computes them once and caches them, so only True is pinned to the cache
+    return {"reference": "cache"} if v else {}
+
+
+def _no_effect(name: str) -> Callable[[Any], dict]:
+    return lambda v: {}
+
+
+_ADAM = {"adamw_torch", "adamw_torch_fused", "adamw_hf"}
+
+
+def _optim(v: Any) -> dict:
+    v = str(getattr(v, "value", v))
+    if v not in _ADAM:
+        raise UnsupportedFieldError(f"optim={v!r} is not supported: prefalign trains with "
+                                    "torch.optim.AdamW (adamw_torch)")
+    return {}
+
+
+# TRL field -> what it becomes. Defaults are TRL 1.x's (DPOConfig / KTOConfig, over
+# transformers.TrainingArguments). docs/trl.md is this table in words.
+FIELDS: dict[str, Field] = {
+    # the run
+    "output_dir": Field(None, _as("output")),
+    "seed": Field(42, _as("seed", int)),
+    "overwrite_output_dir": Field(False, _as("overwrite", bool)),
+    # optimisation
+    "learning_rate": Field(1e-6, _as("lr", float)),
+    "per_device_train_batch_size": Field(8, _as("batch_size", int)),
+    "gradient_accumulation_steps": Field(1, _as("grad_accum", int)),
+    "num_train_epochs": Field(3.0, _as("epochs", float)),
+    "max_steps": Field(-1, _as("max_steps", int)),
+    "lr_scheduler_type": Field("linear", _scheduler),
+    "warmup_ratio": Field(0.0, _as("warmup_ratio", float)),
+    "warmup_steps": Field(0, _as("warmup_steps", int)),
+    "weight_decay": Field(0.0, _as("weight_decay", float)),
+    "max_grad_norm": Field(1.0, _as("max_grad_norm", float)),
+    "adam_beta1": Field(0.9, _as("adam_beta1", float)),
+    "adam_beta2": Field(0.999, _as("adam_beta2", float)),
+    "optim": Field("adamw_torch_fused", _optim),
+    # precision and memory
+    "bf16": Field(True, _as("bf16", bool), note="TRL 1.x turns bf16 on by default (unless fp16)"),
+    "gradient_checkpointing": Field(True, _as("gradient_checkpointing", bool),
+                                    note="TRL 1.x turns it on by default"),
+    "trust_remote_code": Field(False, _as("trust_remote_code", bool)),
+    "router_aux_loss_coef": Field(None, _as("router_aux_loss_coef")),
+    "disable_dropout": Field(True, _as("disable_dropout", bool)),
+    # bookkeeping
+    "logging_steps": Field(10, _logging_steps),
+    "save_steps": Field(500, _save_steps),
+    "save_strategy": Field("steps", _save_strategy),
+    "save_total_limit": Field(None, lambda v: {} if v is None else {"save_total_limit": int(v)}),
+    "eval_steps": Field(None, lambda v: {} if v is None else {"eval_steps": int(v)}),
+    "report_to": Field("none", _report_to),
+    "disable_tqdm": Field(None, lambda v: {"progress": not v} if v is not None else {}),
+    "use_cpu": Field(False, _no_effect("use_cpu"),
+                     note="accepted: prefalign picks the device itself (CPU without a GPU)"),
+    "dataset_num_proc": Field(None, _no_effect("dataset_num_proc"),
+                              note="accepted, no effect: prefalign tokenizes in-process"),
+    "pad_to_multiple_of": Field("auto", _no_effect("pad_to_multiple_of"),
+                                note="accepted, no effect: prefalign packs rows, it does not pad"),
+    "dataloader_num_workers": Field(0, _no_effect("dataloader_num_workers"),
+                                    note="accepted, no effect: batches are built in-process"),
+    # data
+    "max_length": Field(1024, _as("max_length")),
+    "max_prompt_length": Field(None, _as("max_prompt_length"),
+                               note="TRL 0.x only (removed in TRL 1.x); accepted"),
+    "truncation_mode": Field("keep_start", _truncation),
+    # the reference
+    "precompute_ref_log_probs": Field(False, _precompute),
+    "sync_ref_model": Field(False, _reference_update),
+    "ref_model_mixup_alpha": Field(0.6, _as("ref_update_alpha", float)),
+    "ref_model_sync_steps": Field(512, _as("ref_update_steps", int)),
+    # the loss
+    "beta": Field(0.1, _as("objective_args.beta", float)),
+    "loss_type": Field(["sigmoid"], _loss_type, trainers=("dpo",)),
+    "loss_weights": Field(None, lambda v: {} if v is None else
+                          {"objective_weights": [float(w) for w in v]}, trainers=("dpo",)),
+    "label_smoothing": Field(0.0, _as("objective_args.label_smoothing", float),
+                             trainers=("dpo",)),
+    "use_weighting": Field(False, _as("objective_args.use_weighting", bool), trainers=("dpo",)),
+    "ld_alpha": Field(None, _as("objective_args.ld_alpha"), trainers=("dpo",)),
+    "f_divergence_type": Field("reverse_kl", _as("objective_args.f_divergence_type", str),
+                               trainers=("dpo",)),
+    "f_alpha_divergence_coef": Field(0.5, _as("objective_args.f_alpha_divergence_coef", float),
+                                     trainers=("dpo",)),
+    "discopop_tau": Field(0.05, _as("objective_args.discopop_tau", float), trainers=("dpo",)),
+    "rpo_alpha": Field(None, lambda v: {} if v is None else {"rpo_alpha": float(v)},
+                       trainers=("dpo",),
+                       note="TRL 0.x only (TRL 1.x: loss_type=['sigmoid', 'sft'] with "
+                            "loss_weights); accepted with loss_type ['sigmoid'] as prefalign's rpo"),
+    "desirable_weight": Field(1.0, _as("objective_args.desirable_weight", float),
+                              trainers=("kto",)),
+    "undesirable_weight": Field(1.0, _as("objective_args.undesirable_weight", float),
+                                trainers=("kto",)),
+    # (KTO's loss_type is a string: kto or apo_zero_unpaired; see _KTO_LOSS)
+    "train_sampling_strategy": Field("sequential", refused=(
+        "prefalign builds KTO's KL pairs itself, in its own order; only TRL's default "
+        "'sequential' is accepted"), trainers=("kto",)),
+    # refused when set
+    "fp16": Field(False, refused="prefalign's mixed precision is bf16 (bf16=True)"),
+    "padding_free": Field(False, refused="use prefalign's attn_implementation='varlen' through "
+                                         "`prefalign train`; not mapped here"),
+    "model_init_kwargs": Field(None, refused="prefalign loads the model itself; pass a loaded "
+                                             "model object instead"),
+    "activation_offloading": Field(False, refused="not implemented in prefalign"),
+    "precompute_ref_batch_size": Field(None, refused="prefalign sizes the reference pass in "
+                                                     "tokens (ref_batch_tokens in TrainConfig)"),
+    "lr_scheduler_kwargs": Field(None, refused="prefalign's schedules take no extra arguments"),
+    "gradient_checkpointing_kwargs": Field(None, refused="prefalign's gradient checkpointing "
+                                                         "takes no extra arguments"),
+    "use_liger_kernel": Field(False, refused="prefalign has its own chunked LM head; Liger is "
+                                             "not used"),
+    "torch_empty_cache_steps": Field(None, refused="not implemented in prefalign"),
+    "pad_token": Field(None, refused="deprecated in TRL 1.x; set tokenizer.pad_token instead"),
+    "push_to_hub": Field(False, refused="prefalign runs offline; upload OUTPUT/model yourself"),
+    "hub_model_id": Field(None, refused="prefalign runs offline"),
+    "deepspeed": Field(None, refused="launch `prefalign train` with `accelerate launch` and a "
+                                     "DeepSpeed config instead"),
+    "fsdp": Field(None, refused="launch `prefalign train` with `accelerate launch` and an FSDP "
+                                "config instead"),
+    "torch_compile": Field(False, refused="not supported by prefalign's trainer"),
+    "eval_strategy": Field("no", lambda v: {}, note="prefalign evaluates eval_dataset every "
+                                                   "eval_steps (0: at the end)"),
+    "per_device_eval_batch_size": Field(8, lambda v: {}, note="accepted, no effect: evaluation "
+                                                             "uses per_device_train_batch_size"),
+}
+_KTO_LOSS = ("kto", "apo_zero_unpaired")
+
+# prefalign metric -> TRL's name for it (prefalign's name is logged too)
+TRL_METRIC_NAMES = {"rewards/accuracy": "rewards/accuracies", "rewards/margin": "rewards/margins",
+                    "lr": "learning_rate"}
+_KTO_METRIC_NAMES = {"rewards/desirable": "rewards/chosen",
+                     "rewards/undesirable": "rewards/rejected"}
+
+
+def _transformers_defaults() -> dict[str, Any]:
+    from transformers import TrainingArguments
+
+    return {f.name: f.default for f in dataclasses.fields(TrainingArguments)
+            if f.default is not dataclasses.MISSING}
+
+
+def _same(a: Any, b: Any) -> bool:
+    a, b = getattr(a, "value", a), getattr(b, "value", b)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return list(a) == list(b)
+    return a == b or (a in (None, "none", []) and b in (None, "none", []))
+
+
+def translate(values: dict[str, Any], trainer: str = "dpo") -> dict[str, Any]:
+    """TRL config values -> ``TrainConfig`` keyword values (``objective_args`` a dict), by
+    :data:`FIELDS`. Refuses (``UnsupportedFieldError``, naming the field) a refused field not at
+    its default, a TrainingArguments field prefalign does not map set to another value than
+    transformers' default, and a name neither TRL nor transformers has."""
+    out: dict[str, Any] = {"objective_args": {}}
+    known = None
+    values = dict(values)
+    if trainer == "kto":
+        loss = values.pop("loss_type", "kto")
+        if loss not in _KTO_LOSS:
+            raise UnsupportedFieldError(f"loss_type={loss!r}: KTOConfig takes {_KTO_LOSS}")
+        out["objective"] = loss
+    else:
+        out["objective"] = "sigmoid"
+    for name, value in values.items():
+        spec = FIELDS.get(name)
+        if spec is not None and trainer not in spec.trainers:
+            spec = None
+        if spec is None:
+            known = known if known is not None else _transformers_defaults()
+            if name in known:
+                if _same(value, known[name]):
+                    continue
+                raise UnsupportedFieldError(
+                    f"{name}={value!r} is not supported by prefalign.compat.trl (a "
+                    "transformers.TrainingArguments field prefalign does not map; leave it at "
+                    f"its default {known[name]!r}); see docs/trl.md")
+            raise UnsupportedFieldError(f"{name}: not a field of TRL's "
+                                        f"{'KTOConfig' if trainer == 'kto' else 'DPOConfig'}")
+        if spec.refused:
+            if _same(value, spec.default):
+                continue
+            raise UnsupportedFieldError(f"{name}={value!r} is not supported: {spec.refused}")
+        for key, v in spec.to(value).items():
+            if key.startswith("objective_args."):
+                if v is not None:
+                    out["objective_args"][key.split(".", 1)[1]] = v
+            else:
+                out[key] = v
+    # defaults of TRL that differ from prefalign's apply even when not given
+    for name in ("learning_rate", "per_device_train_batch_size", "num_train_epochs",
+                 "logging_steps", "save_steps", "seed", "bf16", "gradient_checkpointing",
+                 "max_length"):
+        if name not in values and trainer in FIELDS[name].trainers:
+            out.update(FIELDS[name].to(FIELDS[name].default))
+    _finish(out, values)
+    return out
+
+
+def _finish(out: dict[str, Any], values: dict[str, Any]) -> None:
+    """Cross-field mappings: Adam's betas, rpo_alpha, what the objective does not take."""
+    b1, b2 = out.pop("adam_beta1", 0.9), out.pop("adam_beta2", 0.999)
+    if (b1, b2) != (0.9, 0.999):
+        out["adam_betas"] = (b1, b2)
+    rpo = out.pop("rpo_alpha", None)
+    if rpo is not None:
+        if out["objective"] != "sigmoid":
+            raise UnsupportedFieldError(
+                f"rpo_alpha with loss_type {out['objective']!r}: TRL 1.x removed rpo_alpha; "
+                "add 'sft' to loss_type with its weight in loss_weights instead")
+        out["objective"] = "rpo"
+        out["objective_args"]["rpo_alpha"] = rpo
+    if out.get("ref_update", "none") == "none":
+        out.pop("ref_update_alpha", None), out.pop("ref_update_steps", None)
+    # hyperparameters at TRL's default that this objective does not take are dropped; any other
+    # value is refused by TrainConfig's own check (naming the objective and what it takes)
+    from prefalign import objectives
+
+    try:
+        spec = objectives.get(out["objective"] if not out.get("objective_weights") else
+                              _mixture(out["objective"], out["objective_weights"]))
+        takes = set(spec.defaults)
+    except ValueError:
+        return  # TrainConfig names the bad objective
+    for name in list(out["objective_args"]):
+        if name not in takes and _same(out["objective_args"][name], FIELDS[name].default):
+            del out["objective_args"][name]
+    if "label_smoothing" in out["objective_args"] and "label_smoothing" not in takes:
+        raise UnsupportedFieldError(
+            f"label_smoothing={out['objective_args']['label_smoothing']!r}: loss_type "
+            f"{values.get('loss_type', 'sigmoid')!r} has no label smoothing in prefalign (robust, "
+            "exo_pair, cdpo, aot and simpo take it); see `prefalign objectives`")
+
+
+def _mixture(objective: str, weights) -> str:
+    from prefalign.objectives.mixture import mixture_name
+
+    return mixture_name(objective, weights)
+
+
+def translate_yaml(mapping: dict[str, Any], trainer: str = "dpo") -> dict[str, Any]:
+    """A TRL YAML config (``trl dpo --config FILE``: TRL's field names, plus the script's
+    ``model_name_or_path``, ``dataset_name`` and peft keys) -> ``prefalign train`` YAML keys,
+    with :data:`FIELDS`' mapping and refusals. Keys prefalign already has pass through."""
+    from prefalign.train.config import TrainConfig
+
+    mapping = dict(mapping)
+    script = {"model_name_or_path": "model", "dataset_name": "data",
+              "dataset_train_split": None, "ref_model_name_or_path": "ref_model"}
+    lora = {"use_peft": "lora", "lora_r": "lora_r", "lora_alpha": "lora_alpha",
+            "lora_dropout": "lora_dropout", "lora_target_modules": "lora_target_modules"}
+    out: dict[str, Any] = {}
+    for key, target in {**script, **lora}.items():
+        if key in mapping:
+            value = mapping.pop(key)
+            if target is None:
+                if value not in (None, "train"):
+                    raise UnsupportedFieldError(f"{key}={value!r}: prefalign trains on the "
+                                                "train split of a saved dataset folder")
+                continue
+            out[target] = value
+    ours = {f.name for f in dataclasses.fields(TrainConfig)} | set(TrainConfig.ROUTED)
+    passthrough = {k: mapping.pop(k) for k in list(mapping)
+                   if k in ours and k not in FIELDS}
+    trl = translate(mapping, trainer)
+    # defaults filled in by translate are TRL's: kept, as `trl dpo` would use them
+    args = trl.pop("objective_args")
+    out.update(trl)
+    out.update(passthrough)
+    if args:
+        out["objective_args"] = {**args, **out.get("objective_args", {})}
+    if isinstance(out.get("objective"), str) and out.get("objective_weights"):
+        pass
+    return out
+
+
+def is_trl_config(mapping: dict[str, Any]) -> bool:
+    """Whether a YAML mapping is a TRL config: it has a key that TRL has and prefalign's
+    ``TrainConfig`` does not (``learning_rate``, ``loss_type``, ``model_name_or_path``, …)."""
+    from prefalign.train.config import TrainConfig
+
+    ours = {f.name for f in dataclasses.fields(TrainConfig)} | set(TrainConfig.ROUTED)
+    trl_only = (set(FIELDS) | {"model_name_or_path", "dataset_name", "use_peft"}) - ours
+    return any(k in trl_only for k in mapping)
+
+
