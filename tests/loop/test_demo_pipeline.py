@@ -21,7 +21,8 @@ def _png_size(path):
     return width, height
 
 
-COMPARE = ["dpo", "kto", "simpo", "0.8*sigmoid+0.2*bco_pair+sft"]  # a mixture, as TRL's MPO
+# a mixture, as TRL's MPO; mrpo, which needs a second reference model
+COMPARE = ["dpo", "kto", "simpo", "0.8*sigmoid+0.2*bco_pair+sft", "mrpo"]
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +102,9 @@ def test_compare_trains_each_objective_on_the_same_data(toy_run):
         folder = row["objective"].replace("*", "_").replace("+", "_")
         config = json.loads((out / "compare" / folder / "config.json").read_text())
         assert config["data"].endswith("round-1/data.jsonl")
+        sft = result.summary["sft"]["model"]
+        assert config["ref_model"] == ([sft, result.summary["rounds"]["policy"]]
+                                       if row["objective"] == "mrpo" else sft)
         assert row["gain_points"] == round(100 * (row["accuracy"] - sft_acc), 1)
         assert 0.0 <= row["accuracy"] <= 1.0 and row["train_seconds"] > 0
     assert all(row["steps"] > 0 for row in rows)

@@ -45,8 +45,9 @@ def _fake_run(tmp_path, *, curve=True, difficulty=True):
         (tmp_path / "rounds" / f"round-{k}").mkdir(parents=True)
         (tmp_path / "rounds" / f"round-{k}" / "eval.json").write_text(
             json.dumps({"examples": examples}))
-    points = [{"step": 0, "kl": 0.0, "gold": 0.375}, {"step": 15, "kl": 0.8125, "gold": 0.625},
-              {"step": 31, "kl": 1.9375, "gold": 0.5}]
+    points = [{"step": 0, "kl": 0.0, "kl_k3": 0.0, "gold": 0.375},
+              {"step": 15, "kl": 0.8125, "kl_k3": 0.875, "gold": 0.625},
+              {"step": 31, "kl": 1.9375, "kl_k3": 12.5, "gold": 0.5}]
     (tmp_path / "curve" / "round-1").mkdir(parents=True)
     plots.line_plot(tmp_path / "curve" / "round-1" / "curve.png", [p["kl"] for p in points],
                     {"gold": [p["gold"] for p in points]}, title="t")
@@ -57,7 +58,8 @@ def _fake_run(tmp_path, *, curve=True, difficulty=True):
                    {"round": 1, "accuracy": 0.6, "records": 3, "trained": False}]},
                "gain_points": 20.0, "total_seconds": 1.0, "final_eval": {"kl/k3": 0.1},
                "seconds": {"task": 0.1},
-               "curve": [{"round": 1, "prompts": 7, "num_samples": 3, "points": points}]
+               "curve": [{"round": 1, "prompts": 7, "num_samples": 3, "kl": "k1",
+                          "points": points}]
                if curve else None,
                "difficulty": {"pairs": 16, "reference_wrong": 0.4375, "fixed": 0.857142,
                               "broken": 0.111111, "hardest_pairs": [
@@ -80,7 +82,9 @@ def test_the_report_shows_the_curve_and_the_difficulty(tmp_path):
     assert "![round 1 curve](curve-round-1.png)" in md
     section = md[md.index("## Over-optimisation curve"):md.index("## Per-pair difficulty")]
     assert "over-optimisation" in section and "7 held-out prompts" in section
-    assert "| 1 | 15 | 0.8125 | 62.5% |" in section and "| 1 | 31 | 1.938 | 50.0% |" in section
+    assert "k1 estimate" in section and "KL to the round's start (k1) | k3 |" in section
+    assert "| 1 | 15 | 0.8125 | 0.875 | 62.5% |" in section
+    assert "| 1 | 31 | 1.938 | 12.5 | 50.0% |" in section
     difficulty = md[md.index("## Per-pair difficulty"):md.index("## Held-out examples")]
     assert "Of 16 held-out" in difficulty and "43.8% wrong" in difficulty
     assert "85.7% of those right" in difficulty and "11.1% of the SFT" in difficulty

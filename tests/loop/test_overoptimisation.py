@@ -38,13 +38,23 @@ def test_a_run_curve_through_the_cli(tiny_model_dir, tmp_path, monkeypatch):
     assert main(["curve", "--run", str(run), "--prompts", str(prompts), "--scorer",
                  "verifier:synth_helpers:digit_share", "--proxy", "verifier:synth_helpers:"
                  "digit_share", "--num-samples", "2", "--max-new-tokens", "4", "--output",
-                 str(out), "--device", "cpu"]) == 0
+                 str(out), "--device", "cpu", "--kl", "k1"]) == 0
     curve = json.loads((out / "curve.json").read_text())
     points = curve["points"]
+    assert curve["kl"] == "k1" and all(p["kl"] == p["kl_k1"] for p in points)
+    assert points[-1]["kl_k3"] >= 0 and points[-1]["kl_k3"] != points[-1]["kl_k1"]
     assert [p["step"] for p in points] == [0, 2, 4]  # the start, the checkpoint, the final model
     assert points[0]["kl"] == pytest.approx(0.0, abs=1e-6) and points[-1]["kl"] > 0
     assert all(p["gold"] == p["proxy"] for p in points)
     assert (out / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_an_unknown_kl_estimator_is_refused_before_any_work(tmp_path):
+    from prefalign.loop.overoptimisation import overoptimisation_curve
+
+    with pytest.raises(ValueError, match="one of k1, k3"):
+        overoptimisation_curve(tmp_path / "nowhere", tmp_path / "p.jsonl", scorer="x", kl="k2")
+    assert main(["curve", "--run", "r", "--prompts", "p", "--scorer", "s", "--kl", "k2"]) != 0
 
 
 def test_what_cannot_be_exported_is_refused(tmp_path):

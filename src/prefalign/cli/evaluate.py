@@ -29,11 +29,11 @@ def _cmd_curve(args: argparse.Namespace) -> int:
     summary = overoptimisation_curve(cfg.run, cfg.prompts, scorer=cfg.scorer, proxy=cfg.proxy,
                                      output=cfg.output, num_samples=cfg.num_samples,
                                      max_new_tokens=cfg.max_new_tokens,
-                                     temperature=cfg.temperature, seed=cfg.seed,
+                                     temperature=cfg.temperature, seed=cfg.seed, kl=cfg.kl,
                                      device=cfg.device)
     for row in summary["points"]:
         extra = f", proxy {row['proxy']}" if "proxy" in row else ""
-        print(f"step {row['step']}: KL {row['kl']:.4f}, gold {row['gold']}{extra}")
+        print(f"step {row['step']}: KL ({cfg.kl}) {row['kl']:.4f}, gold {row['gold']}{extra}")
     return 0
 
 

@@ -5,7 +5,11 @@ learning rate, batch and epochs and its own default hyperparameters (`prefalign 
 and is measured the same way: greedy held-out accuracy, win rate and KL against the SFT policy,
 sampled response length, and how the chosen responses' log-prob moved on held-out pairs
 (negative: likelihood displacement). Unpaired objectives see each pair as one desirable and one
-undesirable example; listwise ones see lists of two.
+undesirable example; listwise ones see lists of two. An objective that combines several
+reference models (mrpo) gets the SFT policy as its main reference and the demo's final policy
+(after its rounds) as the second: like the paper's auxiliary reference, a stronger model than the
+main one, which the paper finds helps most (the demo's randomly initialised base model would add
+nothing but noise).
 """
 
 from __future__ import annotations
@@ -47,13 +51,23 @@ def check_names(names: Sequence[str]) -> list[str]:
     return out
 
 
-def _one(name: str, *, sft_model: str, data: Path, pairs: str | None, files, out: Path, sizes,
-         cfg) -> dict:
+def references(spec: objectives.Objective, sft_model: str,
+               extra_reference: str) -> str | list[str]:
+    """The reference models an objective trains against: the SFT policy, and for one that
+    combines several (its inputs name the extra references' log-probs) ``extra_reference`` too."""
+    from prefalign.objectives.multi_reference import EXTRA_FIELDS
+
+    return [sft_model, extra_reference] if EXTRA_FIELDS & spec.inputs else sft_model
+
+
+def _one(name: str, *, sft_model: str, extra_reference: str, data: Path, pairs: str | None, files,
+         out: Path, sizes, cfg) -> dict:
     from prefalign.train import TrainConfig, train
 
     spec = objectives.get(name)
     t0 = time.perf_counter()
     result = train(TrainConfig(model=sft_model, data=str(data), objective=name,
+                               ref_model=references(spec, sft_model, extra_reference),
                                output=str(out), seed=cfg.seed, progress=cfg.progress,
                                cache_dir=str(out.parent / ".cache"),
                                **preference_train_args(sizes, {})))
@@ -71,16 +85,18 @@ def _one(name: str, *, sft_model: str, data: Path, pairs: str | None, files, out
             "train_seconds": round(seconds, 2), "steps": result.steps}
 
 
-def run_compare(names: Sequence[str], *, sft_model: str, sft_accuracy: float, data: Path,
-                pairs: str | None, files, out: Path, sizes, cfg, stages) -> list[dict]:
+def run_compare(names: Sequence[str], *, sft_model: str, extra_reference: str,
+                sft_accuracy: float, data: Path, pairs: str | None, files, out: Path, sizes,
+                cfg, stages) -> list[dict]:
     if not data.is_file() or not data.read_text().strip():
         raise ValueError(f"{data}: round 1 produced no preference pairs, so there is nothing "
                          "to compare objectives on")
     rows = []
     for name in check_names(names):
         folder = re.sub(r"[^A-Za-z0-9_.-]", "_", name)  # a mixture's * and + out of paths
-        row = stages.run(f"compare-{folder}", _one, name, sft_model=sft_model, data=data,
-                         pairs=pairs, files=files, out=out / folder, sizes=sizes, cfg=cfg)
+        row = stages.run(f"compare-{folder}", _one, name, sft_model=sft_model,
+                         extra_reference=extra_reference, data=data, pairs=pairs, files=files,
+                         out=out / folder, sizes=sizes, cfg=cfg)
         row["gain_points"] = round(100 * (row["accuracy"] - sft_accuracy), 1)
         rows.append(row)
     return rows

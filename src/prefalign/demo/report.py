@@ -140,23 +140,26 @@ def _curve_blocks(curves: list[dict] | None) -> list[tuple]:
     if not curves:
         return []
     first = curves[0]
+    kl = first.get("kl", "k3")  # summaries written before the choice drew k3
     blocks: list[tuple] = [
         ("h", 2, "Over-optimisation curve (verifier accuracy against KL)"),
         ("p", [(f"Each point is one checkpoint of a round's training run (step 0: the round's "
                 f"starting policy), sampled {first['num_samples']} times at temperature 1 on "
                 f"{first['prompts']} held-out prompts: read each line left to right as the "
-                "policy drifting from where the round started (KL(π ‖ π_ref), k3 estimate, "
+                f"policy drifting from where the round started (KL(π ‖ π_ref), {kl} estimate, "
                 "from the same samples), and its height as the verifier's accuracy on those "
                 "samples (the gold score); a line that turns down while KL keeps growing is "
-                "over-optimisation. The k3 estimate has a heavy tail: one sample far likelier "
-                "under the starting policy can throw a point far to the right with no real "
-                "drift.", None)])]
+                "over-optimisation. The table also gives the k3 estimate, which has a heavy "
+                "tail: one sample far likelier under the starting policy can throw it far to "
+                "the right with no real drift.", None)])]
     for c in curves:
         start = "the SFT policy" if c["round"] == 1 else f"round {c['round'] - 1}'s policy"
         blocks += [("p", [(f"Round {c['round']} (KL to {start}):", "bold")]),
                    ("img", curve_image(c["round"]), f"round {c['round']} curve")]
-    blocks.append(("table", ["round", "step", "KL to the round's start", "verifier accuracy"],
+    blocks.append(("table", ["round", "step", f"KL to the round's start ({kl})", "k3",
+                             "verifier accuracy"],
                    [[(str(c["round"]), None), (str(p["step"]), None), (_fmt(p["kl"]), None),
+                     (_fmt(p.get("kl_k3", p["kl"] if kl == "k3" else None)), None),
                      ("n/a" if p["gold"] is None else f"{p['gold']:.1%}", None)]
                     for c in curves for p in c["points"]]))
     return blocks

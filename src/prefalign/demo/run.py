@@ -133,7 +133,8 @@ def curves(rounds: dict, files: TaskFiles, rounds_dir: Path, out: Path, sizes: D
            cfg: DemoConfig) -> list[dict]:
     """`overoptimisation_curve` of each trained round (gold: the verifier; KL to the round's
     starting policy) on the first ``sizes.curve_prompts`` held-out prompts: OUT/curve/round-k/
-    {curve.json, curve.png}."""
+    {curve.json, curve.png}. The x axis is k1: on this task a round's final model can draw one
+    sample far likelier under its start, which k3's exp term turns into an outlier."""
     from prefalign.loop.overoptimisation import overoptimisation_curve
 
     out.mkdir(parents=True, exist_ok=True)
@@ -147,10 +148,11 @@ def curves(rounds: dict, files: TaskFiles, rounds_dir: Path, out: Path, sizes: D
         curve = overoptimisation_curve(
             rounds_dir / f"round-{r['round']}", prompts, scorer=VERIFIER,
             output=out / f"round-{r['round']}", num_samples=sizes.eval_samples,
-            max_new_tokens=8, temperature=1.0, seed=cfg.seed)
+            max_new_tokens=8, temperature=1.0, seed=cfg.seed, kl="k1")
         found.append({"round": r["round"], "prompts": len(lines),
                       "num_samples": curve["num_samples"],
-                      "points": [{k: p[k] for k in ("step", "kl", "gold")}
+                      "kl": curve["kl"],
+                      "points": [{k: p[k] for k in ("step", "kl", "kl_k3", "gold")}
                                  for p in curve["points"]]})
     return found
 
@@ -192,6 +194,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     comparison = None
     if cfg.compare:
         comparison = run_compare(cfg.compare, sft_model=sft["model"],
+                                 extra_reference=rounds["policy"],
                                  sft_accuracy=rounds["sft_accuracy"],
                                  data=out / "rounds" / "round-1" / "data.jsonl",
                                  pairs=pairs, files=files, out=out / "compare", sizes=sizes,

@@ -8,7 +8,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from prefalign.core.settings import Routed, Settings, at_least, finite, redefault, setting
+from prefalign.core.settings import Routed, Settings, at_least, finite, one_of, redefault, setting
 from prefalign.generation.settings import BackendSettings, SamplingSettings
 from prefalign.synth.config import SynthSettings
 
@@ -103,6 +103,9 @@ class CurveConfig(Settings):
     temperature: float = setting(1.0, help="sampling temperature (1: the KL estimate is "
                                  "unbiased)", rule=(lambda v: finite(v) and v >= 0, ">= 0"))
     seed: int = setting(0, help="sampling seed: the same draws at every point")
+    kl: str = setting("k3", help="the KL estimate on the x axis: k3 (non-negative) or k1 (the "
+                      "mean log-ratio, lighter-tailed when a sample is far likelier under the "
+                      "reference); curve.json keeps both", rule=one_of("k1", "k3"))
     device: str | None = setting(None, help="cpu, cuda, ... (default: cuda when available)")
 
     REQUIRED = ("run", "prompts", "scorer")

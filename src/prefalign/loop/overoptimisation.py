@@ -4,8 +4,10 @@ optimised) move as the policy drifts from its reference, checkpoint by checkpoin
 
 For the starting model (step 0), every checkpoint in ``RUN/checkpoints`` and the final
 ``RUN/model``, in step order: ``num_samples`` responses per prompt (seeded: the same draws for
-every point), KL(π ‖ π_ref) to the run's starting model from those samples (``kl/k3``, the
-non-negative estimator), the mean gold score of the responses (``--scorer``, any synth scorer
+every point), KL(π ‖ π_ref) to the run's starting model from those samples (``kl="k3"``, the
+default: the non-negative estimator; ``kl="k1"``: the plain mean log-ratio, unbiased and with a
+lighter tail when a sample is far likelier under the reference; both are kept in every row as
+``kl_k1`` and ``kl_k3``, ``kl`` is the chosen one), the mean gold score of the responses (``--scorer``, any synth scorer
 spec: a verifier, a reward model, a judge) and, with ``--proxy``, the proxy's. A proxy that keeps
 rising while the gold score falls is over-optimisation. Written: ``curve.json`` (one row per
 point) and ``curve.png`` (scores against KL). Checkpoints are exported one at a time into a
@@ -21,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from prefalign.core.files import atomic_write_json
+
+KL_ESTIMATORS = ("k1", "k3")  # prefalign.eval.metrics.kl_from_samples's kl/k1, kl/k3
 
 
 def _points(run: Path) -> list[tuple[int, Path | None]]:
@@ -47,13 +51,15 @@ def _mean_score(spec: str, prompts, texts, device) -> float | None:
 
 def overoptimisation_curve(run_dir, prompts, *, scorer: str, proxy: str | None = None,
                            output=None, num_samples: int = 4, max_new_tokens: int = 64,
-                           temperature: float = 1.0, seed: int = 0,
+                           temperature: float = 1.0, seed: int = 0, kl: str = "k3",
                            device: str | None = None) -> dict[str, Any]:
     from prefalign.eval.plots import line_plot
     from prefalign.eval.policy import evaluate_policy
     from prefalign.synth.prompts import read_prompts
     from prefalign.train.checkpoint import export_checkpoint
 
+    if kl not in KL_ESTIMATORS:
+        raise ValueError(f"kl={kl!r}: the KL estimator is one of {', '.join(KL_ESTIMATORS)}")
     run = Path(run_dir)
     config_file = run / "config.json"
     if not config_file.is_file():
@@ -81,10 +87,12 @@ def overoptimisation_curve(run_dir, prompts, *, scorer: str, proxy: str | None =
                                      num_samples=num_samples, max_new_tokens=max_new_tokens,
                                      temperature=temperature, seed=seed, device=device)
             texts = [s["responses"] for s in result["samples"]]
+            metrics = result["metrics"]
             row = {"step": step, "model": "start" if step == 0 else
                    (str(checkpoint) if checkpoint else model),
-                   "kl": result["metrics"]["kl/k3"], "gold": _mean_score(scorer, prompt_list,
-                                                                           texts, device)}
+                   "kl": metrics[f"kl/{kl}"], "kl_k1": metrics["kl/k1"],
+                   "kl_k3": metrics["kl/k3"],
+                   "gold": _mean_score(scorer, prompt_list, texts, device)}
             if proxy:
                 row["proxy"] = _mean_score(proxy, prompt_list, texts, device)
             rows.append(row)
@@ -97,9 +105,9 @@ def overoptimisation_curve(run_dir, prompts, *, scorer: str, proxy: str | None =
     if proxy:
         series["proxy"] = [r["proxy"] for r in rows]
     line_plot(out / "curve.png", [r["kl"] for r in rows], series,
-              title="Scores against KL to the reference", xlabel="KL(π ‖ π_ref)",
+              title="Scores against KL to the reference", xlabel=f"KL(π ‖ π_ref), {kl} estimate",
               ylabel="mean score")
     summary = {"run": str(run), "scorer": scorer, "proxy": proxy, "num_samples": num_samples,
-               "seed": seed, "points": rows}
+               "seed": seed, "kl": kl, "points": rows}
     atomic_write_json(out / "curve.json", summary)
     return summary
