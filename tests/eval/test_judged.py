@@ -83,7 +83,7 @@ def test_length_controlled_win_rate_against_a_hand_fitted_regression():
     # on uneven data the fit is the likelihood's maximum: a grid around it does no better
     x = [0.9, -0.3, 0.2, -0.8, 0.5, -0.1, 0.7]
     y = [1.0, 0.5, 1.0, 0.0, 0.5, 1.0, 1.0]
-    t0, t1 = logistic_fit(x, y)
+    t0, t1 = logistic_fit([x], y)
 
     def loglik(a, b):
         total = 0.0
@@ -95,6 +95,48 @@ def test_length_controlled_win_rate_against_a_hand_fitted_regression():
     best = loglik(t0, t1)
     assert all(loglik(t0 + da, t1 + db) <= best + 1e-12
                for da in (-1e-3, 0, 1e-3) for db in (-1e-3, 0, 1e-3))
+
+
+def test_other_features_are_controlled_for_at_zero_gap_in_all_of_them():
+    """Three groups, as (length gap, markdown gap): (0, 0) won 3 of 5, (+8, 0) 9 of 10,
+    (0, +4) 1 of 5. Three parameters on three design points fit each group's win rate exactly,
+    so the win rate at zero gap in both is group one's 0.6 and each coefficient is its group's
+    logit step over tanh(gap/σ); with length alone the (0, +4) group's losses pull the
+    intercept down instead."""
+    scores = [1.0] * 3 + [0.0] * 2 + [1.0] * 9 + [0.0] + [1.0] + [0.0] * 4
+    length = [0] * 5 + [8] * 10 + [0] * 5
+    markdown = [0] * 15 + [4] * 5
+    lc = length_controlled(scores, length, {"markdown": markdown})
+    assert lc["lc_win_rate"] == pytest.approx(0.6, abs=1e-9)
+
+    def standardised(gaps):
+        mean = sum(gaps) / len(gaps)
+        sd = math.sqrt(sum((g - mean) ** 2 for g in gaps) / len(gaps))
+        return math.tanh(max(gaps) / sd)
+
+    logit = lambda p: math.log(p / (1 - p))  # noqa: E731
+    assert lc["length_coef"] == pytest.approx((logit(0.9) - logit(0.6)) / standardised(length),
+                                              abs=1e-9)
+    assert lc["lc_coef/markdown"] == pytest.approx(
+        (logit(0.2) - logit(0.6)) / standardised(markdown), abs=1e-9)
+    assert length_controlled(scores, length)["lc_win_rate"] < 0.55
+    # a feature that never varies changes nothing
+    assert length_controlled(scores, length, {"flat": [3.0] * 20})["lc_coef/flat"] == 0.0
+
+
+def test_style_features_and_a_users_function():
+    from prefalign.eval.style_features import resolve, values
+
+    text = "# Title\n- one\n- **two**\n1. three\n```\ncode\n```"
+    assert resolve("markdown")(text) == 7  # header, 3 list items, bold, 2 fences
+    assert resolve("lines")(text) == 7 and resolve("words")("a b  c") == 3
+    assert resolve("math:fabs")(-2.5) == 2.5  # MODULE:FUNCTION, imported because named
+    with pytest.raises(ValueError, match="--lc-feature 'emoji': not one of words, lines"):
+        resolve("emoji")
+    with pytest.raises(ValueError, match="--lc-feature 'nope_mod:f': cannot import"):
+        resolve("nope_mod:f")
+    with pytest.raises(ValueError, match="response 1 gave 'x', not a finite number"):
+        values(lambda t: t, "echo", [1.0, "x"])
 
 
 def test_cohen_kappa_by_hand():
@@ -127,7 +169,8 @@ def test_eval_judges_through_the_cli_with_a_served_judge(tmp_path, tiny_model_di
                      "--max-new-tokens", "4", "--output", str(out), "--device", "cpu",
                      "--judge", f"openai:{judge.url}#judge", "--judge",
                      f"openai:{second.url}#judge", "--baseline", str(baseline),
-                     "--bootstrap", "50"])
+                     "--bootstrap", "50", "--lc-feature", "words", "--lc-feature",
+                     "markdown"])
     assert code == 0
     result = json.loads((out / "eval.json").read_text())
     m = result["metrics"]
@@ -135,9 +178,16 @@ def test_eval_judges_through_the_cli_with_a_served_judge(tmp_path, tiny_model_di
     assert m["judged/win_rate"] == 0.0 and m["judged/prompts"] == 3
     assert m["judged/position_bias_rate"] == 0.0 and m["judged/tie_rate"] == 0.0
     assert m["judged2/win_rate"] == 0.0 and m["judged/kappa"] == 1.0
+    assert {"judged/lc_coef/words", "judged/lc_coef/markdown"} <= set(m)
+    assert m["judged/lc_coef/markdown"] == 0.0  # no response has markdown: the term is flat
     assert result["judged"][0]["judged"] == {"policy_as_a": "b", "policy_as_b": "a",
                                              "score": 0.0}
     assert len(judge.requests) == 6  # 3 prompts, both orders
+    with pytest.raises(ValueError, match="--lc-feature 'emoji'"):  # before any model loads
+        from prefalign.eval.policy import evaluate_policy
+
+        evaluate_policy("/nowhere", prompts=str(prompts), judge=[Judge(longer)],
+                        lc_feature=["emoji"])
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"answer": "x"}) + "\n")
     with pytest.raises(ValueError, match=r"bad.jsonl, line 1: field 'response'"):

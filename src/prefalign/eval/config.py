@@ -43,6 +43,12 @@ class EvalConfig(SamplingSettings, BackendSettings, ServedSettings):
                                    "folder (sampled as the policy is) or a .jsonl/.json file "
                                    "with a 'response' per prompt, in the prompts' order "
                                    "(default: --ref-model's samples)")
+    lc_feature: list[str] = setting(
+        factory=list, help="what the length-controlled win rate controls for besides the "
+                           "length gap in tokens, policy minus baseline: words, lines, "
+                           "markdown (headers, list items, bold, code fences) or the user's "
+                           "MODULE:FUNCTION (text -> number); repeat for several (default: "
+                           "length only)")
     bootstrap: int = setting(1000, help="resamples of the judged win rate's 95% interval",
                              rule=(at_least(10), ">= 10"))
     patterns: str | None = setting(None, help="a file of regular expressions, one per line (a "
@@ -63,7 +69,7 @@ class EvalConfig(SamplingSettings, BackendSettings, ServedSettings):
         "cpu, cuda, cuda:N, ... (default: cuda when available, else cpu)"))
 
     REQUIRED = ("model", "output")
-    REPEATED = frozenset({"judge"})
+    REPEATED = frozenset({"judge", "lc_feature"})
 
     def kwargs(self) -> dict[str, Any]:
         """`evaluate_policy`'s keyword arguments (``model`` and ``data`` are its first two)."""

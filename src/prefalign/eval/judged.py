@@ -16,8 +16,10 @@ A prompt with a verdict that did not parse is left out and counted (``unparsed``
   length gap by logistic regression, logit P(win) = θ₀ + θ₁·tanh(Δ/σ) with Δ = policy length −
   baseline length (tokens) and σ their standard deviation, fitted by maximum likelihood with the
   fractional scores as targets; the win rate at zero gap, σ(θ₀), beside the raw one, and
-  ``length_coef`` = θ₁. AlpacaEval's per-instruction terms need many models' outputs and are
-  left out.
+  ``length_coef`` = θ₁. ``lc_features`` (`prefalign.eval.style_features`: words, lines,
+  markdown, or the user's MODULE:FUNCTION) adds one such term per feature, tanh of its own
+  standardised gap, and ``lc_coef/NAME``; the win rate is then the one at zero gap in all of
+  them. AlpacaEval's per-instruction terms need many models' outputs and are left out.
 - ``kappa`` (with two judges): Cohen's κ between their per-prompt outcomes (win, tie, loss).
 """
 
@@ -82,39 +84,56 @@ def _sigmoid(x: float) -> float:
     return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
 
 
-def logistic_fit(x: Sequence[float], y: Sequence[float], *, steps: int = 100,
-                 tol: float = 1e-12) -> tuple[float, float]:
-    """(θ₀, θ₁) maximising Σ y log σ(θ₀ + θ₁x) + (1 − y) log σ(−θ₀ − θ₁x), y in [0, 1]
-    (Newton's method). A feature that never varies fits θ₁ = 0."""
-    if max(x) - min(x) < 1e-12:
-        mean = min(max(sum(y) / len(y), 1e-9), 1 - 1e-9)
-        return math.log(mean / (1 - mean)), 0.0
-    t0 = t1 = 0.0
-    for _ in range(steps):
-        g0 = g1 = h00 = h01 = h11 = 0.0
-        for xi, yi in zip(x, y):
-            p = _sigmoid(t0 + t1 * xi)
-            w = p * (1 - p)
-            g0, g1 = g0 + (yi - p), g1 + (yi - p) * xi
-            h00, h01, h11 = h00 + w, h01 + w * xi, h11 + w * xi * xi
-        det = h00 * h11 - h01 * h01
-        if det <= 1e-300:  # separable data: the fit would run off; keep the last estimate
-            break
-        d0, d1 = (h11 * g0 - h01 * g1) / det, (h00 * g1 - h01 * g0) / det
-        t0, t1 = t0 + d0, t1 + d1
-        if d0 * d0 + d1 * d1 < tol:
-            break
-    return t0, t1
+def logistic_fit(columns: Sequence[Sequence[float]], y: Sequence[float], *, steps: int = 100,
+                 tol: float = 1e-12) -> list[float]:
+    """[θ₀, θ₁, …] maximising Σ y log σ(θ₀ + Σⱼ θⱼxⱼ) + (1 − y) log σ(−θ₀ − Σⱼ θⱼxⱼ) over the
+    feature ``columns`` x₁, x₂, …, with y in [0, 1] (Newton's method, least-squares steps so that
+    collinear features share their weight). A feature that never varies fits θⱼ = 0; on
+    separable data the fit stops after ``steps`` (the likelihood has no maximum there)."""
+    import torch
+
+    varies = [max(c) - min(c) >= 1e-12 for c in columns]
+    x = torch.tensor([[1.0] + [c[i] for c, v in zip(columns, varies) if v]
+                      for i in range(len(y))], dtype=torch.float64)
+    target = torch.tensor(list(y), dtype=torch.float64)
+    theta = torch.zeros(x.shape[1], dtype=torch.float64)
+    if x.shape[1] == 1:  # no feature varies: the intercept is the mean's logit
+        mean = min(max(float(target.mean()), 1e-9), 1 - 1e-9)
+        theta[0] = math.log(mean / (1 - mean))
+    else:
+        for _ in range(steps):
+            p = torch.sigmoid(x @ theta)
+            gradient = x.T @ (target - p)
+            hessian = x.T @ (x * (p * (1 - p))[:, None])
+            step = torch.linalg.lstsq(hessian, gradient[:, None], driver="gelsd").solution[:, 0]
+            if not torch.isfinite(step).all():
+                break
+            theta = theta + step
+            if float(step @ step) < tol:
+                break
+    fitted = iter(theta[1:].tolist())
+    return [float(theta[0])] + [next(fitted) if v else 0.0 for v in varies]
 
 
-def length_controlled(scores: Sequence[float], gaps: Sequence[float]) -> dict[str, float]:
-    """The win rate at zero length gap (see the module docstring)."""
+def _standardised(gaps: Sequence[float]) -> list[float]:
+    """tanh(Δ/σ), σ the gaps' standard deviation (0 where they never vary)."""
     n = len(gaps)
     mean = sum(gaps) / n
     sd = math.sqrt(sum((g - mean) ** 2 for g in gaps) / n)
-    x = [math.tanh(g / sd) if sd > 0 else 0.0 for g in gaps]
-    t0, t1 = logistic_fit(x, scores)
-    return {"lc_win_rate": _sigmoid(t0), "length_coef": t1}
+    return [math.tanh(g / sd) if sd > 0 else 0.0 for g in gaps]
+
+
+def length_controlled(scores: Sequence[float], gaps: Sequence[float],
+                      others: dict[str, Sequence[float]] | None = None) -> dict[str, float]:
+    """The win rate at zero length gap (see the module docstring); with ``others`` (a feature's
+    name -> the policy's minus the baseline's value per prompt), at zero gap in each of them
+    too, and each one's coefficient as ``lc_coef/NAME``."""
+    others = others or {}
+    theta = logistic_fit([_standardised(gaps)] + [_standardised(g) for g in others.values()],
+                         scores)
+    out = {"lc_win_rate": _sigmoid(theta[0]), "length_coef": theta[1]}
+    out.update({f"lc_coef/{name}": t for name, t in zip(others, theta[2:])})
+    return out
 
 
 def outcome(score: float) -> int:
@@ -131,8 +150,10 @@ def cohen_kappa(a: Sequence[int], b: Sequence[int]) -> float:
 
 
 def summarise(judged: Judged, *, policy_lengths: Sequence[int], baseline_lengths: Sequence[int],
-              resamples: int = 1000, seed: int = 0) -> dict[str, float]:
-    """The judged metrics of one judge (see the module docstring)."""
+              resamples: int = 1000, seed: int = 0,
+              feature_gaps: dict[str, Sequence[float]] | None = None) -> dict[str, float]:
+    """The judged metrics of one judge (see the module docstring); ``feature_gaps``: the other
+    features the length-controlled win rate controls for, per prompt."""
     kept = [i for i, s in enumerate(judged.scores) if s is not None]
     out: dict[str, float] = {"prompts": len(judged.scores), "unparsed": len(judged.scores)
                              - len(kept)}
@@ -145,21 +166,30 @@ def summarise(judged: Judged, *, policy_lengths: Sequence[int], baseline_lengths
     out.update(win_rate=sum(scores) / len(scores), ci_low=low, ci_high=high,
                tie_rate=sum(s == 0.5 for s in scores) / len(scores),
                position_bias_rate=same_position / len(kept))
-    out.update(length_controlled(scores, [policy_lengths[i] - baseline_lengths[i]
-                                          for i in kept]))
+    out.update(length_controlled(
+        scores, [policy_lengths[i] - baseline_lengths[i] for i in kept],
+        {name: [g[i] for i in kept] for name, g in (feature_gaps or {}).items()}))
     return out
 
 
 def judged_metrics(judges: Sequence, prompts: Sequence, policy: Sequence[str],
                    baseline: Sequence[str], *, lengths, resamples: int = 1000,
-                   seed: int = 0) -> tuple[dict[str, float], list[dict]]:
+                   seed: int = 0, lc_features: Sequence[str] = ()
+                   ) -> tuple[dict[str, float], list[dict]]:
     """The metrics of each judge (a generator spec or object): ``judged/...``, a second judge's
     ``judged2/...`` and their ``judged/kappa``; and the per-prompt verdicts. ``lengths(text)``
-    counts a response's tokens."""
+    counts a response's tokens; ``lc_features`` names what else the length-controlled win rate
+    controls for (`prefalign.eval.style_features`)."""
+    from prefalign.eval import style_features
     from prefalign.generation import make_generator
 
     policy_lengths = [lengths(t) for t in policy]
     baseline_lengths = [lengths(t) for t in baseline]
+    feature_gaps = {}
+    for name in lc_features:
+        fn = style_features.resolve(name)
+        feature_gaps[name] = [a - b for a, b in zip(style_features.values(fn, name, policy),
+                                                    style_features.values(fn, name, baseline))]
     metrics: dict[str, float] = {}
     verdicts = [{"prompt_index": i} for i in range(len(prompts))]
     runs = []
@@ -169,7 +199,7 @@ def judged_metrics(judges: Sequence, prompts: Sequence, policy: Sequence[str],
         prefix = "judged" if k == 0 else f"judged{k + 1}"
         metrics.update({f"{prefix}/{name}": v for name, v in summarise(
             judged, policy_lengths=policy_lengths, baseline_lengths=baseline_lengths,
-            resamples=resamples, seed=seed).items()})
+            resamples=resamples, seed=seed, feature_gaps=feature_gaps).items()})
         for row, a, b, s in zip(verdicts, judged.first, judged.swapped, judged.scores):
             row[prefix] = {"policy_as_a": a, "policy_as_b": b, "score": s}
         runs.append(judged)

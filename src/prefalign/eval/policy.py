@@ -146,7 +146,7 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
                     concurrency: int = 8, timeout: float = 120.0, max_retries: int = 5,
                     tensor_parallel_size: int = 1, generator: Any = None,
                     baseline: Any = None, bootstrap: int = 1000,
-                    patterns: str | None = None) -> dict:
+                    patterns: str | None = None, lc_feature: Sequence[str] = ()) -> dict:
     """Evaluate a saved policy; returns the results dict and writes ``output/eval.json``.
 
     ``data``: pairwise preference data (anything `load_records` reads). ``ref_path``: the
@@ -161,6 +161,8 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
     win rate, tie and position-bias rates, κ between two judges). ``baseline``: a model folder
     (sampled as the policy is), a .jsonl/.json file with a ``response`` per prompt (in the
     prompts' order), or a list of responses; default: the reference model's samples.
+    ``lc_feature``: what the length-controlled win rate controls for besides the length gap
+    (`prefalign.eval.style_features`: words, lines, markdown or MODULE:FUNCTION).
     ``patterns``: a file of regular expressions, one per line: the share of the policy's and
     the baseline's samples matching any (`prefalign.eval.drift`).
 
@@ -191,6 +193,15 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
     if sampler.served and generator is None and not base_url:
         raise ValueError(f"the {backend} back end needs --base-url (e.g. "
                          "http://localhost:8000/v1)")
+    lc_features = [lc_feature] if isinstance(lc_feature, str) else list(lc_feature)
+    if lc_features:  # resolved (a user's function imported) before any model is loaded
+        from prefalign.eval.style_features import resolve
+
+        if not judge or prompts is None:
+            raise ValueError("--lc-feature controls the judged win rate: give --judge and "
+                             "--prompts")
+        for name in lc_features:
+            resolve(name)
     drift_patterns = None
     if patterns is not None:  # read (and checked) before any model is loaded
         if prompts is None:
@@ -316,7 +327,7 @@ def evaluate_policy(policy_path: str | os.PathLike, data: Any = None, *,
             judged, verdicts = judged_metrics(
                 judges, prompt_list, [t[0] for t in samples.texts], theirs,
                 lengths=lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]),
-                resamples=bootstrap, seed=seed)
+                resamples=bootstrap, seed=seed, lc_features=lc_features)
             result["metrics"].update(judged)
             result["judged"] = verdicts
     for w in result["warnings"]:
