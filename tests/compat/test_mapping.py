@@ -90,8 +90,10 @@ def test_trl_yaml_is_translated_with_the_same_table():
     trl_yaml = {"model_name_or_path": "Qwen/x", "dataset_name": "pairs.jsonl",
                 "learning_rate": 5e-7, "loss_type": ["sigmoid", "sft"], "loss_weights": [1, 0.5],
                 "per_device_train_batch_size": 2, "output_dir": "out", "use_peft": True,
-                "lora_r": 8, "beta": 0.05, "max_length": 512}
+                "lora_r": 8, "lora_target_modules": ["q_proj", "v_proj"], "beta": 0.05,
+                "max_length": 512}
     out = translate_yaml(trl_yaml)
+    assert out["lora_dropout"] == 0.05  # TRL's ModelConfig default, not prefalign's 0
     assert (out["model"], out["data"], out["lr"], out["objective"], out["objective_weights"],
             out["batch_size"], out["output"], out["lora"], out["lora_r"],
             out["objective_args"], out["max_length"]) == \

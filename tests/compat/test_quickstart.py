@@ -42,6 +42,9 @@ def test_kto_quickstart_step_one_loss_equals_trls(bench, tmp_path, quickstart_mo
     assert steps[0]["loss"] == pytest.approx(ref[0]["loss"], abs=1e-4)
     assert steps[1]["loss"] == pytest.approx(ref[1]["loss"], abs=1e-4)
     assert steps[1]["loss"] < steps[0]["loss"]  # the first update lowered it, as in TRL's run
+    for ours, trl in zip(steps, ref):  # the mean log-prob of each label's rows
+        for key in ("logps/chosen", "logps/rejected"):
+            assert ours[key] == pytest.approx(trl[key], rel=1e-5), (ours["step"], key)
     for key in ("rewards/chosen", "rewards/rejected", "rewards/margins"):
         assert key in steps[0], key
 

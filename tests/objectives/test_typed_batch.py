@@ -182,6 +182,9 @@ def test_unpaired_metrics_split_the_rewards_by_label():
     d, u = m["rewards/desirable"].tolist(), m["rewards/undesirable"].tolist()
     assert d[0] == pytest.approx(0.25) and math.isnan(d[1]) and d[2] == pytest.approx(0.55)
     assert math.isnan(u[0]) and u[1] == pytest.approx(-0.1) and math.isnan(u[2])
+    d, u = m["logps/desirable"].tolist(), m["logps/undesirable"].tolist()
+    assert [d[0], d[2]] == pytest.approx([PW[0].item(), PW[2].item()]) and math.isnan(d[1])
+    assert math.isnan(u[0]) and u[1] == pytest.approx(PW[1].item()) and math.isnan(u[2])
     sft = O.UnpairedBatch(PW, torch.ones(3, dtype=torch.bool), lengths=LW)
     assert set(O.batch_metrics(sft, O.run("sft", sft, {}))) == {"logps/completion", "logps/per_token"}
 

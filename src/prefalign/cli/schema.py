@@ -59,13 +59,15 @@ def _metavar(opt) -> str:
 
 
 def settings_from(cls: type[Settings], args: argparse.Namespace, *, check: bool = True,
-                  **extra: Any):
-    """``cls`` from ``--config`` and the flags (and ``extra`` values the command adds), checked
-    (unless ``check=False``: the command checks them once after changing them); a required
-    option given nowhere is one line naming its flag."""
+                  yaml_dialect=None, **extra: Any):
+    """``cls`` from ``--config`` (read by ``yaml_dialect`` if given: `Settings.from_sources`)
+    and the flags (and ``extra`` values the command adds), checked (unless ``check=False``: the
+    command checks them once after changing them); a required option given nowhere is one line
+    naming its flag."""
     values = {opt.name: getattr(args, opt.name, None) for opt in cls.options()}
     values.update({k: v for k, v in extra.items() if v is not None})
-    cfg = cls.from_sources(getattr(args, "config", None), check=check, **values)
+    cfg = cls.from_sources(getattr(args, "config", None), check=check,
+                           yaml_dialect=yaml_dialect, **values)
     missing = cls.missing_required({name: getattr(cfg, name) for name in cls.REQUIRED})
     if missing:
         raise ConfigError(f"{cls.flag_of(missing)} is required (or set {missing} in --config)")

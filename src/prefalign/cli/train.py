@@ -35,7 +35,11 @@ def add_set_flag(p: argparse.ArgumentParser) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     from prefalign.train import TrainConfig, train
 
-    cfg = settings_from(TrainConfig, args, check=False)  # checked once, with --set's values
+    from prefalign.compat.trl_fields import read_trl_yaml
+
+    # a TRL recipe (`trl dpo --config FILE`, TRL's names) is read as TRL would; checked once,
+    # with --set's values
+    cfg = settings_from(TrainConfig, args, check=False, yaml_dialect=read_trl_yaml)
     cfg.validate({**cfg.origins, **apply_set(cfg, args)})
     result = train(cfg)
     if result.already_done:
@@ -58,7 +62,10 @@ def add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a policy with a DPO-family objective",
                        description="Every option is a TrainConfig field (YAML key in --config: "
                                    "the flag without -- and with _ for -); flags override YAML. "
-                                   "docs/cli.md lists them all.")
+                                   "A --config in TRL's form (`trl dpo --config FILE`: "
+                                   "learning_rate, loss_type, model_name_or_path, ...) is read "
+                                   "with TRL's names and defaults (docs/trl.md). docs/cli.md "
+                                   "lists every option.")
     add_settings(p, TrainConfig)
     add_set_flag(p)
     p.set_defaults(func=_cmd_train)

@@ -8,15 +8,22 @@ prefalign cannot honour, set to anything else, is refused with a message naming 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable
 
-__all__ = ["FIELDS", "Field", "translate", "translate_yaml", "is_trl_config",
+__all__ = ["FIELDS", "SCRIPT_FIELDS", "Field", "translate", "translate_yaml", "trainer_of",
+           "read_trl_yaml", "is_trl_config",
            "UnsupportedFieldError", "TRL_METRIC_NAMES"]
 
 
 class UnsupportedFieldError(ValueError):
-    """A TRL field (or value) prefalign does not support; the message names it and says why."""
+    """A TRL field (or value) prefalign does not support; the message names it and says why,
+    and ``field`` is its name (for a YAML config's error to name its line)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -233,9 +240,11 @@ _KTO_LOSS = ("kto", "apo_zero_unpaired")
 TRL_METRIC_NAMES = {"rewards/accuracy": "rewards/accuracies", "rewards/margin": "rewards/margins",
                     "lr": "learning_rate"}
 _KTO_METRIC_NAMES = {"rewards/desirable": "rewards/chosen",
-                     "rewards/undesirable": "rewards/rejected"}
+                     "rewards/undesirable": "rewards/rejected",
+                     "logps/desirable": "logps/chosen", "logps/undesirable": "logps/rejected"}
 
 
+@functools.lru_cache(maxsize=1)
 def _transformers_defaults() -> dict[str, Any]:
     from transformers import TrainingArguments
 
@@ -250,69 +259,90 @@ def _same(a: Any, b: Any) -> bool:
     return a == b or (a in (None, "none", []) and b in (None, "none", []))
 
 
-def translate(values: dict[str, Any], trainer: str = "dpo") -> dict[str, Any]:
+def translate(values: dict[str, Any], trainer: str = "dpo",
+              sources: dict[str, str] | None = None) -> dict[str, Any]:
     """TRL config values -> ``TrainConfig`` keyword values (``objective_args`` a dict), by
     :data:`FIELDS`. Refuses (``UnsupportedFieldError``, naming the field) a refused field not at
     its default, a TrainingArguments field prefalign does not map set to another value than
-    transformers' default, and a name neither TRL nor transformers has."""
+    transformers' default, and a name neither TRL nor transformers has. ``sources``, if given,
+    gets the TRL field each prefalign key came from (``objective_args.NAME`` for a
+    hyperparameter); a key filled from TRL's defaults has none."""
     out: dict[str, Any] = {"objective_args": {}}
-    known = None
+    sources = {} if sources is None else sources
     values = dict(values)
     if trainer == "kto":
+        if "loss_type" in values:
+            sources["objective"] = "loss_type"
         loss = values.pop("loss_type", "kto")
         if loss not in _KTO_LOSS:
-            raise UnsupportedFieldError(f"loss_type={loss!r}: KTOConfig takes {_KTO_LOSS}")
+            raise UnsupportedFieldError(f"loss_type={loss!r}: KTOConfig takes {_KTO_LOSS}",
+                                        "loss_type")
         out["objective"] = loss
     else:
         out["objective"] = "sigmoid"
     for name, value in values.items():
-        spec = FIELDS.get(name)
-        if spec is not None and trainer not in spec.trainers:
-            spec = None
-        if spec is None:
-            known = known if known is not None else _transformers_defaults()
-            if name in known:
-                if _same(value, known[name]):
-                    continue
-                raise UnsupportedFieldError(
-                    f"{name}={value!r} is not supported by prefalign.compat.trl (a "
-                    "transformers.TrainingArguments field prefalign does not map; leave it at "
-                    f"its default {known[name]!r}); see docs/trl.md")
-            raise UnsupportedFieldError(f"{name}: not a field of TRL's "
-                                        f"{'KTOConfig' if trainer == 'kto' else 'DPOConfig'}")
-        if spec.refused:
-            if _same(value, spec.default):
-                continue
-            raise UnsupportedFieldError(f"{name}={value!r} is not supported: {spec.refused}")
-        for key, v in spec.to(value).items():
-            if key.startswith("objective_args."):
-                if v is not None:
-                    out["objective_args"][key.split(".", 1)[1]] = v
-            else:
-                out[key] = v
+        try:
+            _translate_one(name, value, trainer, out, sources)
+        except UnsupportedFieldError as e:
+            e.field = e.field or name
+            raise
+        except (TypeError, ValueError) as e:  # a value of the wrong kind (float("x"), int([]))
+            raise UnsupportedFieldError(f"{name}={value!r}: {e}", name) from None
     # defaults of TRL that differ from prefalign's apply even when not given
     for name in ("learning_rate", "per_device_train_batch_size", "num_train_epochs",
                  "logging_steps", "save_steps", "seed", "bf16", "gradient_checkpointing",
                  "max_length"):
         if name not in values and trainer in FIELDS[name].trainers:
             out.update(FIELDS[name].to(FIELDS[name].default))
-    _finish(out, values)
+    _finish(out, values, sources)
     return out
 
 
-def _finish(out: dict[str, Any], values: dict[str, Any]) -> None:
+def _translate_one(name: str, value: Any, trainer: str, out: dict[str, Any],
+                   sources: dict[str, str]) -> None:
+    """One TRL field's value into ``out`` (see :func:`translate`)."""
+    spec = FIELDS.get(name)
+    if spec is not None and trainer not in spec.trainers:
+        spec = None
+    if spec is None:
+        known = _transformers_defaults()
+        if name in known:
+            if _same(value, known[name]):
+                return
+            raise UnsupportedFieldError(
+                f"{name}={value!r} is not supported by prefalign.compat.trl (a "
+                "transformers.TrainingArguments field prefalign does not map; leave it at "
+                f"its default {known[name]!r}); see docs/trl.md")
+        raise UnsupportedFieldError(f"{name}: not a field of TRL's "
+                                    f"{'KTOConfig' if trainer == 'kto' else 'DPOConfig'}")
+    if spec.refused:
+        if _same(value, spec.default):
+            return
+        raise UnsupportedFieldError(f"{name}={value!r} is not supported: {spec.refused}")
+    for key, v in spec.to(value).items():
+        sources[key] = name
+        if key.startswith("objective_args."):
+            if v is not None:
+                out["objective_args"][key.split(".", 1)[1]] = v
+        else:
+            out[key] = v
+
+
+def _finish(out: dict[str, Any], values: dict[str, Any], sources: dict[str, str]) -> None:
     """Cross-field mappings: Adam's betas, rpo_alpha, what the objective does not take."""
     b1, b2 = out.pop("adam_beta1", 0.9), out.pop("adam_beta2", 0.999)
     if (b1, b2) != (0.9, 0.999):
         out["adam_betas"] = (b1, b2)
+        sources["adam_betas"] = sources.get("adam_beta1", sources.get("adam_beta2", ""))
     rpo = out.pop("rpo_alpha", None)
     if rpo is not None:
         if out["objective"] != "sigmoid":
             raise UnsupportedFieldError(
                 f"rpo_alpha with loss_type {out['objective']!r}: TRL 1.x removed rpo_alpha; "
-                "add 'sft' to loss_type with its weight in loss_weights instead")
+                "add 'sft' to loss_type with its weight in loss_weights instead", "rpo_alpha")
         out["objective"] = "rpo"
         out["objective_args"]["rpo_alpha"] = rpo
+        sources["objective_args.rpo_alpha"] = "rpo_alpha"
     if out.get("ref_update", "none") == "none":
         out.pop("ref_update_alpha", None), out.pop("ref_update_steps", None)
     # hyperparameters at TRL's default that this objective does not take are dropped; any other
@@ -332,7 +362,8 @@ def _finish(out: dict[str, Any], values: dict[str, Any]) -> None:
         raise UnsupportedFieldError(
             f"label_smoothing={out['objective_args']['label_smoothing']!r}: loss_type "
             f"{values.get('loss_type', 'sigmoid')!r} has no label smoothing in prefalign (robust, "
-            "exo_pair, cdpo, aot and simpo take it); see `prefalign objectives`")
+            "exo_pair, cdpo, aot and simpo take it); see `prefalign objectives`",
+            "label_smoothing")
 
 
 def _mixture(objective: str, weights) -> str:
@@ -341,40 +372,155 @@ def _mixture(objective: str, weights) -> str:
     return mixture_name(objective, weights)
 
 
-def translate_yaml(mapping: dict[str, Any], trainer: str = "dpo") -> dict[str, Any]:
+def _only(default: Any, why: str) -> Field:
+    """A script or model argument accepted only at its default (``why``: what to do instead)."""
+    return Field(default, refused=why)
+
+
+def _weights_dtype(v: Any) -> dict:
+    if v in (None, "auto"):
+        return {}
+    if v not in ("float32", "bfloat16", "float16"):
+        raise UnsupportedFieldError(f"dtype={v!r} is not supported: prefalign loads weights in "
+                                    "float32, bfloat16 or float16")
+    return {"dtype": v}
+
+
+# The `trl dpo` / `trl kto` scripts' own arguments (ScriptArguments, ModelConfig) that a TRL
+# recipe file holds beside the trainer's config
+SCRIPT_FIELDS: dict[str, Field] = {
+    "model_name_or_path": Field(None, _as("model")),
+    "ref_model_name_or_path": Field(None, _as("ref_model")),
+    "dataset_name": Field(None, _as("data"), note="a local file or saved dataset folder "
+                                                  "(offline: no hub download)"),
+    "dataset_train_split": _only("train", "prefalign trains on the train split of a saved "
+                                          "dataset folder"),
+    "dataset_test_split": Field("test", lambda v: {},
+                                note="accepted, no effect: give eval_data for evaluation"),
+    "dataset_config": _only(None, "give the configuration's files or folder as dataset_name"),
+    "dataset_streaming": _only(False, "prefalign reads the data set whole"),
+    "model_revision": _only("main", "prefalign runs offline on a local model folder"),
+    "dtype": Field(None, _weights_dtype),
+    "torch_dtype": Field(None, _weights_dtype, note="TRL 0.x's name of dtype"),
+    "attn_implementation": Field(None, lambda v: {} if v is None else
+                                 {"attn_implementation": v}),
+    "use_peft": Field(False, _as("lora", bool)),
+    "lora_r": Field(16, _as("lora_r", int)),
+    "lora_alpha": Field(32, _as("lora_alpha", int)),
+    "lora_dropout": Field(0.05, _as("lora_dropout", float)),
+    "lora_target_modules": Field(None, lambda v: {} if v is None else
+                                 {"lora_target_modules": v}),
+    "lora_task_type": _only("CAUSAL_LM", "prefalign trains causal LMs"),
+    "lora_modules_to_save": _only(None, "not supported by prefalign's LoRA"),
+    "use_rslora": _only(False, "not supported by prefalign's LoRA"),
+    "use_dora": _only(False, "not supported by prefalign's LoRA"),
+    "load_in_4bit": Field(False, _as("qlora", bool)),
+    "load_in_8bit": _only(False, "prefalign quantizes in 4 bits only (load_in_4bit)"),
+    "bnb_4bit_quant_type": _only("nf4", "prefalign's QLoRA uses nf4"),
+    "use_bnb_nested_quant": _only(False, "not supported by prefalign's QLoRA"),
+    "ignore_bias_buffers": _only(False, "not needed: prefalign does not wrap the model in DDP "
+                                        "itself"),
+}
+_KTO_ONLY = {name for name, f in FIELDS.items() if f.trainers == ("kto",)}
+
+
+def trainer_of(mapping: dict[str, Any]) -> str:
+    """"kto" for a TRL recipe of `trl kto` (a KTO-only field, or KTO's loss_type), else "dpo"."""
+    loss = mapping.get("loss_type")
+    if (isinstance(loss, str) and loss in _KTO_LOSS) or _KTO_ONLY & set(mapping):
+        return "kto"
+    return "dpo"
+
+
+def translate_yaml(mapping: dict[str, Any], trainer: str | None = None,
+                   sources: dict[str, str] | None = None) -> dict[str, Any]:
     """A TRL YAML config (``trl dpo --config FILE``: TRL's field names, plus the script's
-    ``model_name_or_path``, ``dataset_name`` and peft keys) -> ``prefalign train`` YAML keys,
-    with :data:`FIELDS`' mapping and refusals. Keys prefalign already has pass through."""
+    :data:`SCRIPT_FIELDS`) -> ``prefalign train`` YAML keys, with :data:`FIELDS`' mapping and
+    refusals; ``trainer`` "dpo" or "kto" (default: :func:`trainer_of`). Keys prefalign already
+    has pass through; one given both ways (``lr`` and ``learning_rate``) is refused. TRL's
+    defaults that differ from prefalign's are kept, as `trl dpo` would use them. ``sources``,
+    if given, gets the file's key each result key came from."""
     from prefalign.train.config import TrainConfig
 
+    trainer = trainer or trainer_of(mapping)
+    sources = {} if sources is None else sources
     mapping = dict(mapping)
-    script = {"model_name_or_path": "model", "dataset_name": "data",
-              "dataset_train_split": None, "ref_model_name_or_path": "ref_model"}
-    lora = {"use_peft": "lora", "lora_r": "lora_r", "lora_alpha": "lora_alpha",
-            "lora_dropout": "lora_dropout", "lora_target_modules": "lora_target_modules"}
     out: dict[str, Any] = {}
-    for key, target in {**script, **lora}.items():
-        if key in mapping:
-            value = mapping.pop(key)
-            if target is None:
-                if value not in (None, "train"):
-                    raise UnsupportedFieldError(f"{key}={value!r}: prefalign trains on the "
-                                                "train split of a saved dataset folder")
-                continue
-            out[target] = value
+    for name in [k for k in mapping if k in SCRIPT_FIELDS]:
+        value = mapping.pop(name)
+        try:
+            _translate_script(name, value, out, sources)
+        except UnsupportedFieldError as e:
+            e.field = e.field or name
+            raise
+    if out.get("lora"):  # TRL's ModelConfig defaults where they differ from prefalign's
+        if "lora_target_modules" not in out:
+            raise UnsupportedFieldError(
+                "use_peft without lora_target_modules: TRL leaves the modules to peft's "
+                "per-family guess; name them (e.g. [q_proj, v_proj]) or give all-linear",
+                "use_peft")
+        out.setdefault("lora_dropout", SCRIPT_FIELDS["lora_dropout"].default)
     ours = {f.name for f in dataclasses.fields(TrainConfig)} | set(TrainConfig.ROUTED)
     passthrough = {k: mapping.pop(k) for k in list(mapping)
                    if k in ours and k not in FIELDS}
-    trl = translate(mapping, trainer)
-    # defaults filled in by translate are TRL's: kept, as `trl dpo` would use them
+    trl = translate(mapping, trainer, sources)
     args = trl.pop("objective_args")
     out.update(trl)
+    for key, value in passthrough.items():
+        key_path = f"objective_args.{key}" if key in TrainConfig.ROUTED else key
+        if key_path in sources:  # given by its TRL name too
+            raise UnsupportedFieldError(f"{key} is given twice: as {key} and as TRL's "
+                                        f"{sources[key_path]}; give it once", key)
+        sources[key] = key
     out.update(passthrough)
     if args:
         out["objective_args"] = {**args, **out.get("objective_args", {})}
-    if isinstance(out.get("objective"), str) and out.get("objective_weights"):
-        pass
     return out
+
+
+def _translate_script(name: str, value: Any, out: dict[str, Any],
+                      sources: dict[str, str]) -> None:
+    spec = SCRIPT_FIELDS[name]
+    if spec.refused:
+        if not _same(value, spec.default):
+            raise UnsupportedFieldError(f"{name}={value!r} is not supported: {spec.refused}")
+        return
+    for key, v in spec.to(value).items():
+        if key in out:
+            raise UnsupportedFieldError(f"{name} and {sources[key]} both give {key}; give one",
+                                        name)
+        out[key], sources[key] = v, name
+
+
+def read_trl_yaml(path: str, loaded: dict[str, Any], lines: dict[str, int]
+                  ) -> tuple[dict[str, Any], dict[str, str]]:
+    """``prefalign train --config FILE`` for a file in TRL's form (:func:`is_trl_config`):
+    its values translated (:func:`translate_yaml`) and where each came from, "FILE, line N
+    (TRL_NAME)" or "TRL's default for TRL_NAME"; a refusal is a one-line error naming the file,
+    the line and the field. A file in prefalign's own form comes back as it is."""
+    from prefalign.core.settings import ConfigError
+
+    if not is_trl_config(loaded):
+        return loaded, {k: f"{path}, line {n}" for k, n in lines.items()}
+    sources: dict[str, str] = {}
+    try:
+        values = translate_yaml(loaded, sources=sources)
+    except UnsupportedFieldError as e:
+        line = lines.get(e.field or "")
+        raise ConfigError(f"{path}, line {line}: {e}" if line else f"{path}: {e}") from None
+    origins = {}
+    for key, value in values.items():
+        keys = [f"objective_args.{k}" for k in value] if key == "objective_args" else [key]
+        for k in keys:
+            source = sources.get(k)
+            if source in lines:
+                origins[k] = f"{path}, line {lines[source]}" + (
+                    f" ({source})" if source != k.rpartition(".")[2] else "")
+            elif k in lines:  # a nested key of a mapping that passed through
+                origins[k] = f"{path}, line {lines[k]}"
+            else:
+                origins[k] = f"{path} (TRL's default)"
+    return values, origins
 
 
 def is_trl_config(mapping: dict[str, Any]) -> bool:
@@ -383,7 +529,7 @@ def is_trl_config(mapping: dict[str, Any]) -> bool:
     from prefalign.train.config import TrainConfig
 
     ours = {f.name for f in dataclasses.fields(TrainConfig)} | set(TrainConfig.ROUTED)
-    trl_only = (set(FIELDS) | {"model_name_or_path", "dataset_name", "use_peft"}) - ours
+    trl_only = (set(FIELDS) | set(SCRIPT_FIELDS)) - ours
     return any(k in trl_only for k in mapping)
 
 

@@ -197,17 +197,24 @@ class Settings:
 
     # -- reading and checking ------------------------------------------------------------------
     @classmethod
-    def from_sources(cls, yaml_path: str | None = None, *, check: bool = True, **overrides):
+    def from_sources(cls, yaml_path: str | None = None, *, check: bool = True,
+                     yaml_dialect=None, **overrides):
         """YAML values first, then ``overrides`` (flags; ``None`` = not given); unknown keys
         are an error. Every value is coerced and checked (:meth:`validate`); an error names the
         file and line for a YAML value, or the flag. ``check=False`` leaves :meth:`validate` to
-        the caller (which changes the settings further first)."""
+        the caller (which changes the settings further first). ``yaml_dialect(path, values,
+        lines) -> (values, origins)`` reads a file written in another tool's terms (TRL's)."""
         values: dict[str, Any] = {}
         origins: dict[str, str] = {}
         if yaml_path:
             loaded, lines = read_yaml(yaml_path)
-            values.update({str(k): v for k, v in loaded.items()})
-            origins.update({k: f"{yaml_path}, line {n}" for k, n in lines.items()})
+            loaded = {str(k): v for k, v in loaded.items()}
+            if yaml_dialect is not None:
+                loaded, from_file = yaml_dialect(yaml_path, loaded, lines)
+            else:
+                from_file = {k: f"{yaml_path}, line {n}" for k, n in lines.items()}
+            values.update(loaded)
+            origins.update(from_file)
         given = {k: v for k, v in overrides.items() if v is not None}
         routed_yaml = {k: values.pop(k) for k in list(values) if k in cls.ROUTED}
         routed_flags = {k: given.pop(k) for k in list(given) if k in cls.ROUTED}

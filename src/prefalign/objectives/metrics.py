@@ -95,7 +95,10 @@ def batch_metrics(batch, out: ObjectiveOutput) -> dict[str, Tensor]:
     m = {"logps/completion": logps}
     if batch.lengths is not None:
         m["logps/per_token"] = logps / batch.lengths.to(logps.dtype)
-    if out.rewards is not None:
+    if out.rewards is not None:  # an objective that reads the labels: each label's own means
+        # (NaN on the other label's rows); TRL's KTO logs them as logps/chosen|rejected
+        m["logps/desirable"] = torch.where(batch.labels, logps, logps.new_tensor(float("nan")))
+        m["logps/undesirable"] = torch.where(batch.labels, logps.new_tensor(float("nan")), logps)
         nan = torch.full_like(out.rewards, float("nan"))
         m["rewards/desirable"] = torch.where(batch.labels, out.rewards, nan)
         m["rewards/undesirable"] = torch.where(batch.labels, nan, out.rewards)
