@@ -93,6 +93,7 @@ def test_refusals_and_bad_values_name_the_file_and_the_line(tmp_path, quickstart
     assert "line 8: learning_rate='fast': could not convert" in err("learning_rate: fast")
     assert "line 8: lr is given twice: as lr and as TRL's learning_rate" in err(
         "lr: 1.0e-5", "learning_rate: 1.0e-6")
+    assert "line 8: beta is given twice" in err("beta: 0.2", "objective_args: {beta: 0.3}")
     assert "line 8: learning_rat: not a field of TRL's DPOConfig" in err("learning_rat: 0.1")
     assert "line 8: use_peft without lora_target_modules" in err("use_peft: true")
     assert "line 8: load_in_8bit=True is not supported" in err("load_in_8bit: true")

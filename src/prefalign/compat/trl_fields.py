@@ -474,7 +474,12 @@ def translate_yaml(mapping: dict[str, Any], trainer: str | None = None,
         sources[key] = key
     out.update(passthrough)
     if args:
-        out["objective_args"] = {**args, **out.get("objective_args", {})}
+        mine = out.get("objective_args") or {}
+        twice = sorted(set(args) & set(mine))
+        if twice:
+            raise UnsupportedFieldError(f"{twice[0]} is given twice: in objective_args and as "
+                                        f"TRL's {twice[0]}; give it once", twice[0])
+        out["objective_args"] = {**args, **mine}
     return out
 
 
