@@ -90,13 +90,20 @@ def test_refusals_and_bad_values_name_the_file_and_the_line(tmp_path, quickstart
     # the recipe's own lines are 1-7; an extra line is line 8 on
     assert f"{tmp_path / 'recipe.yaml'}, line 8: fp16=True is not supported" in err("fp16: true")
     assert "line 9: padding_free=True is not supported" in err("beta: 0.1", "padding_free: true")
-    assert "line 8: learning_rate='fast': could not convert" in err("learning_rate: fast")
+    assert "line 8: learning_rate='fast': expected a number" in err("learning_rate: fast")
     assert "line 8: lr is given twice: as lr and as TRL's learning_rate" in err(
         "lr: 1.0e-5", "learning_rate: 1.0e-6")
     assert "line 8: beta is given twice" in err("beta: 0.2", "objective_args: {beta: 0.3}")
     assert "line 8: learning_rat: not a field of TRL's DPOConfig" in err("learning_rat: 0.1")
     assert "line 8: use_peft without lora_target_modules" in err("use_peft: true")
     assert "line 8: load_in_8bit=True is not supported" in err("load_in_8bit: true")
+    # values of the wrong kind are refused, not truth-tested or rounded
+    assert "line 8: seed=1.5: expected a whole number" in err("seed: 1.5")
+    assert "line 8: bf16='no': expected true or false" in err("bf16: 'no'")
+    assert "line 8: learning_rate=True: expected a number" in err("learning_rate: true")
+    assert "line 8: loss_type=5: expected a loss type's name" in err("loss_type: 5")
+    assert "line 8: loss_weights has 2 weight(s) for loss_type ['sigmoid']" in err(
+        "loss_weights: [1, 2]")
     # a value TRL accepts that prefalign's own check refuses names the line and TRL's name
     message = err("learning_rate: -1.0")
     assert "line 8 (learning_rate)" in message and "lr" in message

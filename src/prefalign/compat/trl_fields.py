@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import numbers
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -38,6 +39,38 @@ class Field:
     note: str = ""
 
 
+def _int(v: Any) -> int:
+    """A whole number (1, 2.0, "3"); a bool, a fraction or anything else is refused."""
+    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+        return int(v)
+    if isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v).is_integer():
+        return int(v)
+    if isinstance(v, str) and v.strip().lstrip("+-").isdigit():
+        return int(v)
+    raise ValueError("expected a whole number")
+
+
+def _float(v: Any) -> float:
+    """A number (or its text, as YAML leaves 1e-6 without a dot); a bool is refused."""
+    if isinstance(v, numbers.Real) and not isinstance(v, bool):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            pass
+    raise ValueError("expected a number")
+
+
+def _bool(v: Any) -> bool:
+    """true/false (or their text); 0, "no" and other values are refused, not truth-tested."""
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.strip().lower() in ("true", "false"):
+        return v.strip().lower() == "true"
+    raise ValueError("expected true or false")
+
+
 def _as(name: str, convert: Callable[[Any], Any] = lambda v: v) -> Callable[[Any], dict]:
     return lambda v: {name: convert(v)}
 
@@ -61,16 +94,16 @@ def _truncation(v: str) -> dict:
 
 
 def _logging_steps(v: Any) -> dict:
-    if float(v) < 1 or float(v) != int(v):
+    if _float(v) < 1 or _float(v) != int(_float(v)):
         raise UnsupportedFieldError(f"logging_steps={v!r}: a share of all steps (below 1) is "
                                     "not supported; give a whole number of steps")
-    return {"logging_steps": int(v)}
+    return {"logging_steps": _int(v)}
 
 
 def _save_steps(v: Any) -> dict:
-    if float(v) < 1 or float(v) != int(v):
+    if _float(v) < 1 or _float(v) != int(_float(v)):
         raise UnsupportedFieldError(f"save_steps={v!r}: a share of all steps is not supported")
-    return {"save_steps": int(v)}
+    return {"save_steps": _int(v)}
 
 
 def _save_strategy(v: Any) -> dict:
@@ -95,20 +128,23 @@ def _report_to(v: Any) -> dict:
 
 
 def _loss_type(v: Any) -> dict:
-    names = [v] if isinstance(v, str) else list(v)
+    names = [v] if isinstance(v, str) else list(v) if isinstance(v, (list, tuple)) else None
+    if names is None or not all(isinstance(n, str) for n in names):
+        raise UnsupportedFieldError(f"loss_type={v!r}: expected a loss type's name or a list "
+                                    "of names")
     if not names:
         raise UnsupportedFieldError("loss_type is empty: name at least one loss type")
     return {"objective": ",".join(names)}
 
 
 def _reference_update(v: bool) -> dict:
-    return {"ref_update": "soft" if v else "none"}
+    return {"ref_update": "soft" if _bool(v) else "none"}
 
 
 def _precompute(v: bool) -> dict:
     # False (TRL's frozen copy every step) and True give the same log-probs; prefalign's
     # default computes them once and caches them, so only True is pinned to the cache
-    return {"reference": "cache"} if v else {}
+    return {"reference": "cache"} if _bool(v) else {}
 
 
 def _no_effect(name: str) -> Callable[[Any], dict]:
@@ -131,35 +167,35 @@ def _optim(v: Any) -> dict:
 FIELDS: dict[str, Field] = {
     # the run
     "output_dir": Field(None, _as("output")),
-    "seed": Field(42, _as("seed", int)),
-    "overwrite_output_dir": Field(False, _as("overwrite", bool)),
+    "seed": Field(42, _as("seed", _int)),
+    "overwrite_output_dir": Field(False, _as("overwrite", _bool)),
     # optimisation
-    "learning_rate": Field(1e-6, _as("lr", float)),
-    "per_device_train_batch_size": Field(8, _as("batch_size", int)),
-    "gradient_accumulation_steps": Field(1, _as("grad_accum", int)),
-    "num_train_epochs": Field(3.0, _as("epochs", float)),
-    "max_steps": Field(-1, _as("max_steps", int)),
+    "learning_rate": Field(1e-6, _as("lr", _float)),
+    "per_device_train_batch_size": Field(8, _as("batch_size", _int)),
+    "gradient_accumulation_steps": Field(1, _as("grad_accum", _int)),
+    "num_train_epochs": Field(3.0, _as("epochs", _float)),
+    "max_steps": Field(-1, _as("max_steps", _int)),
     "lr_scheduler_type": Field("linear", _scheduler),
-    "warmup_ratio": Field(0.0, _as("warmup_ratio", float)),
-    "warmup_steps": Field(0, _as("warmup_steps", int)),
-    "weight_decay": Field(0.0, _as("weight_decay", float)),
-    "max_grad_norm": Field(1.0, _as("max_grad_norm", float)),
-    "adam_beta1": Field(0.9, _as("adam_beta1", float)),
-    "adam_beta2": Field(0.999, _as("adam_beta2", float)),
+    "warmup_ratio": Field(0.0, _as("warmup_ratio", _float)),
+    "warmup_steps": Field(0, _as("warmup_steps", _int)),
+    "weight_decay": Field(0.0, _as("weight_decay", _float)),
+    "max_grad_norm": Field(1.0, _as("max_grad_norm", _float)),
+    "adam_beta1": Field(0.9, _as("adam_beta1", _float)),
+    "adam_beta2": Field(0.999, _as("adam_beta2", _float)),
     "optim": Field("adamw_torch_fused", _optim),
     # precision and memory
-    "bf16": Field(True, _as("bf16", bool), note="TRL 1.x turns bf16 on by default (unless fp16)"),
-    "gradient_checkpointing": Field(True, _as("gradient_checkpointing", bool),
+    "bf16": Field(True, _as("bf16", _bool), note="TRL 1.x turns bf16 on by default (unless fp16)"),
+    "gradient_checkpointing": Field(True, _as("gradient_checkpointing", _bool),
                                     note="TRL 1.x turns it on by default"),
-    "trust_remote_code": Field(False, _as("trust_remote_code", bool)),
+    "trust_remote_code": Field(False, _as("trust_remote_code", _bool)),
     "router_aux_loss_coef": Field(None, _as("router_aux_loss_coef")),
-    "disable_dropout": Field(True, _as("disable_dropout", bool)),
+    "disable_dropout": Field(True, _as("disable_dropout", _bool)),
     # bookkeeping
     "logging_steps": Field(10, _logging_steps),
     "save_steps": Field(500, _save_steps),
     "save_strategy": Field("steps", _save_strategy),
-    "save_total_limit": Field(None, lambda v: {} if v is None else {"save_total_limit": int(v)}),
-    "eval_steps": Field(None, lambda v: {} if v is None else {"eval_steps": int(v)}),
+    "save_total_limit": Field(None, lambda v: {} if v is None else {"save_total_limit": _int(v)}),
+    "eval_steps": Field(None, lambda v: {} if v is None else {"eval_steps": _int(v)}),
     "report_to": Field("none", _report_to),
     "disable_tqdm": Field(None, lambda v: {"progress": not v} if v is not None else {}),
     "use_cpu": Field(False, _no_effect("use_cpu"),
@@ -178,29 +214,29 @@ FIELDS: dict[str, Field] = {
     # the reference
     "precompute_ref_log_probs": Field(False, _precompute),
     "sync_ref_model": Field(False, _reference_update),
-    "ref_model_mixup_alpha": Field(0.6, _as("ref_update_alpha", float)),
-    "ref_model_sync_steps": Field(512, _as("ref_update_steps", int)),
+    "ref_model_mixup_alpha": Field(0.6, _as("ref_update_alpha", _float)),
+    "ref_model_sync_steps": Field(512, _as("ref_update_steps", _int)),
     # the loss
-    "beta": Field(0.1, _as("objective_args.beta", float)),
+    "beta": Field(0.1, _as("objective_args.beta", _float)),
     "loss_type": Field(["sigmoid"], _loss_type, trainers=("dpo",)),
     "loss_weights": Field(None, lambda v: {} if v is None else
-                          {"objective_weights": [float(w) for w in v]}, trainers=("dpo",)),
-    "label_smoothing": Field(0.0, _as("objective_args.label_smoothing", float),
+                          {"objective_weights": [_float(w) for w in v]}, trainers=("dpo",)),
+    "label_smoothing": Field(0.0, _as("objective_args.label_smoothing", _float),
                              trainers=("dpo",)),
-    "use_weighting": Field(False, _as("objective_args.use_weighting", bool), trainers=("dpo",)),
+    "use_weighting": Field(False, _as("objective_args.use_weighting", _bool), trainers=("dpo",)),
     "ld_alpha": Field(None, _as("objective_args.ld_alpha"), trainers=("dpo",)),
     "f_divergence_type": Field("reverse_kl", _as("objective_args.f_divergence_type", str),
                                trainers=("dpo",)),
-    "f_alpha_divergence_coef": Field(0.5, _as("objective_args.f_alpha_divergence_coef", float),
+    "f_alpha_divergence_coef": Field(0.5, _as("objective_args.f_alpha_divergence_coef", _float),
                                      trainers=("dpo",)),
-    "discopop_tau": Field(0.05, _as("objective_args.discopop_tau", float), trainers=("dpo",)),
-    "rpo_alpha": Field(None, lambda v: {} if v is None else {"rpo_alpha": float(v)},
+    "discopop_tau": Field(0.05, _as("objective_args.discopop_tau", _float), trainers=("dpo",)),
+    "rpo_alpha": Field(None, lambda v: {} if v is None else {"rpo_alpha": _float(v)},
                        trainers=("dpo",),
                        note="TRL 0.x only (TRL 1.x: loss_type=['sigmoid', 'sft'] with "
                             "loss_weights); accepted with loss_type ['sigmoid'] as prefalign's rpo"),
-    "desirable_weight": Field(1.0, _as("objective_args.desirable_weight", float),
+    "desirable_weight": Field(1.0, _as("objective_args.desirable_weight", _float),
                               trainers=("kto",)),
-    "undesirable_weight": Field(1.0, _as("objective_args.undesirable_weight", float),
+    "undesirable_weight": Field(1.0, _as("objective_args.undesirable_weight", _float),
                                 trainers=("kto",)),
     # (KTO's loss_type is a string: kto or apo_zero_unpaired; see _KTO_LOSS)
     "train_sampling_strategy": Field("sequential", refused=(
@@ -330,6 +366,11 @@ def _translate_one(name: str, value: Any, trainer: str, out: dict[str, Any],
 
 def _finish(out: dict[str, Any], values: dict[str, Any], sources: dict[str, str]) -> None:
     """Cross-field mappings: Adam's betas, rpo_alpha, what the objective does not take."""
+    weights = out.get("objective_weights")
+    if weights is not None and len(weights) != len(out["objective"].split(",")):
+        raise UnsupportedFieldError(
+            f"loss_weights has {len(weights)} weight(s) for loss_type "
+            f"{out['objective'].split(',')}: give one weight per loss type", "loss_weights")
     b1, b2 = out.pop("adam_beta1", 0.9), out.pop("adam_beta2", 0.999)
     if (b1, b2) != (0.9, 0.999):
         out["adam_betas"] = (b1, b2)
@@ -404,17 +445,17 @@ SCRIPT_FIELDS: dict[str, Field] = {
     "torch_dtype": Field(None, _weights_dtype, note="TRL 0.x's name of dtype"),
     "attn_implementation": Field(None, lambda v: {} if v is None else
                                  {"attn_implementation": v}),
-    "use_peft": Field(False, _as("lora", bool)),
-    "lora_r": Field(16, _as("lora_r", int)),
-    "lora_alpha": Field(32, _as("lora_alpha", int)),
-    "lora_dropout": Field(0.05, _as("lora_dropout", float)),
+    "use_peft": Field(False, _as("lora", _bool)),
+    "lora_r": Field(16, _as("lora_r", _int)),
+    "lora_alpha": Field(32, _as("lora_alpha", _int)),
+    "lora_dropout": Field(0.05, _as("lora_dropout", _float)),
     "lora_target_modules": Field(None, lambda v: {} if v is None else
                                  {"lora_target_modules": v}),
     "lora_task_type": _only("CAUSAL_LM", "prefalign trains causal LMs"),
     "lora_modules_to_save": _only(None, "not supported by prefalign's LoRA"),
     "use_rslora": _only(False, "not supported by prefalign's LoRA"),
     "use_dora": _only(False, "not supported by prefalign's LoRA"),
-    "load_in_4bit": Field(False, _as("qlora", bool)),
+    "load_in_4bit": Field(False, _as("qlora", _bool)),
     "load_in_8bit": _only(False, "prefalign quantizes in 4 bits only (load_in_4bit)"),
     "bnb_4bit_quant_type": _only("nf4", "prefalign's QLoRA uses nf4"),
     "use_bnb_nested_quant": _only(False, "not supported by prefalign's QLoRA"),
