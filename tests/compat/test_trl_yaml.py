@@ -104,6 +104,13 @@ def test_refusals_and_bad_values_name_the_file_and_the_line(tmp_path, quickstart
     assert "line 8: loss_type=5: expected a loss type's name" in err("loss_type: 5")
     assert "line 8: loss_weights has 2 weight(s) for loss_type ['sigmoid']" in err(
         "loss_weights: [1, 2]")
+    # a data set or model that is not there is named by its line and TRL's key
+    recipe = _recipe(tmp_path, quickstart_model, "trl-lib/ultrafeedback_binarized")
+    assert ("recipe.yaml, line 3 (dataset_name): data trl-lib/ultrafeedback_binarized: no such "
+            "file or folder") in _error(capsys, ["train", "--config", str(recipe)])
+    recipe = _recipe(tmp_path, tmp_path / "no-model", data)
+    assert "recipe.yaml, line 2 (model_name_or_path): model " in _error(
+        capsys, ["train", "--config", str(recipe)])
     # a value TRL accepts that prefalign's own check refuses names the line and TRL's name
     message = err("learning_rate: -1.0")
     assert "line 8 (learning_rate)" in message and "lr" in message

@@ -67,17 +67,18 @@ def preflight(cfg: TrainConfig, *, processes: int, device_type: str) -> Prefligh
         # the packed batch shape changes; say so before any work
         raise ValueError("--attn-implementation flex_attention needs a CUDA GPU (this run is "
                          f"on {device_type}); use auto (the default)")
-    require_model(cfg.model, "--model")
+    require_model(cfg.model, _named(cfg, "model", "--model"))
     for i, ref_model in enumerate(cfg.ref_models):
-        require_model(ref_model, _ref_flag(i))
+        require_model(ref_model, _named(cfg, "ref_model", _ref_flag(i)))
         if reference_kind != "none":  # it scores the policy's token ids
             check_same_tokenizer(cfg.model, ref_model, trust_remote_code=cfg.trust_remote_code)
     # refuse a model the engine cannot run exactly before reading any data or weights
     aux_coef = router_aux_coef(cfg)
     attn = check_model(cfg.model, trust_remote_code=cfg.trust_remote_code,
                        attn_implementation=cfg.attn_implementation, router_aux_loss=aux_coef > 0)
-    for source, flag in ((cfg.data, "--data"), (cfg.eval_data, "--eval-data")):
+    for source, name in ((cfg.data, "data"), (cfg.eval_data, "eval_data")):
         if isinstance(source, (str, os.PathLike)) and source and not Path(source).exists():
+            flag = _named(cfg, name, "--" + name.replace("_", "-"))
             raise FileNotFoundError(f"{flag} {source}: no such file or folder")
     return Preflight(spec, hparams, token_kl, reference_kind, aux_coef, attn,
                      effective_max_length(cfg))
@@ -118,6 +119,13 @@ def resolve_reference(cfg: TrainConfig, needs_reference: bool, token_kl: bool = 
         log.info("objective %s is reference-free; no reference will be loaded", cfg.objective)
         return "none"
     return choice
+
+
+def _named(cfg: TrainConfig, name: str, flag: str) -> str:
+    """How an error names a path setting: its config file's line when it came from one (a TRL
+    recipe's line also names TRL's key), else its flag."""
+    origin = cfg.origins.get(name, "")
+    return f"{origin}: {name}" if ", line " in origin else flag
 
 
 def _ref_flag(i: int) -> str:
