@@ -137,6 +137,8 @@ def test_style_features_and_a_users_function():
         resolve("nope_mod:f")
     with pytest.raises(ValueError, match="response 1 gave 'x', not a finite number"):
         values(lambda t: t, "echo", [1.0, "x"])
+    with pytest.raises(ValueError, match=r"'boom': failed on response 0 \(ZeroDivisionError"):
+        values(lambda t: 1 / 0, "boom", ["a"])
 
 
 def test_cohen_kappa_by_hand():

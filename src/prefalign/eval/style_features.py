@@ -54,7 +54,11 @@ def values(fn: Callable[[str], float], name: str, texts) -> list[float]:
 
     out = []
     for i, text in enumerate(texts):
-        value = fn(text)
+        try:
+            value = fn(text)
+        except Exception as e:  # the user's function: one line naming it, not a traceback
+            raise ValueError(f"--lc-feature {name!r}: failed on response {i} "
+                             f"({type(e).__name__}: {e})") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or not math.isfinite(value):
             raise ValueError(f"--lc-feature {name!r}: response {i} gave {value!r}, not a "
