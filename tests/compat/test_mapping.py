@@ -123,3 +123,25 @@ def test_peft_lora_config_becomes_prefalign_lora(tmp_path):
 
 def test_every_refused_field_says_why():
     assert all(f.to is not None or f.refused for f in FIELDS.values())
+
+
+def test_values_are_converted_strictly_but_numpy_and_torch_scalars_pass():
+    import numpy as np
+    import torch
+
+    tc = _train_config(DPOConfig(output_dir="o", learning_rate=torch.tensor(2e-5),
+                                 seed=np.int64(7), bf16=np.bool_(False),
+                                 num_train_epochs=np.float32(2)))
+    assert (tc.lr, tc.seed, tc.bf16, tc.epochs) == (pytest.approx(2e-5), 7, False, 2.0)
+    assert _train_config(DPOConfig(output_dir="o", bf16=None)).bf16 is True  # TRL 1.x: on
+    assert _train_config(DPOConfig(output_dir="o", bf16=0)).bf16 is False
+    for bad in ({"seed": 1.5}, {"per_device_train_batch_size": "two"}, {"bf16": "no"},
+                {"learning_rate": True}):
+        with pytest.raises(UnsupportedFieldError, match=next(iter(bad))):
+            DPOConfig(output_dir="o", **bad).to_train_config_values()
+
+
+def test_save_strategy_no_wins_over_save_steps():
+    assert _train_config(DPOConfig(output_dir="o", save_strategy="no",
+                                   save_steps=20)).save_steps == 0
+    assert _train_config(DPOConfig(output_dir="o", save_strategy="no")).save_steps == 0

@@ -91,8 +91,14 @@ def test_refusals_and_bad_values_name_the_file_and_the_line(tmp_path, quickstart
     assert f"{tmp_path / 'recipe.yaml'}, line 8: fp16=True is not supported" in err("fp16: true")
     assert "line 9: padding_free=True is not supported" in err("beta: 0.1", "padding_free: true")
     assert "line 8: learning_rate='fast': expected a number" in err("learning_rate: fast")
-    assert "line 8: lr is given twice: as lr and as TRL's learning_rate" in err(
+    # prefalign's spelling of a TRL field in a TRL recipe: half in each tool's terms
+    assert "line 8: lr is prefalign's name for TRL's learning_rate" in err(
         "lr: 1.0e-5", "learning_rate: 1.0e-6")
+    assert "line 8: objective is prefalign's name for TRL's loss_type" in err("objective: ipo")
+    assert "line 8: objective_args must be a mapping" in err("objective_args: 5")
+    assert "line 8: use_peft='yes': expected true or false" in err("use_peft: 'yes'")
+    assert "line 8: loss_type=['kto', 'sft']: KTOConfig takes" in err("loss_type: [kto, sft]",
+                                                                       "desirable_weight: 1.0")
     assert "line 8: beta is given twice" in err("beta: 0.2", "objective_args: {beta: 0.3}")
     assert "line 8: learning_rat: not a field of TRL's DPOConfig" in err("learning_rat: 0.1")
     assert "line 8: use_peft without lora_target_modules" in err("use_peft: true")
@@ -114,6 +120,19 @@ def test_refusals_and_bad_values_name_the_file_and_the_line(tmp_path, quickstart
     # a value TRL accepts that prefalign's own check refuses names the line and TRL's name
     message = err("learning_rate: -1.0")
     assert "line 8 (learning_rate)" in message and "lr" in message
+
+
+def test_save_strategy_no_saves_nothing_whatever_the_order(tmp_path):
+    from prefalign.compat.trl_fields import read_trl_yaml
+
+    for loaded in ({"output_dir": "o", "save_strategy": "no"},
+                   {"output_dir": "o", "save_strategy": "no", "save_steps": 20},
+                   {"output_dir": "o", "save_steps": 20, "save_strategy": "no"}):
+        values, origins = read_trl_yaml("r.yaml", loaded, {k: i + 1 for i, k in
+                                                           enumerate(loaded)})
+        assert values["save_steps"] == 0, loaded
+        line = list(loaded).index("save_strategy") + 1
+        assert origins["save_steps"] == f"r.yaml, line {line} (save_strategy)"
 
 
 def test_a_prefalign_config_is_read_as_before(tmp_path):

@@ -124,6 +124,19 @@ def test_other_features_are_controlled_for_at_zero_gap_in_all_of_them():
     assert length_controlled(scores, length, {"flat": [3.0] * 20})["lc_coef/flat"] == 0.0
 
 
+def test_separable_data_gets_a_finite_regularised_fit():
+    """Every win at a positive gap, every loss at a negative one: without a prior the fit runs
+    off (σ(θ₀) anywhere in (0, 1)); with it, the symmetric data give θ₀ = 0, a 1/2 win rate at
+    zero gap, as the raw rate."""
+    scores = [1.0, 1.0, 0.0, 0.0]
+    gaps = [5, 3, -3, -5]
+    lc = length_controlled(scores, gaps)
+    assert lc["lc_ridge"] == 0.1 and lc["lc_win_rate"] == pytest.approx(0.5, abs=1e-9)
+    assert 0 < lc["length_coef"] < 60
+    assert length_controlled([1.0] * 9 + [0.0] + [1.0, 0.0] * 5,
+                             [10] * 10 + [-10] * 10)["lc_ridge"] == 0.0  # the hand case above
+
+
 def test_style_features_and_a_users_function():
     from prefalign.eval.style_features import resolve, values
 

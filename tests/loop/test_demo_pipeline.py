@@ -110,6 +110,10 @@ def test_compare_trains_each_objective_on_the_same_data(toy_run):
     assert all(row["steps"] > 0 for row in rows)
     table = table_markdown(rows)
     assert table.count("\n") == 1 + len(rows)
+    assert [r["references"] for r in rows] == [2 if r["objective"] == "mrpo" else 1
+                                               for r in rows]
+    report = (out / "report" / "report.md").read_text()
+    assert "mrpo: also trained against the demo's final policy" in report
 
 
 def test_rerun_skips_finished_stages(toy_run):

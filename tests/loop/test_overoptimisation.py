@@ -49,12 +49,13 @@ def test_a_run_curve_through_the_cli(tiny_model_dir, tmp_path, monkeypatch):
     assert (out / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_an_unknown_kl_estimator_is_refused_before_any_work(tmp_path):
+def test_an_unknown_kl_estimator_is_refused_before_any_work(tmp_path, capsys):
     from prefalign.loop.overoptimisation import overoptimisation_curve
 
     with pytest.raises(ValueError, match="one of k1, k3"):
         overoptimisation_curve(tmp_path / "nowhere", tmp_path / "p.jsonl", scorer="x", kl="k2")
-    assert main(["curve", "--run", "r", "--prompts", "p", "--scorer", "s", "--kl", "k2"]) != 0
+    assert main(["curve", "--run", "r", "--prompts", "p", "--scorer", "s", "--kl", "k2"]) == 2
+    assert "--kl" in capsys.readouterr().err  # the flag is refused, not the missing run
 
 
 def test_what_cannot_be_exported_is_refused(tmp_path):

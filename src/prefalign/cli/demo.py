@@ -12,7 +12,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from prefalign.demo.compare import table_markdown
+    from prefalign.demo.compare import caveats, table_markdown
     from prefalign.demo.run import run_demo
     from prefalign.demo.report import stage_accuracies
     from prefalign.demo.config import DemoConfig
@@ -37,6 +37,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
           f"{s['total_seconds']:.0f} s")
     if s.get("compare"):
         print("\n" + table_markdown(s["compare"]))
+        for note in caveats(s["compare"]):
+            print(note)
     print(f"\nreport: {result.output / 'report' / 'report.md'} (and report.html, demo.png)")
     return 0
 

@@ -39,8 +39,17 @@ class Field:
     note: str = ""
 
 
+def _scalar(v: Any) -> Any:
+    """A numpy or torch scalar as the Python value it holds."""
+    item = getattr(v, "item", None)
+    if callable(item) and getattr(v, "ndim", 0) == 0 and not isinstance(v, (str, bytes)):
+        return item()
+    return v
+
+
 def _int(v: Any) -> int:
     """A whole number (1, 2.0, "3"); a bool, a fraction or anything else is refused."""
+    v = _scalar(v)
     if isinstance(v, numbers.Integral) and not isinstance(v, bool):
         return int(v)
     if isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v).is_integer():
@@ -52,6 +61,7 @@ def _int(v: Any) -> int:
 
 def _float(v: Any) -> float:
     """A number (or its text, as YAML leaves 1e-6 without a dot); a bool is refused."""
+    v = _scalar(v)
     if isinstance(v, numbers.Real) and not isinstance(v, bool):
         return float(v)
     if isinstance(v, str):
@@ -63,9 +73,12 @@ def _float(v: Any) -> float:
 
 
 def _bool(v: Any) -> bool:
-    """true/false (or their text); 0, "no" and other values are refused, not truth-tested."""
+    """true/false, 1/0 (or their text); "no" and other values are refused, not truth-tested."""
+    v = _scalar(v)
     if isinstance(v, bool):
         return v
+    if isinstance(v, numbers.Integral) and v in (0, 1):
+        return bool(v)
     if isinstance(v, str) and v.strip().lower() in ("true", "false"):
         return v.strip().lower() == "true"
     raise ValueError("expected true or false")
@@ -107,10 +120,9 @@ def _save_steps(v: Any) -> dict:
 
 
 def _save_strategy(v: Any) -> dict:
+    """Checked here; "no" is applied after TRL's save_steps default (see :func:`translate`)."""
     v = str(getattr(v, "value", v))
-    if v == "no":
-        return {"save_steps": 0}
-    if v == "steps":
+    if v in ("no", "steps"):
         return {}
     raise UnsupportedFieldError(f"save_strategy={v!r} is not supported: use 'steps' (with "
                                 "save_steps) or 'no'")
@@ -184,7 +196,8 @@ FIELDS: dict[str, Field] = {
     "adam_beta2": Field(0.999, _as("adam_beta2", _float)),
     "optim": Field("adamw_torch_fused", _optim),
     # precision and memory
-    "bf16": Field(True, _as("bf16", _bool), note="TRL 1.x turns bf16 on by default (unless fp16)"),
+    "bf16": Field(True, lambda v: {"bf16": True if v is None else _bool(v)},
+                  note="TRL 1.x turns bf16 on by default (unless fp16; None means that too)"),
     "gradient_checkpointing": Field(True, _as("gradient_checkpointing", _bool),
                                     note="TRL 1.x turns it on by default"),
     "trust_remote_code": Field(False, _as("trust_remote_code", _bool)),
@@ -310,7 +323,9 @@ def translate(values: dict[str, Any], trainer: str = "dpo",
         if "loss_type" in values:
             sources["objective"] = "loss_type"
         loss = values.pop("loss_type", "kto")
-        if loss not in _KTO_LOSS:
+        if isinstance(loss, (list, tuple)) and len(loss) == 1:  # DPOConfig's list form
+            loss = loss[0]
+        if not isinstance(loss, str) or loss not in _KTO_LOSS:
             raise UnsupportedFieldError(f"loss_type={loss!r}: KTOConfig takes {_KTO_LOSS}",
                                         "loss_type")
         out["objective"] = loss
@@ -330,6 +345,8 @@ def translate(values: dict[str, Any], trainer: str = "dpo",
                  "max_length"):
         if name not in values and trainer in FIELDS[name].trainers:
             out.update(FIELDS[name].to(FIELDS[name].default))
+    if str(getattr(values.get("save_strategy"), "value", values.get("save_strategy"))) == "no":
+        out["save_steps"], sources["save_steps"] = 0, "save_strategy"  # over any save_steps
     _finish(out, values, sources)
     return out
 
@@ -465,9 +482,24 @@ SCRIPT_FIELDS: dict[str, Field] = {
 _KTO_ONLY = {name for name, f in FIELDS.items() if f.trainers == ("kto",)}
 
 
+# prefalign's setting -> the TRL field it is spelled as in a recipe, where the names differ
+PREFALIGN_SPELLINGS = {
+    "model": "model_name_or_path", "data": "dataset_name", "ref_model": "ref_model_name_or_path",
+    "output": "output_dir", "overwrite": "overwrite_output_dir", "lr": "learning_rate",
+    "batch_size": "per_device_train_batch_size", "grad_accum": "gradient_accumulation_steps",
+    "epochs": "num_train_epochs", "scheduler": "lr_scheduler_type",
+    "adam_betas": "adam_beta1 / adam_beta2", "progress": "disable_tqdm",
+    "truncation": "truncation_mode", "ref_update": "sync_ref_model",
+    "ref_update_alpha": "ref_model_mixup_alpha", "ref_update_steps": "ref_model_sync_steps",
+    "objective": "loss_type", "objective_weights": "loss_weights", "lora": "use_peft",
+    "qlora": "load_in_4bit"}
+
+
 def trainer_of(mapping: dict[str, Any]) -> str:
     """"kto" for a TRL recipe of `trl kto` (a KTO-only field, or KTO's loss_type), else "dpo"."""
     loss = mapping.get("loss_type")
+    if isinstance(loss, (list, tuple)) and len(loss) == 1:
+        loss = loss[0]
     if (isinstance(loss, str) and loss in _KTO_LOSS) or _KTO_ONLY & set(mapping):
         return "kto"
     return "dpo"
@@ -486,6 +518,7 @@ def translate_yaml(mapping: dict[str, Any], trainer: str | None = None,
     trainer = trainer or trainer_of(mapping)
     sources = {} if sources is None else sources
     mapping = dict(mapping)
+    given = list(mapping)
     out: dict[str, Any] = {}
     for name in [k for k in mapping if k in SCRIPT_FIELDS]:
         value = mapping.pop(name)
@@ -494,6 +527,8 @@ def translate_yaml(mapping: dict[str, Any], trainer: str | None = None,
         except UnsupportedFieldError as e:
             e.field = e.field or name
             raise
+        except (TypeError, ValueError) as e:  # a value of the wrong kind (use_peft: "yes")
+            raise UnsupportedFieldError(f"{name}={value!r}: {e}", name) from None
     if out.get("lora"):  # TRL's ModelConfig defaults where they differ from prefalign's
         if "lora_target_modules" not in out:
             raise UnsupportedFieldError(
@@ -504,15 +539,23 @@ def translate_yaml(mapping: dict[str, Any], trainer: str | None = None,
     ours = {f.name for f in dataclasses.fields(TrainConfig)} | set(TrainConfig.ROUTED)
     passthrough = {k: mapping.pop(k) for k in list(mapping)
                    if k in ours and k not in FIELDS}
+    if not isinstance(passthrough.get("objective_args", {}), dict):
+        raise UnsupportedFieldError("objective_args must be a mapping of name: value",
+                                    "objective_args")
+    # prefalign's own spelling of a TRL field (lr for learning_rate) in a TRL recipe: the file
+    # would be half in each tool's terms, and TRL's defaults would apply to what it left out
+    spelled = [k for k in passthrough if k in PREFALIGN_SPELLINGS]
+    if spelled:
+        trl_names = [k for k in given if k in FIELDS or k in SCRIPT_FIELDS]
+        raise UnsupportedFieldError(
+            f"{spelled[0]} is prefalign's name for TRL's {PREFALIGN_SPELLINGS[spelled[0]]}, and "
+            f"this file has TRL's names too ({', '.join(trl_names[:3])}): write it in one "
+            "tool's terms (with TRL's names it is read as a TRL recipe, TRL's defaults "
+            "included)", spelled[0])
     trl = translate(mapping, trainer, sources)
     args = trl.pop("objective_args")
     out.update(trl)
-    for key, value in passthrough.items():
-        key_path = f"objective_args.{key}" if key in TrainConfig.ROUTED else key
-        if key_path in sources:  # given by its TRL name too
-            raise UnsupportedFieldError(f"{key} is given twice: as {key} and as TRL's "
-                                        f"{sources[key_path]}; give it once", key)
-        sources[key] = key
+    sources.update({key: key for key in passthrough})
     out.update(passthrough)
     if args:
         mine = out.get("objective_args") or {}
@@ -556,7 +599,7 @@ def read_trl_yaml(path: str, loaded: dict[str, Any], lines: dict[str, int]
         raise ConfigError(f"{path}, line {line}: {e}" if line else f"{path}: {e}") from None
     origins = {}
     for key, value in values.items():
-        keys = [f"objective_args.{k}" for k in value] if key == "objective_args" else [key]
+        keys = ([f"objective_args.{k}" for k in value] if key == "objective_args" else []) + [key]
         for k in keys:
             source = sources.get(k)
             if source in lines:

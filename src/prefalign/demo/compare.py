@@ -65,9 +65,9 @@ def _one(name: str, *, sft_model: str, extra_reference: str, data: Path, pairs: 
     from prefalign.train import TrainConfig, train
 
     spec = objectives.get(name)
+    refs = references(spec, sft_model, extra_reference)
     t0 = time.perf_counter()
-    result = train(TrainConfig(model=sft_model, data=str(data), objective=name,
-                               ref_model=references(spec, sft_model, extra_reference),
+    result = train(TrainConfig(model=sft_model, data=str(data), objective=name, ref_model=refs,
                                output=str(out), seed=cfg.seed, progress=cfg.progress,
                                cache_dir=str(out.parent / ".cache"),
                                **preference_train_args(sizes, {})))
@@ -82,7 +82,8 @@ def _one(name: str, *, sft_model: str, extra_reference: str, data: Path, pairs: 
             "win_rate": metrics.get("winrate/win_rate"), "kl": metrics.get("kl/k3"),
             "length": metrics.get("length/policy/mean"),
             "chosen_logp_delta": metrics.get("displacement/chosen_delta"),
-            "train_seconds": round(seconds, 2), "steps": result.steps}
+            "train_seconds": round(seconds, 2), "steps": result.steps,
+            "references": 1 if isinstance(refs, str) else len(refs)}
 
 
 def run_compare(names: Sequence[str], *, sft_model: str, extra_reference: str,
@@ -100,6 +101,17 @@ def run_compare(names: Sequence[str], *, sft_model: str, extra_reference: str,
         row["gain_points"] = round(100 * (row["accuracy"] - sft_accuracy), 1)
         rows.append(row)
     return rows
+
+
+def caveats(rows: list[dict]) -> list[str]:
+    """What a reader must know to compare the rows: an objective that also trained against the
+    demo's final policy had help from the later rounds' data."""
+    several = [r["objective"] for r in rows if r.get("references", 1) > 1]
+    if not several:
+        return []
+    return [f"{', '.join(several)}: also trained against the demo's final policy as a second "
+            "reference, a model that has learned from every round's pairs, so its row is not "
+            "comparable with the others' (they see round 1's pairs only)."]
 
 
 def table_markdown(rows: list[dict]) -> str:

@@ -11,7 +11,7 @@ from prefalign.core.files import atomic_write, atomic_write_json
 from prefalign.eval.markdown import html_text, md_code, md_row, md_text
 from prefalign.eval.report import read_metrics
 
-from .compare import COLUMNS
+from .compare import COLUMNS, caveats
 
 FINAL_METRICS = [  # (eval.json key, label)
     ("winrate/win_rate", "win rate against the SFT policy (verifier judge, ties half)"),
@@ -119,6 +119,7 @@ def _document(summary: dict, examples) -> list[tuple]:
                    ("table", [h for _, h, _ in COLUMNS],
                     [[(fmt.format(row[k]) if row.get(k) is not None else "n/a", None)
                       for k, _, fmt in COLUMNS] for row in s["compare"]])]
+        blocks += [("p", [(note, None)]) for note in caveats(s["compare"])]
     blocks += _curve_blocks(s.get("curve")) + _difficulty_blocks(s.get("difficulty"))
     blocks += [("h", 2, "Held-out examples (greedy)"),
                ("table", ["prompt", "SFT", "final"],

@@ -19,7 +19,9 @@ A prompt with a verdict that did not parse is left out and counted (``unparsed``
   ``length_coef`` = θ₁. ``lc_features`` (`prefalign.eval.style_features`: words, lines,
   markdown, or the user's MODULE:FUNCTION) adds one such term per feature, tanh of its own
   standardised gap, and ``lc_coef/NAME``; the win rate is then the one at zero gap in all of
-  them. AlpacaEval's per-instruction terms need many models' outputs and are left out.
+  them. Where the features separate wins from losses (few prompts, say) the likelihood has no
+  maximum; the fit is then regularised (a ridge of 0.1 on the coefficients, ``lc_ridge``).
+  AlpacaEval's per-instruction terms need many models' outputs and are left out.
 - ``kappa`` (with two judges): Cohen's κ between their per-prompt outcomes (win, tie, loss).
 """
 
@@ -85,11 +87,12 @@ def _sigmoid(x: float) -> float:
 
 
 def logistic_fit(columns: Sequence[Sequence[float]], y: Sequence[float], *, steps: int = 100,
-                 tol: float = 1e-12) -> list[float]:
-    """[θ₀, θ₁, …] maximising Σ y log σ(θ₀ + Σⱼ θⱼxⱼ) + (1 − y) log σ(−θ₀ − Σⱼ θⱼxⱼ) over the
-    feature ``columns`` x₁, x₂, …, with y in [0, 1] (Newton's method, least-squares steps so that
-    collinear features share their weight). A feature that never varies fits θⱼ = 0; on
-    separable data the fit stops after ``steps`` (the likelihood has no maximum there)."""
+                 tol: float = 1e-12, ridge: float = 0.0) -> list[float]:
+    """[θ₀, θ₁, …] maximising Σ y log σ(θ₀ + Σⱼ θⱼxⱼ) + (1 − y) log σ(−θ₀ − Σⱼ θⱼxⱼ)
+    − (ridge/2)·Σⱼ θⱼ² over the feature ``columns`` x₁, x₂, …, with y in [0, 1] (Newton's
+    method, least-squares steps so that collinear features share their weight; the intercept is
+    not penalised). A feature that never varies fits θⱼ = 0; on separable data without a ridge
+    the fit stops after ``steps`` (the likelihood has no maximum there)."""
     import torch
 
     varies = [max(c) - min(c) >= 1e-12 for c in columns]
@@ -103,8 +106,10 @@ def logistic_fit(columns: Sequence[Sequence[float]], y: Sequence[float], *, step
     else:
         for _ in range(steps):
             p = torch.sigmoid(x @ theta)
-            gradient = x.T @ (target - p)
-            hessian = x.T @ (x * (p * (1 - p))[:, None])
+            penalty = torch.full_like(theta, ridge)
+            penalty[0] = 0.0
+            gradient = x.T @ (target - p) - penalty * theta
+            hessian = x.T @ (x * (p * (1 - p))[:, None]) + torch.diag(penalty)
             step = torch.linalg.lstsq(hessian, gradient[:, None], driver="gelsd").solution[:, 0]
             if not torch.isfinite(step).all():
                 break
@@ -113,6 +118,12 @@ def logistic_fit(columns: Sequence[Sequence[float]], y: Sequence[float], *, step
                 break
     fitted = iter(theta[1:].tolist())
     return [float(theta[0])] + [next(fitted) if v else 0.0 for v in varies]
+
+
+# A coefficient this large on a feature in [-1, 1] means the features separate wins from losses
+# (the maximum likelihood runs off to infinity, and σ(θ₀) with it); the fit is then made again
+# with a weak Gaussian prior on the coefficients (ridge 0.1: a coefficient of 1 costs 0.05 nats)
+SEPARATED, SEPARATED_RIDGE = 20.0, 0.1
 
 
 def _standardised(gaps: Sequence[float]) -> list[float]:
@@ -129,9 +140,12 @@ def length_controlled(scores: Sequence[float], gaps: Sequence[float],
     name -> the policy's minus the baseline's value per prompt), at zero gap in each of them
     too, and each one's coefficient as ``lc_coef/NAME``."""
     others = others or {}
-    theta = logistic_fit([_standardised(gaps)] + [_standardised(g) for g in others.values()],
-                         scores)
-    out = {"lc_win_rate": _sigmoid(theta[0]), "length_coef": theta[1]}
+    columns = [_standardised(gaps)] + [_standardised(g) for g in others.values()]
+    theta, ridge = logistic_fit(columns, scores), 0.0
+    if max(abs(t) for t in theta) > SEPARATED:  # the features separate wins from losses
+        ridge = SEPARATED_RIDGE
+        theta = logistic_fit(columns, scores, ridge=ridge)
+    out = {"lc_win_rate": _sigmoid(theta[0]), "length_coef": theta[1], "lc_ridge": ridge}
     out.update({f"lc_coef/{name}": t for name, t in zip(others, theta[2:])})
     return out
 

@@ -44,6 +44,9 @@ def resolve(name: str) -> Callable[[str], float]:
             return load_function(name)
         except ValueError as e:
             raise ValueError(f"--lc-feature {name!r}: {str(e).split(': ', 1)[-1]}") from None
+        except Exception as e:  # the user's module failed while importing (a SyntaxError, ...)
+            raise ValueError(f"--lc-feature {name!r}: importing it failed "
+                             f"({type(e).__name__}: {e})") from None
     raise ValueError(f"--lc-feature {name!r}: not one of {', '.join(FEATURES)} and not "
                      "MODULE:FUNCTION (the tokens' length is always controlled for)")
 
@@ -51,6 +54,7 @@ def resolve(name: str) -> Callable[[str], float]:
 def values(fn: Callable[[str], float], name: str, texts) -> list[float]:
     """``fn`` of every text, each a finite number (else one line naming the feature)."""
     import math
+    import numbers
 
     out = []
     for i, text in enumerate(texts):
@@ -59,7 +63,7 @@ def values(fn: Callable[[str], float], name: str, texts) -> list[float]:
         except Exception as e:  # the user's function: one line naming it, not a traceback
             raise ValueError(f"--lc-feature {name!r}: failed on response {i} "
                              f"({type(e).__name__}: {e})") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) \
                 or not math.isfinite(value):
             raise ValueError(f"--lc-feature {name!r}: response {i} gave {value!r}, not a "
                              "finite number")
