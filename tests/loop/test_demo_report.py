@@ -8,20 +8,26 @@ from prefalign.demo.report import write_demo_report
 NASTY = ["12+34=<img src=x onerror=alert(1)>", "a|b\nc", "`x` **bold** [link](http://e.invalid)"]
 
 
-def test_the_demo_report_escapes_model_text(tmp_path):
-    examples = [{"prompt": NASTY[0], "response": NASTY[1]},
-                {"prompt": "1+1=", "response": NASTY[2]}]
+def _demo_folder(tmp_path, examples, **extra) -> dict:
+    """The round evals `write_demo_report` reads, with ``examples``, and a summary of a one-round
+    demo (``extra`` keys added to it)."""
     for k in (0, 1):
         (tmp_path / "rounds" / f"round-{k}").mkdir(parents=True)
         (tmp_path / "rounds" / f"round-{k}" / "eval.json").write_text(
             json.dumps({"examples": examples}))
-    summary = {"config": {"sizes": {"layers": 2, "hidden": 8, "rounds": 1, "n": 4},
-                          "objective": "dpo"},
-               "task": {"teacher_accuracy": 0.5, "heldout_prompts": 2},
-               "rounds": {"sft_accuracy": 0.4, "rounds": [
-                   {"round": 1, "accuracy": 0.6, "records": 3, "trained": False}]},
-               "gain_points": 20.0, "total_seconds": 1.0, "final_eval": {"kl/k3": 0.1},
-               "seconds": {"task": 0.1}}
+    return {"config": {"sizes": {"layers": 2, "hidden": 8, "rounds": 1, "n": 4},
+                       "objective": "dpo"},
+            "task": {"teacher_accuracy": 0.5, "heldout_prompts": 2},
+            "rounds": {"sft_accuracy": 0.4, "rounds": [
+                {"round": 1, "accuracy": 0.6, "records": 3, "trained": False}]},
+            "gain_points": 20.0, "total_seconds": 1.0, "final_eval": {"kl/k3": 0.1},
+            "seconds": {"task": 0.1}, **extra}
+
+
+def test_the_demo_report_escapes_model_text(tmp_path):
+    examples = [{"prompt": NASTY[0], "response": NASTY[1]},
+                {"prompt": "1+1=", "response": NASTY[2]}]
+    summary = _demo_folder(tmp_path, examples)
     report = write_demo_report(tmp_path, summary)
     md = (report / "report.md").read_text()
     assert "<img src=x" not in md and "&lt;img src=x onerror=alert(1)&gt;" in md
@@ -40,36 +46,24 @@ def _fake_run(tmp_path, *, curve=True, difficulty=True):
     """A demo folder with what `write_demo_report` reads, its curve and difficulty invented."""
     from prefalign.eval import plots
 
-    examples = [{"prompt": "1+1=", "response": "2"}]
-    for k in (0, 1):
-        (tmp_path / "rounds" / f"round-{k}").mkdir(parents=True)
-        (tmp_path / "rounds" / f"round-{k}" / "eval.json").write_text(
-            json.dumps({"examples": examples}))
     points = [{"step": 0, "kl": 0.0, "kl_k3": 0.0, "gold": 0.375},
               {"step": 15, "kl": 0.8125, "kl_k3": 0.875, "gold": 0.625},
               {"step": 31, "kl": 1.9375, "kl_k3": 12.5, "gold": 0.5}]
     (tmp_path / "curve" / "round-1").mkdir(parents=True)
     plots.line_plot(tmp_path / "curve" / "round-1" / "curve.png", [p["kl"] for p in points],
                     {"gold": [p["gold"] for p in points]}, title="t")
-    summary = {"config": {"sizes": {"layers": 2, "hidden": 8, "rounds": 1, "n": 4},
-                          "objective": "dpo"},
-               "task": {"teacher_accuracy": 0.5, "heldout_prompts": 2},
-               "rounds": {"sft_accuracy": 0.4, "rounds": [
-                   {"round": 1, "accuracy": 0.6, "records": 3, "trained": False}]},
-               "gain_points": 20.0, "total_seconds": 1.0, "final_eval": {"kl/k3": 0.1},
-               "seconds": {"task": 0.1},
-               "curve": [{"round": 1, "prompts": 7, "num_samples": 3, "kl": "k1",
-                          "points": points}]
-               if curve else None,
-               "difficulty": {"pairs": 16, "reference_wrong": 0.4375, "fixed": 0.857142,
-                              "broken": 0.111111, "hardest_pairs": [
-                                  {"pair": 3, "reference_margin": -2.25, "policy_margin": 1.5,
-                                   "policy_ranks_it_right": True, "prompt": "58+67=",
-                                   "chosen": "125", "rejected": "115"},
-                                  {"pair": 9, "reference_margin": -1.125,
-                                   "policy_margin": -0.75, "policy_ranks_it_right": False,
-                                   "prompt": "19+94=", "chosen": "113", "rejected": "13"}]}
-               if difficulty else None}
+    hardest = [{"pair": 3, "reference_margin": -2.25, "policy_margin": 1.5,
+                "policy_ranks_it_right": True, "prompt": "58+67=", "chosen": "125",
+                "rejected": "115"},
+               {"pair": 9, "reference_margin": -1.125, "policy_margin": -0.75,
+                "policy_ranks_it_right": False, "prompt": "19+94=", "chosen": "113",
+                "rejected": "13"}]
+    summary = _demo_folder(
+        tmp_path, [{"prompt": "1+1=", "response": "2"}],
+        curve=[{"round": 1, "prompts": 7, "num_samples": 3, "kl": "k1", "points": points}]
+        if curve else None,
+        difficulty={"pairs": 16, "reference_wrong": 0.4375, "fixed": 0.857142,
+                    "broken": 0.111111, "hardest_pairs": hardest} if difficulty else None)
     return summary, points
 
 

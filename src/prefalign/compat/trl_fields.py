@@ -47,33 +47,28 @@ def _scalar(v: Any) -> Any:
     return v
 
 
+def _coerced(v: Any, hint: type) -> Any:
+    """``v`` as prefalign's settings read a ``hint`` value (`prefalign.core.settings.coerce`:
+    a bool is no number, 2.0 is a whole number, 1.5 is not), numpy/torch scalars unwrapped."""
+    from prefalign.core.settings import coerce
+
+    try:
+        return coerce(_scalar(v), hint)
+    except TypeError as e:
+        raise ValueError(f"expected {e}") from None
+
+
 def _int(v: Any) -> int:
-    """A whole number (1, 2.0, "3"); a bool, a fraction or anything else is refused."""
-    v = _scalar(v)
-    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
-        return int(v)
-    if isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v).is_integer():
-        return int(v)
-    if isinstance(v, str) and v.strip().lstrip("+-").isdigit():
-        return int(v)
-    raise ValueError("expected a whole number")
+    return _coerced(v, int)
 
 
 def _float(v: Any) -> float:
-    """A number (or its text, as YAML leaves 1e-6 without a dot); a bool is refused."""
-    v = _scalar(v)
-    if isinstance(v, numbers.Real) and not isinstance(v, bool):
-        return float(v)
-    if isinstance(v, str):
-        try:
-            return float(v)
-        except ValueError:
-            pass
-    raise ValueError("expected a number")
+    return _coerced(v, float)
 
 
 def _bool(v: Any) -> bool:
-    """true/false, 1/0 (or their text); "no" and other values are refused, not truth-tested."""
+    """true/false, 1/0 (or their text); "no" and other values are refused, not truth-tested
+    (stricter than settings' yes/no/on/off: TRL's own parser takes only true/false)."""
     v = _scalar(v)
     if isinstance(v, bool):
         return v
@@ -285,6 +280,11 @@ FIELDS: dict[str, Field] = {
 }
 _KTO_LOSS = ("kto", "apo_zero_unpaired")
 
+
+def _kto_loss(v: Any) -> Any:
+    """KTO's loss_type, a string; DPOConfig's list form of one taken as its item."""
+    return v[0] if isinstance(v, (list, tuple)) and len(v) == 1 else v
+
 # prefalign metric -> TRL's name for it (prefalign's name is logged too)
 TRL_METRIC_NAMES = {"rewards/accuracy": "rewards/accuracies", "rewards/margin": "rewards/margins",
                     "lr": "learning_rate"}
@@ -322,10 +322,8 @@ def translate(values: dict[str, Any], trainer: str = "dpo",
     if trainer == "kto":
         if "loss_type" in values:
             sources["objective"] = "loss_type"
-        loss = values.pop("loss_type", "kto")
-        if isinstance(loss, (list, tuple)) and len(loss) == 1:  # DPOConfig's list form
-            loss = loss[0]
-        if not isinstance(loss, str) or loss not in _KTO_LOSS:
+        loss = _kto_loss(values.pop("loss_type", "kto"))
+        if loss not in _KTO_LOSS:
             raise UnsupportedFieldError(f"loss_type={loss!r}: KTOConfig takes {_KTO_LOSS}",
                                         "loss_type")
         out["objective"] = loss
@@ -497,10 +495,7 @@ PREFALIGN_SPELLINGS = {
 
 def trainer_of(mapping: dict[str, Any]) -> str:
     """"kto" for a TRL recipe of `trl kto` (a KTO-only field, or KTO's loss_type), else "dpo"."""
-    loss = mapping.get("loss_type")
-    if isinstance(loss, (list, tuple)) and len(loss) == 1:
-        loss = loss[0]
-    if (isinstance(loss, str) and loss in _KTO_LOSS) or _KTO_ONLY & set(mapping):
+    if _kto_loss(mapping.get("loss_type")) in _KTO_LOSS or _KTO_ONLY & set(mapping):
         return "kto"
     return "dpo"
 

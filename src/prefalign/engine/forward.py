@@ -275,7 +275,6 @@ class PackedLogProbModel(nn.Module):
                                      h.softcap)
         return result
 
-
     def prompt_values(self, hidden: torch.Tensor, batch: PackedBatch) -> torch.Tensor:
         """V(x) [E] from the hidden state predicting each example's first response token: the
         prompt's last, shared by its responses. Its gradient stops at the head, so fitting the

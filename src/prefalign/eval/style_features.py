@@ -11,6 +11,8 @@ spans and code fences). A name with a colon, ``MODULE:FUNCTION``, imports the us
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 from typing import Callable
 
@@ -53,9 +55,6 @@ def resolve(name: str) -> Callable[[str], float]:
 
 def values(fn: Callable[[str], float], name: str, texts) -> list[float]:
     """``fn`` of every text, each a finite number (else one line naming the feature)."""
-    import math
-    import numbers
-
     out = []
     for i, text in enumerate(texts):
         try:

@@ -17,6 +17,7 @@ from typing import Any
 
 from prefalign import objectives
 from prefalign.core.identity import local_model_dir
+from prefalign.core.settings import lines_of, subject
 from prefalign.train import run_state
 from prefalign.train.config import TrainConfig
 from prefalign.train.step_loss import needs_token_kl
@@ -123,9 +124,8 @@ def resolve_reference(cfg: TrainConfig, needs_reference: bool, token_kl: bool = 
 
 def _named(cfg: TrainConfig, name: str, flag: str) -> str:
     """How an error names a path setting: its config file's line when it came from one (a TRL
-    recipe's line also names TRL's key), else its flag."""
-    origin = cfg.origins.get(name, "")
-    return f"{origin}: {name}" if ", line " in origin else flag
+    recipe's line also names TRL's key), else its flag (also from the Python API)."""
+    return subject(name, cfg.origins) if name in lines_of(cfg.origins) else flag
 
 
 def _ref_flag(i: int) -> str:
